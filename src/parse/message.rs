@@ -1,0 +1,265 @@
+//! bpf_printk messages: the gtp5g tracer's `<probe>/<function>: ...` lines
+//! and the Gthulhu scheduler's `stop:` / `enqueue:` lines.
+
+use nom::{
+    branch::alt,
+    bytes::complete::{tag, take_while1},
+    character::complete::{char, space1, u32 as dec_u32},
+    combinator::value,
+    sequence::terminated,
+    IResult, Parser,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Message<'a> {
+    Probe(ProbeEvent<'a>),
+    /// The scheduler names its subject task: `stop: pid=N (comm)`.
+    Sched { kind: SchedKind, pid: u32, comm: &'a [u8] },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SchedKind {
+    Stop,
+    Enqueue,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeKind {
+    Fentry,
+    Fexit,
+    /// The netdev mode's tracepoint programs (`tp/net_dev_queue`).
+    Tracepoint,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProbeEvent<'a> {
+    pub kind: ProbeKind,
+    pub function: &'a [u8],
+    pub body: Body<'a>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Body<'a> {
+    Fields(Fields<'a>),
+    /// Free text such as `GTP packet detected (len >= 8)`.
+    Note(&'a [u8]),
+}
+
+/// `KEY=VALUE` fields the tracer prints; absent keys are `None`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Fields<'a> {
+    pub pid: Option<u32>,
+    pub tgid: Option<u32>,
+    pub cpu: Option<u32>,
+    pub dev: Option<&'a [u8]>,
+    pub len: Option<u32>,
+    pub ts: Option<u64>,
+    pub ret: Option<&'a [u8]>,
+    pub pdr_found: Option<bool>,
+    pub route_found: Option<bool>,
+    pub teid: Option<u32>,
+    pub msg_type: Option<u8>,
+    pub comm: Option<&'a [u8]>,
+}
+
+/// Why a message was passed over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("unknown message: {0}")]
+pub struct UnknownMessage(pub &'static str);
+
+pub fn parse_message(msg: &[u8]) -> Result<Message<'_>, UnknownMessage> {
+    if let Ok((_, m)) = sched(msg) {
+        return Ok(m);
+    }
+    let (body, (kind, function)) = probe_prefix(msg).map_err(|_| UnknownMessage("no <probe>/<function>: prefix"))?;
+    let body = if starts_with_key(body) {
+        Body::Fields(fields(body)?)
+    } else {
+        Body::Note(body)
+    };
+    Ok(Message::Probe(ProbeEvent { kind, function, body }))
+}
+
+fn sched(msg: &[u8]) -> IResult<&[u8], Message<'_>> {
+    let (rest, (kind, pid)) = (
+        terminated(alt((value(SchedKind::Stop, tag("stop")), value(SchedKind::Enqueue, tag("enqueue")))), tag(": pid=")),
+        terminated(dec_u32, (space1, char('('))),
+    )
+        .parse(msg)?;
+    // The comm may hold ')' itself: it ends at the last one.
+    match memchr::memrchr(b')', rest) {
+        Some(end) => Ok((&rest[end + 1..], Message::Sched { kind, pid, comm: &rest[..end] })),
+        None => Err(nom::Err::Error(nom::error::Error::new(rest, nom::error::ErrorKind::Char))),
+    }
+}
+
+fn probe_prefix(msg: &[u8]) -> IResult<&[u8], (ProbeKind, &[u8])> {
+    (
+        terminated(
+            alt((
+                value(ProbeKind::Fentry, tag("fentry")),
+                value(ProbeKind::Fexit, tag("fexit")),
+                value(ProbeKind::Tracepoint, tag("tp")),
+            )),
+            char('/'),
+        ),
+        terminated(take_while1(|b: u8| b.is_ascii_alphanumeric() || b == b'_'), tag(": ")),
+    )
+        .parse(msg)
+}
+
+fn starts_with_key(body: &[u8]) -> bool {
+    let key_len = body.iter().take_while(|b| b.is_ascii_alphabetic()).count();
+    key_len > 0 && body.get(key_len) == Some(&b'=')
+}
+
+fn fields(mut body: &[u8]) -> Result<Fields<'_>, UnknownMessage> {
+    let mut f = Fields::default();
+    loop {
+        let eq = memchr::memchr(b'=', body).ok_or(UnknownMessage("field without '='"))?;
+        let key = &body[..eq];
+        let after = &body[eq + 1..];
+        // COMM is printed last and alone: its value may hold anything.
+        let (val, rest) = match (key, memchr::memmem::find(after, b", ")) {
+            (b"COMM", _) | (_, None) => (after, None),
+            (_, Some(at)) => (&after[..at], Some(&after[at + 2..])),
+        };
+        set_field(&mut f, key, val)?;
+        match rest {
+            Some(r) => body = r,
+            None => return Ok(f),
+        }
+    }
+}
+
+fn set_field<'a>(f: &mut Fields<'a>, key: &[u8], val: &'a [u8]) -> Result<(), UnknownMessage> {
+    match key {
+        b"PID" => f.pid = Some(number(val)?),
+        b"TGID" => f.tgid = Some(number(val)?),
+        b"CPU" => f.cpu = Some(number(val)?),
+        b"LEN" => f.len = Some(number(val)?),
+        b"TS" => f.ts = Some(number(val)?),
+        b"TYPE" => f.msg_type = Some(number(val)?),
+        b"TEID" => f.teid = Some(hex(val)?),
+        b"DEV" => f.dev = Some(val),
+        b"RET" => f.ret = Some(val),
+        b"COMM" => f.comm = Some(val),
+        b"PDR" => f.pdr_found = Some(found(val)?),
+        b"Route" => f.route_found = Some(found(val)?),
+        // Fields a newer tracer adds are passed over, not an error.
+        _ => {}
+    }
+    Ok(())
+}
+
+fn number<T: std::str::FromStr>(val: &[u8]) -> Result<T, UnknownMessage> {
+    std::str::from_utf8(val)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or(UnknownMessage("field value is not a number"))
+}
+
+fn hex(val: &[u8]) -> Result<u32, UnknownMessage> {
+    let digits = val.strip_prefix(b"0x").unwrap_or(val);
+    std::str::from_utf8(digits)
+        .ok()
+        .and_then(|s| u32::from_str_radix(s, 16).ok())
+        .ok_or(UnknownMessage("TEID is not hexadecimal"))
+}
+
+fn found(val: &[u8]) -> Result<bool, UnknownMessage> {
+    match val {
+        b"Found" => Ok(true),
+        b"Not Found" => Ok(false),
+        _ => Err(UnknownMessage("expected Found or Not Found")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn probe(msg: &str) -> ProbeEvent<'_> {
+        match parse_message(msg.as_bytes()) {
+            Ok(Message::Probe(p)) => p,
+            other => panic!("{msg:?} gave {other:?}"),
+        }
+    }
+
+    fn fields_of(msg: &str) -> Fields<'_> {
+        match probe(msg).body {
+            Body::Fields(f) => f,
+            other => panic!("{msg:?} gave {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_gtp5g_tracer_format() {
+        let f = fields_of("fentry/gtp5g_encap_recv: PID=1150369, TGID=1150348, CPU=5");
+        assert_eq!((f.pid, f.tgid, f.cpu), (Some(1150369), Some(1150348), Some(5)));
+        assert_eq!(fields_of("fentry/gtp5g_encap_recv: DEV=n3").dev, Some(&b"n3"[..]));
+        assert_eq!(fields_of("fentry/gtp5g_encap_recv: LEN=120").len, Some(120));
+        let f = fields_of("fentry/gtp5g_xmit_skb_ipv4: LEN=84, TS=34202967771000");
+        assert_eq!((f.len, f.ts), (Some(84), Some(34202967771000)));
+        let f = fields_of("fexit/gtp5g_handle_skb_ipv4: PID=7, TGID=6, RET=0x0 (skb ptr)");
+        assert_eq!((f.pid, f.tgid, f.ret), (Some(7), Some(6), Some(&b"0x0 (skb ptr)"[..])));
+        let f = fields_of("fentry/gtp5g_push_header: PID=7, TGID=6, LEN=99");
+        assert_eq!(f.len, Some(99));
+        let f = fields_of("fexit/gtp5g_push_header: RET=0x0 (skb ptr), LEN=99, TS=5");
+        assert_eq!((f.ret, f.len, f.ts), (Some(&b"0x0 (skb ptr)"[..]), Some(99), Some(5)));
+        assert_eq!(fields_of("fexit/pdr_find_by_gtp1u: PID=7, PDR=Found").pdr_found, Some(true));
+        assert_eq!(fields_of("fexit/pdr_find_by_gtp1u: PID=7, PDR=Not Found").pdr_found, Some(false));
+        assert_eq!(fields_of("fexit/ip4_find_route: PID=7, Route=Not Found").route_found, Some(false));
+        assert_eq!(fields_of("fentry/policePacket: PID=7, TGID=6, CPU=0").tgid, Some(6));
+        let p = probe("fexit/gtp5g_encap_recv: PID=1, TGID=2, CPU=3");
+        assert_eq!((p.kind, p.function), (ProbeKind::Fexit, &b"gtp5g_encap_recv"[..]));
+    }
+
+    #[test]
+    fn free_text_notes() {
+        for note in ["GTP packet detected (len >= 8)", "skb is NULL", "pktinfo exists"] {
+            let msg = format!("fentry/gtp5g_encap_recv: {note}");
+            assert_eq!(probe(&msg).body, Body::Note(note.as_bytes()));
+        }
+    }
+
+    #[test]
+    fn netdev_formats_and_comm_lines() {
+        let p = probe("tp/net_dev_queue: DEV=lo, LEN=70");
+        assert_eq!(p.kind, ProbeKind::Tracepoint);
+        let f = fields_of("tp/net_dev_queue: TEID=0x1000, TYPE=255");
+        assert_eq!((f.teid, f.msg_type), (Some(0x1000), Some(255)));
+        assert_eq!(fields_of("tp/netif_receive_skb: COMM=nr-gnb").comm, Some(&b"nr-gnb"[..]));
+        assert_eq!(fields_of("fentry/policePacket: COMM=a, B=c").comm, Some(&b"a, B=c"[..]));
+    }
+
+    #[test]
+    fn scheduler_lines_name_their_subject() {
+        assert_eq!(
+            parse_message(b"stop: pid=365189 (nr-gnb)"),
+            Ok(Message::Sched { kind: SchedKind::Stop, pid: 365189, comm: b"nr-gnb" })
+        );
+        assert_eq!(
+            parse_message(b"enqueue: pid=5 (a (b))"),
+            Ok(Message::Sched { kind: SchedKind::Enqueue, pid: 5, comm: b"a (b)" })
+        );
+    }
+
+    #[test]
+    fn unknown_messages_are_errors_not_panics() {
+        for bad in [
+            "hello",
+            "kprobe/foo: PID=1",
+            "fentry/: PID=1",
+            "fentry/f: PID=abc",
+            "fentry/f: PDR=Maybe",
+            "tp/x: TEID=0xzz",
+            "stop: pid=1 (unterminated",
+            "",
+        ] {
+            assert!(parse_message(bad.as_bytes()).is_err(), "{bad:?} parsed");
+        }
+        let f = fields_of("fentry/f: PID=1, NEWKEY=x");
+        assert_eq!(f.pid, Some(1));
+    }
+}

@@ -1,0 +1,9 @@
+//! Parse stage: bytes -> lines -> typed trace records -> typed events.
+
+pub mod framing;
+pub mod line;
+pub mod message;
+
+pub use framing::{LineBuffer, DEFAULT_MAX_LINE};
+pub use line::{parse_line, Header, Line, TraceLine};
+pub use message::{parse_message, Body, Fields, Message, ProbeEvent, ProbeKind, SchedKind};
