@@ -1,0 +1,403 @@
+//! Track stage: which nr-gnb / nr-ue processes and threads to boost.
+
+pub mod memory;
+pub mod procfs;
+
+use crate::parse::{Body, Header, Message};
+use memory::Memory;
+use procfs::ProcView;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::time::{Duration, Instant};
+
+/// A kernel task name: at most 15 bytes plus NUL in the kernel, so a fixed
+/// array keeps the hot path free of allocation.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Comm {
+    bytes: [u8; 16],
+    len: u8,
+}
+
+impl Comm {
+    pub fn new(name: &[u8]) -> Self {
+        let len = name.len().min(16);
+        let mut bytes = [0u8; 16];
+        bytes[..len].copy_from_slice(&name[..len]);
+        Comm { bytes, len: len as u8 }
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len as usize]
+    }
+}
+
+impl fmt::Display for Comm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&String::from_utf8_lossy(self.as_bytes()))
+    }
+}
+
+impl fmt::Debug for Comm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", String::from_utf8_lossy(self.as_bytes()))
+    }
+}
+
+/// Task names to boost, matched exactly (never as a substring).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Targets(Vec<Comm>);
+
+impl Targets {
+    pub fn new<S: AsRef<[u8]>>(names: &[S]) -> Self {
+        Targets(names.iter().map(|n| Comm::new(n.as_ref())).collect())
+    }
+
+    pub fn matches(&self, name: &[u8]) -> bool {
+        self.0.iter().any(|t| t.as_bytes() == name)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_processes: usize,
+    pub max_threads: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_processes: 1024, max_threads: 16384 }
+    }
+}
+
+/// A tracked process, as reported by `processes()`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TrackedProcess {
+    pub name: String,
+    /// The process (thread group) id; `None` when only a thread id is known
+    /// (a replayed `stop: pid=N (comm)` line says nothing of the group).
+    pub pid: Option<u32>,
+    pub threads: Vec<u32>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TrackerStats {
+    pub processes: usize,
+    pub threads: usize,
+    pub dropped: u64,
+    pub exited: u64,
+    pub reused: u64,
+}
+
+#[derive(Debug)]
+struct Process {
+    name: Comm,
+    /// From /proc in live mode: a different start time means a reused pid.
+    start_time: Option<u64>,
+    threads: BTreeSet<u32>,
+}
+
+/// How often /proc is asked about a thread whose trace name is not a target
+/// (it may be stale, or `<...>`).
+const PROC_RECHECK: Duration = Duration::from_secs(1);
+
+pub struct Tracker<P> {
+    targets: Targets,
+    limits: Limits,
+    proc: P,
+    memory: Memory,
+    processes: BTreeMap<u32, Process>,
+    /// Threads whose group is not known (replay only): tid -> name.
+    orphans: BTreeMap<u32, Comm>,
+    /// Every tracked thread -> its tgid (0 for orphans): the hot path's check.
+    index: HashMap<u32, u32>,
+    dropped: u64,
+    exited: u64,
+    reused: u64,
+}
+
+/// What one line told us about a task.
+struct Subject<'a> {
+    tid: u32,
+    tgid: Option<u32>,
+    /// Said by the tracer or scheduler themselves (`COMM=`, `pid=N (comm)`).
+    told_name: Option<&'a [u8]>,
+    /// The header's comm, when the line is about the header's task.
+    header_name: Option<&'a [u8]>,
+    from_probe: bool,
+}
+
+fn subject<'a>(header: &Header<'a>, msg: &Message<'a>) -> Subject<'a> {
+    let header_name = known_comm(header.comm);
+    match msg {
+        Message::Sched { pid, comm, .. } => Subject {
+            tid: *pid,
+            tgid: None,
+            told_name: Some(comm),
+            header_name: None,
+            from_probe: false,
+        },
+        Message::Probe(p) => {
+            let fields = match &p.body {
+                Body::Fields(f) => Some(f),
+                Body::Note(_) => None,
+            };
+            let tid = fields.and_then(|f| f.pid).unwrap_or(header.pid);
+            let same_task = tid == header.pid;
+            let header_tgid = if same_task { header.tgid.flatten() } else { None };
+            Subject {
+                tid,
+                tgid: fields.and_then(|f| f.tgid).or(header_tgid),
+                told_name: fields.and_then(|f| f.comm),
+                header_name: header_name.filter(|_| same_task),
+                from_probe: true,
+            }
+        }
+    }
+}
+
+/// `<...>` and `<idle>` are placeholders, not names.
+fn known_comm(comm: &[u8]) -> Option<&[u8]> {
+    (!comm.starts_with(b"<")).then_some(comm)
+}
+
+impl<P: ProcView> Tracker<P> {
+    pub fn new(targets: Targets, limits: Limits, proc: P) -> Self {
+        Tracker {
+            targets,
+            limits,
+            proc,
+            memory: Memory::default(),
+            processes: BTreeMap::new(),
+            orphans: BTreeMap::new(),
+            index: HashMap::new(),
+            dropped: 0,
+            exited: 0,
+            reused: 0,
+        }
+    }
+
+    pub fn set_targets(&mut self, targets: Targets, limits: Limits) {
+        self.targets = targets;
+        self.limits = limits;
+    }
+
+    /// Feeds one recognised event; true when the tracked set grew.
+    pub fn observe(&mut self, header: &Header, msg: &Message) -> bool {
+        if let Message::Sched { comm, .. } = msg {
+            // The scheduler prints a line for every task: reject early.
+            if !self.targets.matches(comm) {
+                return false;
+            }
+        }
+        let s = subject(header, msg);
+        if s.tid == 0 {
+            return false;
+        }
+        let recent = self.memory.entry(s.tid);
+        if let Some(tgid) = s.tgid {
+            recent.tgid = tgid;
+        }
+        if let Some(name) = s.told_name {
+            recent.name = Some(Comm::new(name));
+        }
+        let recent = *recent;
+        let name = recent.name.or_else(|| s.header_name.map(Comm::new));
+        let tgid = (recent.tgid != 0).then_some(recent.tgid);
+        match name {
+            Some(n) if self.targets.matches(n.as_bytes()) => self.track(s.tid, tgid, n),
+            _ if s.from_probe && self.proc_recheck_due(s.tid) => self.track_from_proc(s.tid),
+            _ => false,
+        }
+    }
+
+    fn proc_recheck_due(&mut self, tid: u32) -> bool {
+        if !self.proc.is_live() || self.index.contains_key(&tid) {
+            return false;
+        }
+        let now = Instant::now();
+        let recent = self.memory.entry(tid);
+        let due = recent.proc_checked.is_none_or(|t| now.duration_since(t) >= PROC_RECHECK);
+        if due {
+            recent.proc_checked = Some(now);
+        }
+        due
+    }
+
+    fn track(&mut self, tid: u32, tgid: Option<u32>, name: Comm) -> bool {
+        match self.index.get(&tid) {
+            Some(&0) if tgid.is_some() => {}
+            Some(_) => return false,
+            None => {}
+        }
+        if self.proc.is_live() {
+            // Lines of a dead task can trail it: ask /proc at a bounded rate.
+            self.proc_recheck_due(tid) && self.track_from_proc(tid)
+        } else {
+            self.track_as_told(tid, tgid, name)
+        }
+    }
+
+    /// Replay: the trace is the only witness.
+    fn track_as_told(&mut self, tid: u32, tgid: Option<u32>, name: Comm) -> bool {
+        let Some(tgid) = tgid else {
+            if !self.room_for_process() {
+                return false;
+            }
+            self.orphans.insert(tid, name);
+            self.index.insert(tid, 0);
+            return true;
+        };
+        if self.orphans.remove(&tid).is_some() {
+            self.index.remove(&tid);
+        }
+        if !self.processes.contains_key(&tgid) && !self.room_for_process() {
+            return false;
+        }
+        let mut members = BTreeSet::from([tid]);
+        if tgid != tid && self.orphans.remove(&tgid).is_some() {
+            members.insert(tgid);
+        }
+        self.add_threads(tgid, name, None, members)
+    }
+
+    /// Live: /proc decides, so a reused pid or a renamed task is not boosted
+    /// on the strength of an old trace line.
+    fn track_from_proc(&mut self, tid: u32) -> bool {
+        let Some(task) = self.proc.task(tid) else { return false };
+        if task.kernel_thread || task.tgid == 0 {
+            return false;
+        }
+        let Some(leader) = self.proc.process(task.tgid) else { return false };
+        if !self.targets.matches(task.comm.as_bytes()) && !self.targets.matches(leader.comm.as_bytes()) {
+            return false;
+        }
+        if !self.processes.contains_key(&task.tgid) && !self.room_for_process() {
+            return false;
+        }
+        let mut threads: BTreeSet<u32> = self.proc.threads(task.tgid).into_iter().map(|(t, _)| t).collect();
+        threads.insert(tid);
+        let name = if self.targets.matches(leader.comm.as_bytes()) { leader.comm } else { task.comm };
+        self.add_threads(task.tgid, name, Some(leader.start_time), threads)
+    }
+
+    fn room_for_process(&mut self) -> bool {
+        let room = self.processes.len() + self.orphans.len() < self.limits.max_processes;
+        if !room {
+            self.dropped += 1;
+        }
+        room
+    }
+
+    fn add_threads(&mut self, tgid: u32, name: Comm, start_time: Option<u64>, threads: BTreeSet<u32>) -> bool {
+        let p = self.processes.entry(tgid).or_insert_with(|| Process { name, start_time, threads: BTreeSet::new() });
+        let mut grew = false;
+        for tid in threads {
+            if self.index.len() >= self.limits.max_threads && !self.index.contains_key(&tid) {
+                self.dropped += 1;
+                continue;
+            }
+            if p.threads.insert(tid) {
+                self.index.insert(tid, tgid);
+                grew = true;
+            }
+        }
+        if p.threads.is_empty() {
+            self.processes.remove(&tgid);
+        }
+        grew
+    }
+
+    /// Live mode: forget processes that exited, were replaced by a reused
+    /// pid or renamed away from a target, and pick up their new threads.
+    /// True when the set changed.
+    pub fn refresh(&mut self) -> bool {
+        if !self.proc.is_live() {
+            return false;
+        }
+        let mut changed = false;
+        let tgids: Vec<u32> = self.processes.keys().copied().collect();
+        for tgid in tgids {
+            changed |= self.refresh_process(tgid);
+        }
+        changed
+    }
+
+    fn refresh_process(&mut self, tgid: u32) -> bool {
+        let recorded = self.processes[&tgid].start_time;
+        let live = self.proc.process(tgid);
+        let threads = live.map(|_| self.proc.threads(tgid)).unwrap_or_default();
+        let still_target = live.is_some_and(|l| self.targets.matches(l.comm.as_bytes()))
+            || threads.iter().any(|(_, c)| self.targets.matches(c.as_bytes()));
+        match live {
+            None => self.exited += 1,
+            Some(l) if Some(l.start_time) != recorded => self.reused += 1,
+            Some(_) if !still_target => self.exited += 1,
+            Some(_) => return self.replace_threads(tgid, threads.into_iter().map(|(t, _)| t).collect()),
+        }
+        self.forget(tgid);
+        true
+    }
+
+    fn replace_threads(&mut self, tgid: u32, live: BTreeSet<u32>) -> bool {
+        let Some(p) = self.processes.get_mut(&tgid) else { return false };
+        if p.threads == live {
+            return false;
+        }
+        for gone in p.threads.difference(&live) {
+            self.index.remove(gone);
+        }
+        let name = p.name;
+        let start_time = p.start_time;
+        p.threads.retain(|t| live.contains(t));
+        self.add_threads(tgid, name, start_time, live);
+        true
+    }
+
+    fn forget(&mut self, tgid: u32) {
+        if let Some(p) = self.processes.remove(&tgid) {
+            for tid in p.threads {
+                self.index.remove(&tid);
+            }
+        }
+    }
+
+    /// Ids to boost, sorted: each process id and, with `threads`, every
+    /// thread id (a sched_ext scheduler schedules threads).
+    pub fn pids(&self, threads: bool) -> Vec<u32> {
+        let mut out: Vec<u32> = self.processes.keys().copied().collect();
+        if threads {
+            out.extend(self.processes.values().flat_map(|p| p.threads.iter().copied()));
+        }
+        out.extend(self.orphans.keys().copied());
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    pub fn processes(&self) -> Vec<TrackedProcess> {
+        let groups = self.processes.iter().map(|(tgid, p)| TrackedProcess {
+            name: p.name.to_string(),
+            pid: Some(*tgid),
+            threads: p.threads.iter().copied().collect(),
+        });
+        let orphans = self.orphans.iter().map(|(tid, name)| TrackedProcess {
+            name: name.to_string(),
+            pid: None,
+            threads: vec![*tid],
+        });
+        groups.chain(orphans).collect()
+    }
+
+    pub fn stats(&self) -> TrackerStats {
+        TrackerStats {
+            processes: self.processes.len() + self.orphans.len(),
+            threads: self.index.len(),
+            dropped: self.dropped,
+            exited: self.exited,
+            reused: self.reused,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

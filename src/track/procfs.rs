@@ -1,0 +1,178 @@
+//! What the tracker asks of /proc, behind a trait so that a replay (whose
+//! processes are not this machine's) can answer "unknown" for everything.
+
+use super::Comm;
+use std::path::PathBuf;
+
+/// One thread as /proc sees it now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskInfo {
+    pub tgid: u32,
+    pub comm: Comm,
+    /// `PF_KTHREAD`: never a process to schedule.
+    pub kernel_thread: bool,
+}
+
+/// A thread group's leader: its name and start time, which together tell a
+/// reused pid from the process that held it before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessInfo {
+    pub comm: Comm,
+    pub start_time: u64,
+}
+
+pub trait ProcView: Send {
+    /// Whether answers describe the processes the trace is about.
+    fn is_live(&self) -> bool;
+    fn task(&self, tid: u32) -> Option<TaskInfo>;
+    fn process(&self, tgid: u32) -> Option<ProcessInfo>;
+    /// Live thread ids of a process with the name of each.
+    fn threads(&self, tgid: u32) -> Vec<(u32, Comm)>;
+}
+
+/// For replay: knows nothing, so only what the trace says counts.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoProc;
+
+impl ProcView for NoProc {
+    fn is_live(&self) -> bool {
+        false
+    }
+    fn task(&self, _: u32) -> Option<TaskInfo> {
+        None
+    }
+    fn process(&self, _: u32) -> Option<ProcessInfo> {
+        None
+    }
+    fn threads(&self, _: u32) -> Vec<(u32, Comm)> {
+        Vec::new()
+    }
+}
+
+/// The machine's /proc (or another procfs mount, for tests).
+#[derive(Debug, Clone)]
+pub struct LiveProc {
+    root: PathBuf,
+}
+
+impl Default for LiveProc {
+    fn default() -> Self {
+        LiveProc { root: PathBuf::from("/proc") }
+    }
+}
+
+const PF_KTHREAD: u64 = 0x0020_0000;
+
+impl LiveProc {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        LiveProc { root: root.into() }
+    }
+
+    fn stat(&self, pid: u32) -> Option<Stat> {
+        let text = std::fs::read(self.root.join(pid.to_string()).join("stat")).ok()?;
+        Stat::parse(&text)
+    }
+}
+
+impl ProcView for LiveProc {
+    fn is_live(&self) -> bool {
+        true
+    }
+
+    fn task(&self, tid: u32) -> Option<TaskInfo> {
+        if tid == 0 {
+            return None;
+        }
+        let stat = self.stat(tid)?;
+        let status = std::fs::read(self.root.join(tid.to_string()).join("status")).ok()?;
+        let tgid = status_field(&status, b"Tgid:")?;
+        Some(TaskInfo { tgid, comm: stat.comm, kernel_thread: stat.flags & PF_KTHREAD != 0 })
+    }
+
+    fn process(&self, tgid: u32) -> Option<ProcessInfo> {
+        let stat = self.stat(tgid)?;
+        Some(ProcessInfo { comm: stat.comm, start_time: stat.start_time })
+    }
+
+    fn threads(&self, tgid: u32) -> Vec<(u32, Comm)> {
+        let dir = self.root.join(tgid.to_string()).join("task");
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Vec::new();
+        };
+        let mut out: Vec<(u32, Comm)> = entries
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .filter_map(|tid: u32| {
+                let comm = std::fs::read(dir.join(tid.to_string()).join("comm")).ok()?;
+                Some((tid, Comm::new(comm.strip_suffix(b"\n").unwrap_or(&comm))))
+            })
+            .collect();
+        out.sort_unstable_by_key(|(tid, _)| *tid);
+        out
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stat {
+    comm: Comm,
+    flags: u64,
+    start_time: u64,
+}
+
+impl Stat {
+    /// `pid (comm) state ppid ...`: the comm may hold spaces and ')', so the
+    /// fields start after the LAST ')'.
+    fn parse(text: &[u8]) -> Option<Stat> {
+        let open = memchr::memchr(b'(', text)?;
+        let close = memchr::memrchr(b')', text)?;
+        let comm = Comm::new(text.get(open + 1..close)?);
+        let fields: Vec<&[u8]> = text.get(close + 2..)?.split(|&b| b == b' ').collect();
+        // After the comm: state(3) ... flags(9) ... starttime(22), 1-based in proc(5).
+        let flags = number(fields.get(9 - 3)?)?;
+        let start_time = number(fields.get(22 - 3)?)?;
+        Some(Stat { comm, flags, start_time })
+    }
+}
+
+fn status_field(status: &[u8], key: &[u8]) -> Option<u32> {
+    let line = status.split(|&b| b == b'\n').find(|l| l.starts_with(key))?;
+    number::<u32>(line[key.len()..].trim_ascii())
+}
+
+fn number<T: std::str::FromStr>(bytes: &[u8]) -> Option<T> {
+    std::str::from_utf8(bytes).ok()?.trim().parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_with_spaces_and_parens_in_comm() {
+        let s = Stat::parse(b"42 (a) b (c)) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 98765 1000 10\n").unwrap();
+        assert_eq!(s.comm, Comm::new(b"a) b (c)"));
+        assert_eq!(s.flags, 4194560);
+        assert_eq!(s.start_time, 98765);
+    }
+
+    #[test]
+    fn this_process_as_seen_in_proc() {
+        let me = std::process::id();
+        let proc = LiveProc::default();
+        let task = proc.task(me).expect("own task");
+        assert_eq!(task.tgid, me);
+        assert!(!task.kernel_thread);
+        let info = proc.process(me).expect("own process");
+        assert_eq!(proc.process(me).unwrap().start_time, info.start_time);
+        assert!(proc.threads(me).iter().any(|(tid, _)| *tid == me));
+        assert!(proc.task(0).is_none());
+    }
+
+    #[test]
+    fn kernel_threads_are_flagged() {
+        // kthreadd is pid 2 on Linux, when the pid namespace shows it.
+        match LiveProc::default().task(2) {
+            Some(t) if t.comm == Comm::new(b"kthreadd") => assert!(t.kernel_thread),
+            _ => eprintln!("skipped: no kthreadd at pid 2 in this pid namespace"),
+        }
+    }
+}

@@ -1,0 +1,186 @@
+use super::procfs::{NoProc, ProcessInfo, TaskInfo};
+use super::*;
+use crate::parse::{parse_line, parse_message, Line};
+use std::sync::Mutex;
+
+fn feed<P: ProcView>(t: &mut Tracker<P>, text: &str) -> bool {
+    let mut grew = false;
+    for l in text.lines() {
+        if let Ok(Line::Trace(tl)) = parse_line(l.as_bytes()) {
+            if let Ok(m) = parse_message(tl.message) {
+                grew |= t.observe(&tl.header, &m);
+            }
+        }
+    }
+    grew
+}
+
+fn replay_tracker() -> Tracker<NoProc> {
+    Tracker::new(Targets::new(&["nr-gnb", "nr-ue"]), Limits::default(), NoProc)
+}
+
+#[test]
+fn exact_names_only_not_substrings() {
+    let mut t = replay_tracker();
+    let grew = feed(
+        &mut t,
+        "nr-gnb-helper-5 [000] .... 1.0: bpf_trace_printk: fentry/gtp5g_encap_recv: PID=5, TGID=5, CPU=0
+bash-6 [000] .... 1.0: bpf_trace_printk: fentry/gtp5g_encap_recv: DEV=nr-gnb0
+bash-6 [000] .... 1.0: bpf_trace_printk: fentry/gtp5g_encap_recv: nr-gnb said hello
+kworker-7 [000] .... 1.0: bpf_trace_printk: stop: pid=7 (nr_gnb)",
+    );
+    assert!(!grew);
+    assert!(t.pids(true).is_empty());
+}
+
+#[test]
+fn later_lines_complete_earlier_ones() {
+    let mut t = replay_tracker();
+    feed(
+        &mut t,
+        "<...>-10344 [001] 1711.413912: bpf_trace_printk: tp/net_dev_queue: DEV=lo, LEN=70
+<...>-10344 [001] 1711.413944: bpf_trace_printk: tp/net_dev_queue: PID=10344, TGID=10303, CPU=1
+<...>-10344 [001] 1711.413945: bpf_trace_printk: tp/net_dev_queue: COMM=nr-gnb",
+    );
+    assert_eq!(t.pids(true), vec![10303, 10344]);
+    assert_eq!(t.pids(false), vec![10303]);
+    assert_eq!(
+        t.processes(),
+        vec![TrackedProcess { name: "nr-gnb".into(), pid: Some(10303), threads: vec![10344] }]
+    );
+}
+
+#[test]
+fn header_name_then_tgid_moves_orphan_into_its_group() {
+    let mut t = replay_tracker();
+    feed(&mut t, "nr-gnb-1150369 [005] ..s21 34202.967769: bpf_trace_printk: fentry/gtp5g_encap_recv: DEV=n3");
+    assert_eq!(t.processes()[0].pid, None);
+    feed(&mut t, "nr-gnb-1150369 [005] ..s21 34202.967772: bpf_trace_printk: fentry/gtp5g_encap_recv: PID=1150369, TGID=1150348, CPU=5");
+    assert_eq!(t.pids(true), vec![1150348, 1150369]);
+    assert_eq!(t.stats().processes, 1);
+}
+
+#[test]
+fn scheduler_subject_not_header_and_never_pid_zero() {
+    let mut t = replay_tracker();
+    feed(
+        &mut t,
+        "<idle>-0 [005] d.h51 21039.908232: bpf_trace_printk: enqueue: pid=365189 (nr-gnb)
+<idle>-0       [001] b.s31 34202.971363: bpf_trace_printk: fentry/gtp5g_handle_skb_ipv4: PID=0, TGID=0, CPU=1
+nr-gnb-9 [001] b.s31 34202.971363: bpf_trace_printk: enqueue: pid=0 (nr-gnb)",
+    );
+    assert_eq!(t.pids(true), vec![365189]);
+}
+
+#[test]
+fn record_tgid_column_gives_the_group() {
+    let mut t = replay_tracker();
+    feed(&mut t, "nr-ue-10274   (  10148) [001] b..2.  1690.2: bpf_trace_printk: tp/net_dev_queue: DEV=lo, LEN=70");
+    assert_eq!(t.pids(true), vec![10148, 10274]);
+}
+
+#[test]
+fn process_bound_drops_and_counts() {
+    let mut t = Tracker::new(Targets::new(&["nr-gnb"]), Limits { max_processes: 3, max_threads: 100 }, NoProc);
+    for pid in 1..=10 {
+        feed(&mut t, &format!("nr-gnb-{pid} [000] .... 1.0: bpf_trace_printk: stop: pid={pid} (nr-gnb)"));
+    }
+    assert_eq!(t.stats().processes, 3);
+    assert_eq!(t.stats().dropped, 7);
+}
+
+/// A stand-in for /proc where the test decides what exists: pid reuse and
+/// exits cannot be staged on demand with real processes.
+#[derive(Default)]
+struct FakeProc {
+    tasks: Mutex<HashMap<u32, (u32, &'static str, u64)>>,
+}
+
+impl FakeProc {
+    fn set(&self, tid: u32, tgid: u32, comm: &'static str, start: u64) {
+        self.tasks.lock().unwrap().insert(tid, (tgid, comm, start));
+    }
+    fn remove(&self, tid: u32) {
+        self.tasks.lock().unwrap().remove(&tid);
+    }
+}
+
+impl ProcView for &FakeProc {
+    fn is_live(&self) -> bool {
+        true
+    }
+    fn task(&self, tid: u32) -> Option<TaskInfo> {
+        let m = self.tasks.lock().unwrap();
+        m.get(&tid).map(|&(tgid, c, _)| TaskInfo { tgid, comm: Comm::new(c.as_bytes()), kernel_thread: c == "kthread" })
+    }
+    fn process(&self, tgid: u32) -> Option<ProcessInfo> {
+        let m = self.tasks.lock().unwrap();
+        m.get(&tgid).map(|&(_, c, start)| ProcessInfo { comm: Comm::new(c.as_bytes()), start_time: start })
+    }
+    fn threads(&self, tgid: u32) -> Vec<(u32, Comm)> {
+        let m = self.tasks.lock().unwrap();
+        let mut v: Vec<_> = m.iter().filter(|(_, t)| t.0 == tgid).map(|(tid, t)| (*tid, Comm::new(t.1.as_bytes()))).collect();
+        v.sort();
+        v
+    }
+}
+
+fn live_line(tid: u32) -> String {
+    format!("<...>-{tid} [000] .... 1.0: bpf_trace_printk: tp/net_dev_queue: DEV=lo, LEN=70")
+}
+
+#[test]
+fn live_unknown_comm_is_looked_up_and_expanded_to_all_threads() {
+    let proc = FakeProc::default();
+    proc.set(100, 100, "nr-gnb", 7);
+    proc.set(101, 100, "nr-gnb", 7);
+    proc.set(102, 100, "nr-gnb", 7);
+    let mut t = Tracker::new(Targets::new(&["nr-gnb"]), Limits::default(), &proc);
+    assert!(feed(&mut t, &live_line(101)));
+    assert_eq!(t.pids(true), vec![100, 101, 102]);
+    assert_eq!(t.pids(false), vec![100]);
+}
+
+#[test]
+fn live_exit_and_pid_reuse_are_dropped_on_refresh() {
+    let proc = FakeProc::default();
+    proc.set(100, 100, "nr-gnb", 7);
+    proc.set(200, 200, "nr-ue", 9);
+    let mut t = Tracker::new(Targets::new(&["nr-gnb", "nr-ue"]), Limits::default(), &proc);
+    feed(&mut t, &format!("{}\n{}", live_line(100), live_line(200)));
+    assert_eq!(t.pids(true), vec![100, 200]);
+    assert!(!t.refresh(), "nothing changed yet");
+    proc.remove(100);
+    proc.set(200, 200, "nr-ue", 10); // same pid, another process
+    assert!(t.refresh());
+    assert!(t.pids(true).is_empty());
+    assert_eq!((t.stats().exited, t.stats().reused), (1, 1));
+}
+
+#[test]
+fn live_trace_name_is_not_trusted_over_proc() {
+    let proc = FakeProc::default();
+    proc.set(300, 300, "python3", 1);
+    proc.set(301, 301, "kthread", 1);
+    let mut t = Tracker::new(Targets::new(&["nr-gnb"]), Limits::default(), &proc);
+    feed(
+        &mut t,
+        "nr-gnb-300 [000] .... 1.0: bpf_trace_printk: tp/net_dev_queue: COMM=nr-gnb
+nr-gnb-301 [000] .... 1.0: bpf_trace_printk: tp/net_dev_queue: COMM=nr-gnb",
+    );
+    assert!(t.pids(true).is_empty());
+}
+
+#[test]
+fn live_new_threads_are_picked_up_on_refresh() {
+    let proc = FakeProc::default();
+    proc.set(100, 100, "nr-gnb", 7);
+    let mut t = Tracker::new(Targets::new(&["nr-gnb"]), Limits::default(), &proc);
+    feed(&mut t, &live_line(100));
+    proc.set(103, 100, "nr-gnb", 7);
+    assert!(t.refresh());
+    assert_eq!(t.pids(true), vec![100, 103]);
+    proc.remove(103);
+    assert!(t.refresh());
+    assert_eq!(t.pids(true), vec![100]);
+}
