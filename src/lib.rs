@@ -1,3 +1,6 @@
 pub mod api;
 pub mod parse;
 pub mod track;
+pub mod pipeline;
+pub mod source;
+pub mod stats;

@@ -1,0 +1,87 @@
+//! Counters shared between the reader thread, the publisher and whoever
+//! reports them (periodic log line, /metrics).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub bytes: AtomicU64,
+    pub lines: AtomicU64,
+    pub parsed: AtomicU64,
+    pub events: AtomicU64,
+    pub skipped: AtomicU64,
+    pub malformed: AtomicU64,
+    pub lost_events: AtomicU64,
+    pub oversized: AtomicU64,
+    pub source_reopens: AtomicU64,
+    pub source_up: AtomicBool,
+    pub last_line_unix_ms: AtomicU64,
+    pub posts_ok: AtomicU64,
+    pub posts_failed_http: AtomicU64,
+    pub posts_failed_transport: AtomicU64,
+    pub posts_failed_auth: AtomicU64,
+    pub posts_failed_body: AtomicU64,
+    pub token_refreshes: AtomicU64,
+    pub last_post_ok_unix_ms: AtomicU64,
+    pub first_failure_unix_ms: AtomicU64,
+    pub tracked_processes: AtomicU64,
+    pub tracked_threads: AtomicU64,
+    pub tracker_dropped: AtomicU64,
+}
+
+pub fn now_unix_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// Per-chunk counts kept in plain integers on the hot path and added to the
+/// shared atomics once per chunk.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Counts {
+    pub lines: u64,
+    pub parsed: u64,
+    pub events: u64,
+    pub skipped: u64,
+    pub malformed: u64,
+    pub lost_events: u64,
+    pub oversized: u64,
+}
+
+impl Counts {
+    pub fn add(&mut self, other: &Counts) {
+        self.lines += other.lines;
+        self.parsed += other.parsed;
+        self.events += other.events;
+        self.skipped += other.skipped;
+        self.malformed += other.malformed;
+        self.lost_events += other.lost_events;
+        self.oversized += other.oversized;
+    }
+}
+
+impl Stats {
+    pub fn add_counts(&self, c: &Counts) {
+        self.lines.fetch_add(c.lines, Relaxed);
+        self.parsed.fetch_add(c.parsed, Relaxed);
+        self.events.fetch_add(c.events, Relaxed);
+        self.skipped.fetch_add(c.skipped, Relaxed);
+        self.malformed.fetch_add(c.malformed, Relaxed);
+        self.lost_events.fetch_add(c.lost_events, Relaxed);
+        self.oversized.fetch_add(c.oversized, Relaxed);
+        if c.lines > 0 {
+            self.last_line_unix_ms.store(now_unix_ms(), Relaxed);
+        }
+    }
+
+    pub fn counts(&self) -> Counts {
+        Counts {
+            lines: self.lines.load(Relaxed),
+            parsed: self.parsed.load(Relaxed),
+            events: self.events.load(Relaxed),
+            skipped: self.skipped.load(Relaxed),
+            malformed: self.malformed.load(Relaxed),
+            lost_events: self.lost_events.load(Relaxed),
+            oversized: self.oversized.load(Relaxed),
+        }
+    }
+}
