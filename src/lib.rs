@@ -4,3 +4,5 @@ pub mod track;
 pub mod pipeline;
 pub mod source;
 pub mod stats;
+pub mod config;
+pub mod log;

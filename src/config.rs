@@ -1,0 +1,345 @@
+//! Configuration: the shipped TOML defaults, then a config file, then
+//! environment variables, then command-line flags. Everything is validated
+//! before the daemon does anything, with errors that name the key.
+
+use crate::api::Strategy;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The shipped defaults (config/gtp5g-operator.toml): the one place they live.
+pub const DEFAULTS_TOML: &str = include_str!("../config/gtp5g-operator.toml");
+pub const INSTALLED_PATH: &str = "/etc/gtp5g-operator/config.toml";
+pub const ENV_PREFIX: &str = "GTP5G_OPERATOR";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub trace: TraceConfig,
+    pub targets: TargetConfig,
+    pub api: ApiConfig,
+    pub strategy: StrategyConfig,
+    pub log: LogConfig,
+    pub metrics: MetricsConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TraceConfig {
+    #[serde(default)]
+    pub pipe: Option<PathBuf>,
+    pub mount_tracefs: bool,
+    pub max_line_bytes: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetConfig {
+    pub names: Vec<String>,
+    pub threads: bool,
+    pub max_processes: usize,
+    pub max_threads: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    pub endpoint: String,
+    pub public_key_path: PathBuf,
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    pub timeout_ms: u64,
+    pub token_refresh_ahead_s: u64,
+    pub retry_max_s: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StrategyConfig {
+    pub priority: bool,
+    pub execution_time_ns: u64,
+    pub interval_s: u64,
+    pub debounce_ms: u64,
+    #[serde(default, rename = "static")]
+    pub static_strategies: Vec<Strategy>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    pub level: String,
+    pub stats_interval_s: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    #[serde(default)]
+    pub listen: Option<SocketAddr>,
+    pub max_post_failure_s: u64,
+    pub max_source_down_s: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {path}: {source}")]
+    File { path: PathBuf, source: config::ConfigError },
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("config key `{key}`: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key, reason: reason.into() }
+}
+
+/// Where a configuration comes from, besides the shipped defaults.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    /// An explicit file (must exist); else INSTALLED_PATH if present.
+    pub file: Option<PathBuf>,
+    /// Environment variables, normally `std::env::vars()`.
+    pub env: Vec<(String, String)>,
+    /// Command-line overrides as (key, value), e.g. ("trace.pipe", "/tmp/p").
+    pub overrides: Vec<(&'static str, String)>,
+}
+
+impl Sources {
+    pub fn from_process_env(file: Option<PathBuf>) -> Self {
+        Sources { file, env: std::env::vars().collect(), overrides: Vec::new() }
+    }
+}
+
+/// What the configuration will be used for: only a daemon needs the key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Daemon,
+    Replay,
+}
+
+impl Config {
+    pub fn load(sources: &Sources, purpose: Purpose) -> Result<Config, ConfigError> {
+        let cfg = Self::merge(sources)?;
+        cfg.validate(purpose)?;
+        Ok(cfg)
+    }
+
+    fn merge(sources: &Sources) -> Result<Config, ConfigError> {
+        use config::{Environment, File, FileFormat};
+        let mut b = config::Config::builder().add_source(File::from_str(DEFAULTS_TOML, FileFormat::Toml));
+        let file = sources.file.clone().or_else(|| Some(PathBuf::from(INSTALLED_PATH)).filter(|p| p.exists()));
+        if let Some(path) = &file {
+            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+                path: path.clone(),
+                source: config::ConfigError::Message(e.to_string()),
+            })?;
+            // Parse the file alone first so that its errors name the file.
+            config::Config::builder()
+                .add_source(File::from_str(&text, FileFormat::Toml))
+                .build()
+                .map_err(|source| ConfigError::File { path: path.clone(), source })?;
+            b = b.add_source(File::from_str(&text, FileFormat::Toml));
+        }
+        let env: config::Map<String, String> = sources.env.iter().cloned().collect();
+        b = b.add_source(
+            Environment::with_prefix(ENV_PREFIX)
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("targets.names")
+                .source(Some(env)),
+        );
+        for (var, key) in [("API_ENDPOINT", "api.endpoint"), ("PUBLIC_KEY_PATH", "api.public_key_path")] {
+            if let Some((_, v)) = sources.env.iter().find(|(k, _)| k == var) {
+                b = b.set_override(key, v.clone())?;
+            }
+        }
+        for (key, value) in &sources.overrides {
+            b = b.set_override(*key, value.clone())?;
+        }
+        Ok(b.build()?.try_deserialize()?)
+    }
+
+    pub fn validate(&self, purpose: Purpose) -> Result<(), ConfigError> {
+        self.validate_targets()?;
+        self.validate_numbers()?;
+        crate::log::filter(&self.log.level).map_err(|e| invalid("log.level", e))?;
+        if purpose == Purpose::Daemon {
+            self.validate_api()?;
+        }
+        Ok(())
+    }
+
+    fn validate_targets(&self) -> Result<(), ConfigError> {
+        if self.targets.names.is_empty() {
+            return Err(invalid("targets.names", "at least one task name is needed"));
+        }
+        for n in &self.targets.names {
+            if n.is_empty() || n.len() > 15 {
+                return Err(invalid("targets.names", format!("{n:?}: a task name is 1 to 15 bytes (the kernel's comm)")));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_numbers(&self) -> Result<(), ConfigError> {
+        let positive = [
+            ("strategy.interval_s", self.strategy.interval_s),
+            ("strategy.execution_time_ns", self.strategy.execution_time_ns),
+            ("api.timeout_ms", self.api.timeout_ms),
+            ("api.retry_max_s", self.api.retry_max_s),
+            ("log.stats_interval_s", self.log.stats_interval_s),
+            ("targets.max_processes", self.targets.max_processes as u64),
+            ("targets.max_threads", self.targets.max_threads as u64),
+            ("metrics.max_post_failure_s", self.metrics.max_post_failure_s),
+            ("metrics.max_source_down_s", self.metrics.max_source_down_s),
+        ];
+        if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(invalid(key, "must be greater than zero"));
+        }
+        if self.trace.max_line_bytes < 256 {
+            return Err(invalid("trace.max_line_bytes", "must be at least 256"));
+        }
+        if self.strategy.static_strategies.iter().any(|s| s.pid == 0 && s.selectors.is_empty()) {
+            return Err(invalid("strategy.static", "each static strategy needs a pid or selectors"));
+        }
+        Ok(())
+    }
+
+    fn validate_api(&self) -> Result<(), ConfigError> {
+        let url = url::Url::parse(&self.api.endpoint).map_err(|e| invalid("api.endpoint", format!("{:?}: {e}", self.api.endpoint)))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+            return Err(invalid("api.endpoint", format!("{:?}: need an http:// or https:// URL with a host", self.api.endpoint)));
+        }
+        read_public_key(&self.api.public_key_path).map_err(|e| invalid("api.public_key_path", e))?;
+        if let Some(ca) = &self.api.ca_file {
+            let pem = std::fs::read(ca).map_err(|e| invalid("api.ca_file", format!("{}: {e}", ca.display())))?;
+            reqwest::Certificate::from_pem_bundle(&pem)
+                .ok()
+                .filter(|c| !c.is_empty())
+                .ok_or_else(|| invalid("api.ca_file", format!("{}: no PEM certificate in it", ca.display())))?;
+        }
+        Ok(())
+    }
+}
+
+/// The PEM public key the daemon trades for a token.
+pub fn read_public_key(path: &Path) -> Result<String, String> {
+    let pem = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if !pem.contains("-----BEGIN PUBLIC KEY-----") {
+        return Err(format!("{}: not a PEM public key (expected -----BEGIN PUBLIC KEY-----)", path.display()));
+    }
+    Ok(pem)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key_file() -> tempfile::NamedTempFile {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(f.path(), "-----BEGIN PUBLIC KEY-----\nMIIB\n-----END PUBLIC KEY-----\n").unwrap();
+        f
+    }
+
+    fn with(env: &[(&str, &str)], toml: Option<&str>) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = toml.map(|t| {
+            let p = dir.path().join("c.toml");
+            std::fs::write(&p, t).unwrap();
+            p
+        });
+        let sources = Sources {
+            file,
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            overrides: vec![],
+        };
+        Config::load(&sources, Purpose::Daemon)
+    }
+
+    fn key_env(k: &tempfile::NamedTempFile) -> (&'static str, String) {
+        ("PUBLIC_KEY_PATH", k.path().display().to_string())
+    }
+
+    #[test]
+    fn shipped_defaults_are_step11_defaults() {
+        let cfg = Config::load(&Sources::default(), Purpose::Replay).unwrap();
+        assert_eq!(cfg.api.endpoint, "http://localhost:8081");
+        assert_eq!(cfg.strategy.interval_s, 10);
+        assert_eq!(cfg.strategy.execution_time_ns, 20_000_000);
+        assert!(cfg.strategy.priority);
+        assert_eq!(cfg.api.token_refresh_ahead_s, 300);
+        assert_eq!(cfg.targets.names, vec!["nr-gnb", "nr-ue"]);
+    }
+
+    #[test]
+    fn env_layers_and_step11_variables() {
+        let k = key_file();
+        let (kv, kp) = key_env(&k);
+        let cfg = with(
+            &[
+                (kv, &kp),
+                ("API_ENDPOINT", "http://gthulhu-api:80"),
+                ("GTP5G_OPERATOR__STRATEGY__INTERVAL_S", "3"),
+                ("GTP5G_OPERATOR__TARGETS__NAMES", "a,b"),
+            ],
+            Some("[strategy]\ninterval_s = 7\ndebounce_ms = 1\n"),
+        )
+        .unwrap();
+        assert_eq!(cfg.api.endpoint, "http://gthulhu-api:80");
+        assert_eq!(cfg.strategy.interval_s, 3, "env beats file");
+        assert_eq!(cfg.strategy.debounce_ms, 1, "file beats defaults");
+        assert_eq!(cfg.targets.names, vec!["a", "b"]);
+    }
+
+    fn error_of(env: &[(&str, &str)], toml: Option<&str>) -> String {
+        let k = key_file();
+        let (kv, kp) = key_env(&k);
+        let mut env = env.to_vec();
+        if !env.iter().any(|(k, _)| *k == "PUBLIC_KEY_PATH") {
+            env.push((kv, &kp));
+        }
+        with(&env, toml).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn invalid_values_name_the_key() {
+        assert!(error_of(&[("API_ENDPOINT", "not a url")], None).contains("api.endpoint"));
+        assert!(error_of(&[("API_ENDPOINT", "ftp://x")], None).contains("api.endpoint"));
+        assert!(error_of(&[("PUBLIC_KEY_PATH", "/nonexistent.pem")], None).contains("api.public_key_path"));
+        assert!(error_of(&[], Some("[strategy]\ninterval_s = 0\n")).contains("strategy.interval_s"));
+        let neg = error_of(&[], Some("[strategy]\ninterval_s = -5\n"));
+        assert!(neg.contains("interval_s"), "{neg}");
+        let unknown = error_of(&[], Some("[api]\nendpont = \"http://x\"\n"));
+        assert!(unknown.contains("endpont"), "{unknown}");
+        let unknown_section = error_of(&[], Some("[apii]\nx = 1\n"));
+        assert!(unknown_section.contains("apii"), "{unknown_section}");
+        assert!(error_of(&[], Some("[targets]\nnames = [\"a-very-long-name-x\"]\n")).contains("targets.names"));
+        assert!(error_of(&[], Some("[log]\nformat = \"xml\"\n")).contains("xml"));
+        assert!(error_of(&[], Some("[log]\nlevel = \"x=bogus\"\n")).contains("log.level"));
+        assert!(error_of(&[], Some("not toml [")).contains("c.toml"));
+    }
+
+    #[test]
+    fn static_strategies_from_the_file() {
+        let k = key_file();
+        let (kv, kp) = key_env(&k);
+        let cfg = with(
+            &[(kv, &kp)],
+            Some("[[strategy.static]]\npriority = true\nexecution_time = 5\nselectors = [{ key = \"app\", value = \"ueransim\" }]\ncommand_regex = \"nr-gnb|nr-ue\"\n"),
+        )
+        .unwrap();
+        assert_eq!(cfg.strategy.static_strategies.len(), 1);
+        assert_eq!(cfg.strategy.static_strategies[0].selectors[0].value, "ueransim");
+    }
+}

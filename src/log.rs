@@ -1,0 +1,21 @@
+//! Log set-up: human-readable by default, JSON on request, to stderr (the
+//! journal under systemd).
+
+use crate::config::LogFormat;
+use tracing_subscriber::EnvFilter;
+
+pub fn filter(level: &str) -> Result<EnvFilter, String> {
+    EnvFilter::try_new(level).map_err(|e| format!("{level:?}: {e}"))
+}
+
+/// Installs the global subscriber; `RUST_LOG` wins over the configured level.
+pub fn init(format: LogFormat, level: &str) {
+    let filter = std::env::var("RUST_LOG").ok().and_then(|l| filter(&l).ok()).unwrap_or_else(|| {
+        filter(level).unwrap_or_else(|_| EnvFilter::new("info"))
+    });
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Human => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
