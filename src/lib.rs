@@ -6,3 +6,6 @@ pub mod source;
 pub mod stats;
 pub mod config;
 pub mod log;
+pub mod publish;
+pub mod daemon;
+pub mod signal;

@@ -1,1 +1,240 @@
-fn main() {}
+//! gtp5g-operator: wires the library's stages to the command line.
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use gtp5g_operator::config::{Config, LogFormat, Purpose, Sources};
+use gtp5g_operator::daemon::{self, Lifecycle};
+use gtp5g_operator::local_api::{self, LocalApiOptions};
+use gtp5g_operator::stats::Stats;
+use gtp5g_operator::{log, signal};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(name = "gtp5g-operator", version, about = "Boosts UERANSIM nr-gnb / nr-ue threads in the Gthulhu scheduler from gtp5g trace_pipe events")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon: tail trace_pipe, track targets, keep the API in step.
+    Run(RunArgs),
+    /// Run a recorded trace through the pipeline and print what would be posted (no root, no /proc).
+    Replay(ReplayArgs),
+    /// Load and validate the configuration, print it, and exit.
+    CheckConfig(ConfigArgs),
+    /// Serve a local Gthulhu API (same contract as the real server).
+    LocalApi(LocalApiArgs),
+}
+
+#[derive(Args)]
+struct ConfigArgs {
+    /// Config file (default: /etc/gtp5g-operator/config.toml if present, else the shipped defaults).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Read this file or FIFO instead of the kernel's trace_pipe.
+    #[arg(long, value_name = "PATH")]
+    trace_pipe: Option<PathBuf>,
+    /// Gthulhu API base URL (overrides api.endpoint and API_ENDPOINT).
+    #[arg(long, value_name = "URL")]
+    api_endpoint: Option<String>,
+    /// PEM public key for the token request (overrides api.public_key_path).
+    #[arg(long, value_name = "FILE")]
+    public_key: Option<PathBuf>,
+    /// Serve /metrics and /healthz here (overrides metrics.listen).
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<SocketAddr>,
+    /// Log format: human or json (overrides log.format).
+    #[arg(long, value_name = "FORMAT")]
+    log_format: Option<String>,
+    /// Log level or filter (overrides log.level).
+    #[arg(long, value_name = "LEVEL")]
+    log_level: Option<String>,
+}
+
+#[derive(Args)]
+struct ReplayArgs {
+    /// A recorded trace_pipe file.
+    file: PathBuf,
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Print one JSON document; its `strategies` member is exactly the POST body's.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct LocalApiArgs {
+    #[arg(long, default_value = "127.0.0.1:8081", value_name = "ADDR")]
+    listen: SocketAddr,
+    /// Where the key pair lives (generated on first start).
+    #[arg(long, default_value = "/var/lib/gtp5g-operator", value_name = "DIR")]
+    state_dir: PathBuf,
+    /// Lifetime of issued tokens, in hours.
+    #[arg(long, default_value_t = 24)]
+    token_hours: u64,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => run(args),
+        Command::Replay(args) => replay(args),
+        Command::CheckConfig(args) => check_config(args),
+        Command::LocalApi(args) => local_api(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gtp5g-operator: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_overrides(args: &RunArgs) -> Vec<(&'static str, String)> {
+    let mut o = Vec::new();
+    let path = |p: &PathBuf| p.display().to_string();
+    if let Some(p) = &args.trace_pipe {
+        o.push(("trace.pipe", path(p)));
+    }
+    if let Some(u) = &args.api_endpoint {
+        o.push(("api.endpoint", u.clone()));
+    }
+    if let Some(k) = &args.public_key {
+        o.push(("api.public_key_path", path(k)));
+    }
+    if let Some(a) = &args.metrics_listen {
+        o.push(("metrics.listen", a.to_string()));
+    }
+    if let Some(f) = &args.log_format {
+        o.push(("log.format", f.clone()));
+    }
+    if let Some(l) = &args.log_level {
+        o.push(("log.level", l.clone()));
+    }
+    o
+}
+
+fn run(args: RunArgs) -> Result<()> {
+    let mut sources = Sources::from_process_env(args.config.config.clone());
+    sources.overrides = run_overrides(&args);
+    let cfg = Config::load(&sources, Purpose::Daemon)?;
+    log::init(cfg.log.format, &cfg.log.level);
+    let control = signal::listen().context("installing signal handlers")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let reload = move || Config::load(&sources, Purpose::Daemon);
+    runtime.block_on(daemon::run(cfg, Arc::new(Stats::default()), reload, control, Systemd::new()))?;
+    Ok(())
+}
+
+fn replay(args: ReplayArgs) -> Result<()> {
+    let cfg = Config::load(&Sources::from_process_env(args.config.config), Purpose::Replay)?;
+    let report = daemon::replay(&args.file, &cfg)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    let c = &report.counts;
+    println!(
+        "{}: {} lines, {} parsed, {} events, {} skipped, {} malformed, {} lost events, {} oversized, {} dropped",
+        args.file.display(), c.lines, c.parsed, c.events, c.skipped, c.malformed, c.lost_events, c.oversized, report.dropped
+    );
+    if report.processes.is_empty() {
+        println!("no target processes found ({})", cfg.targets.names.join(", "));
+    }
+    for p in &report.processes {
+        let pid = p.pid.map_or("unknown".to_string(), |p| p.to_string());
+        let threads: Vec<String> = p.threads.iter().map(u32::to_string).collect();
+        println!("{:<8} process {:<8} threads {}", p.name, pid, threads.join(" "));
+    }
+    let body = gtp5g_operator::api::StrategiesRequest { strategies: report.strategies };
+    println!("would POST {}:", gtp5g_operator::api::STRATEGIES_PATH);
+    println!("{}", serde_json::to_string(&body)?);
+    Ok(())
+}
+
+fn check_config(args: ConfigArgs) -> Result<()> {
+    let cfg = Config::load(&Sources::from_process_env(args.config), Purpose::Daemon)?;
+    println!("{}", serde_json::to_string_pretty(&cfg)?);
+    eprintln!("configuration is valid");
+    Ok(())
+}
+
+fn local_api(args: LocalApiArgs) -> Result<()> {
+    log::init(LogFormat::Human, "info");
+    let control = signal::listen().context("installing signal handlers")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let opts = LocalApiOptions {
+        listen: args.listen,
+        state_dir: args.state_dir,
+        token_duration: Duration::from_secs(args.token_hours * 3600),
+    };
+    runtime.block_on(local_api::run(opts, shutdown_signal(control)))?;
+    Ok(())
+}
+
+async fn shutdown_signal(mut control: tokio::sync::mpsc::UnboundedReceiver<signal::Control>) {
+    while let Some(c) = control.recv().await {
+        if c == signal::Control::Shutdown {
+            return;
+        }
+    }
+}
+
+/// systemd `Type=notify`: READY/RELOADING/STOPPING, and the watchdog fed
+/// from the runtime (so a wedged runtime gets restarted).
+struct Systemd {
+    watchdog: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Systemd {
+    fn new() -> Self {
+        Systemd { watchdog: None }
+    }
+
+    fn notify(state: &[sd_notify::NotifyState]) {
+        if let Err(e) = sd_notify::notify(false, state) {
+            tracing::debug!(error = %e, "sd_notify failed");
+        }
+    }
+}
+
+impl Lifecycle for Systemd {
+    fn ready(&mut self) {
+        Self::notify(&[sd_notify::NotifyState::Ready]);
+        let mut usec = 0u64;
+        if self.watchdog.is_none() && sd_notify::watchdog_enabled(false, &mut usec) {
+            let every = Duration::from_micros(usec / 2);
+            self.watchdog = Some(tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                loop {
+                    tick.tick().await;
+                    Systemd::notify(&[sd_notify::NotifyState::Watchdog]);
+                }
+            }));
+        }
+    }
+
+    fn reloading(&mut self) {
+        Self::notify(&[sd_notify::NotifyState::Reloading]);
+    }
+
+    fn stopping(&mut self) {
+        Self::notify(&[sd_notify::NotifyState::Stopping]);
+        if let Some(w) = self.watchdog.take() {
+            w.abort();
+        }
+    }
+}

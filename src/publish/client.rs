@@ -1,0 +1,264 @@
+//! The Gthulhu API client: trades the public key for a JWT, keeps it fresh,
+//! and posts strategy lists. The token is never logged or formatted.
+
+use crate::api::{StatusResponse, Strategy, StrategiesRequest, TokenRequest, TokenResponse, STRATEGIES_PATH, TOKEN_PATH};
+use crate::config::{read_public_key, ApiConfig};
+use base64::Engine;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// Connect, TLS, timeout.
+    Transport,
+    /// A non-success HTTP status.
+    Http,
+    /// The key or the token was refused.
+    Auth,
+    /// 200 with a body that is not the expected JSON.
+    Body,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("{what} {url}: {detail}")]
+    Transport { what: &'static str, url: String, detail: String },
+    #[error("{what}: HTTP {status}: {message}")]
+    Http { what: &'static str, status: u16, message: String },
+    #[error("the API rejected the public key {}: HTTP {status}: {message}", path.display())]
+    KeyRejected { path: PathBuf, status: u16, message: String },
+    #[error("{what}: unexpected answer (HTTP {status}): {detail}")]
+    Body { what: &'static str, status: u16, detail: String },
+    #[error("client set-up: {0}")]
+    Setup(String),
+}
+
+impl PublishError {
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            PublishError::Transport { .. } | PublishError::Setup(_) => FailureKind::Transport,
+            PublishError::Http { status: 401, .. } | PublishError::KeyRejected { .. } => FailureKind::Auth,
+            PublishError::Http { .. } => FailureKind::Http,
+            PublishError::Body { .. } => FailureKind::Body,
+        }
+    }
+}
+
+/// A JWT; Debug and Display never show it.
+#[derive(Clone)]
+struct Token {
+    value: String,
+    refresh_at: Option<Instant>,
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+pub struct ApiClient {
+    http: reqwest::Client,
+    base: String,
+    key_path: PathBuf,
+    refresh_ahead: Duration,
+    token: Option<Token>,
+}
+
+impl fmt::Debug for ApiClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiClient").field("base", &self.base).field("token", &self.token).finish()
+    }
+}
+
+/// What a successful token request changed, for the caller's counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Posted {
+    pub authenticated: bool,
+}
+
+impl ApiClient {
+    pub fn new(cfg: &ApiConfig) -> Result<Self, PublishError> {
+        let timeout = Duration::from_millis(cfg.timeout_ms);
+        let mut builder = reqwest::Client::builder()
+            .use_rustls_tls()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .user_agent(concat!("gtp5g-operator/", env!("CARGO_PKG_VERSION")));
+        if let Some(ca) = &cfg.ca_file {
+            let pem = std::fs::read(ca).map_err(|e| PublishError::Setup(format!("api.ca_file {}: {e}", ca.display())))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| PublishError::Setup(format!("api.ca_file {}: {e}", ca.display())))?;
+            for c in certs {
+                builder = builder.add_root_certificate(c);
+            }
+        }
+        let http = builder.build().map_err(|e| PublishError::Setup(e.to_string()))?;
+        Ok(ApiClient {
+            http,
+            base: cfg.endpoint.trim_end_matches('/').to_string(),
+            key_path: cfg.public_key_path.clone(),
+            refresh_ahead: Duration::from_secs(cfg.token_refresh_ahead_s),
+            token: None,
+        })
+    }
+
+    /// Replaces the API's strategy list. A 401 is answered by one
+    /// re-authentication and one retry.
+    pub async fn post_strategies(&mut self, list: &[Strategy]) -> Result<Posted, PublishError> {
+        let mut authenticated = self.ensure_token().await?;
+        match self.post_once(list).await {
+            Err(PublishError::Http { status: 401, message, .. }) => {
+                tracing::warn!(%message, "token refused by the API; re-authenticating once");
+                self.token = None;
+                authenticated |= self.ensure_token().await?;
+                self.post_once(list).await?;
+            }
+            other => other?,
+        }
+        Ok(Posted { authenticated })
+    }
+
+    /// Fetches a token unless the cached one is still fresh; true if it did.
+    async fn ensure_token(&mut self) -> Result<bool, PublishError> {
+        if let Some(t) = &self.token {
+            if t.refresh_at.is_none_or(|at| Instant::now() < at) {
+                return Ok(false);
+            }
+        }
+        self.token = Some(self.authenticate().await?);
+        Ok(true)
+    }
+
+    async fn authenticate(&self) -> Result<Token, PublishError> {
+        const WHAT: &str = "token request";
+        let public_key = read_public_key(&self.key_path).map_err(PublishError::Setup)?;
+        let url = format!("{}{TOKEN_PATH}", self.base);
+        let resp = self
+            .http
+            .post(&url)
+            .json(&TokenRequest { public_key })
+            .send()
+            .await
+            .map_err(|e| transport(WHAT, &url, e))?;
+        let status = resp.status().as_u16();
+        let body = resp.bytes().await.map_err(|e| transport(WHAT, &url, e))?;
+        let parsed: Option<TokenResponse> = serde_json::from_slice(&body).ok();
+        if status == 401 {
+            let message = error_text(parsed.as_ref().and_then(|r| r.error.clone()), &body);
+            return Err(PublishError::KeyRejected { path: self.key_path.clone(), status, message });
+        }
+        if status != 200 {
+            let message = error_text(parsed.and_then(|r| r.error), &body);
+            return Err(PublishError::Http { what: WHAT, status, message });
+        }
+        let value = parsed
+            .filter(|r| r.success)
+            .and_then(|r| r.token)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| PublishError::Body { what: WHAT, status, detail: "no token in a successful answer".into() })?;
+        let refresh_at = expiry(&value).map(|exp| refresh_instant(exp, self.refresh_ahead));
+        tracing::info!(refresh_in_s = refresh_at.map(|t| t.saturating_duration_since(Instant::now()).as_secs()), "obtained API token");
+        Ok(Token { value, refresh_at })
+    }
+
+    async fn post_once(&self, list: &[Strategy]) -> Result<(), PublishError> {
+        const WHAT: &str = "posting strategies";
+        let token = self.token.as_ref().map(|t| t.value.as_str()).unwrap_or_default();
+        let url = format!("{}{STRATEGIES_PATH}", self.base);
+        let resp = self
+            .http
+            .post(&url)
+            .bearer_auth(token)
+            .json(&StrategiesRequest { strategies: list.to_vec() })
+            .send()
+            .await
+            .map_err(|e| transport(WHAT, &url, e))?;
+        let status = resp.status().as_u16();
+        let body = resp.bytes().await.map_err(|e| transport(WHAT, &url, e))?;
+        let parsed: Result<StatusResponse, _> = serde_json::from_slice(&body);
+        match (status, parsed) {
+            (200, Ok(r)) if r.success => Ok(()),
+            (200, Ok(r)) => Err(PublishError::Body { what: WHAT, status, detail: error_text(r.error, &body) }),
+            (200, Err(e)) => Err(PublishError::Body { what: WHAT, status, detail: format!("{e}: {}", snippet(&body)) }),
+            (_, parsed) => Err(PublishError::Http { what: WHAT, status, message: error_text(parsed.ok().and_then(|r| r.error), &body) }),
+        }
+    }
+}
+
+fn transport(what: &'static str, url: &str, e: reqwest::Error) -> PublishError {
+    // reqwest's Display hides the cause (TLS, refused, timeout): show the chain.
+    let mut detail = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        detail.push_str(": ");
+        detail.push_str(&s.to_string());
+        source = s.source();
+    }
+    if e.is_timeout() {
+        detail.push_str(" (timed out)");
+    }
+    PublishError::Transport { what, url: url.to_string(), detail }
+}
+
+/// The server's `error` text, else the start of the body.
+fn error_text(error: Option<String>, body: &[u8]) -> String {
+    error.unwrap_or_else(|| snippet(body))
+}
+
+fn snippet(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
+    let text = text.trim();
+    if text.is_empty() { "<empty body>".into() } else { text.to_string() }
+}
+
+/// The `exp` claim (seconds since the epoch), read without verifying: the
+/// client only schedules its refresh with it. Absent `exp` is allowed.
+fn expiry(jwt: &str) -> Option<u64> {
+    let payload = jwt.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
+    #[derive(serde::Deserialize)]
+    struct Claims {
+        exp: Option<u64>,
+    }
+    serde_json::from_slice::<Claims>(&bytes).ok()?.exp
+}
+
+fn refresh_instant(exp: u64, ahead: Duration) -> Instant {
+    let now_unix = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+    let left = Duration::from_secs(exp.saturating_sub(now_unix));
+    Instant::now() + left.saturating_sub(ahead)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jwt(claims: &str) -> String {
+        let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        format!("{}.{}.sig", e.encode(r#"{"alg":"RS256"}"#), e.encode(claims))
+    }
+
+    #[test]
+    fn reads_exp_and_tolerates_its_absence() {
+        assert_eq!(expiry(&jwt(r#"{"exp":1700000000,"iss":"x"}"#)), Some(1_700_000_000));
+        assert_eq!(expiry(&jwt(r#"{"iss":"x"}"#)), None);
+        assert_eq!(expiry("garbage"), None);
+    }
+
+    #[test]
+    fn refresh_is_scheduled_ahead_of_expiry() {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        let at = refresh_instant(now + 3600, Duration::from_secs(300));
+        let d = at.duration_since(Instant::now()).as_secs();
+        assert!((3290..=3300).contains(&d), "{d}");
+        assert!(refresh_instant(now - 10, Duration::from_secs(300)) <= Instant::now());
+    }
+
+    #[test]
+    fn token_is_redacted_in_debug() {
+        let t = Token { value: "secret.jwt.value".into(), refresh_at: None };
+        assert!(!format!("{t:?}").contains("secret"));
+    }
+}
