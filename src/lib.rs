@@ -1,11 +1,14 @@
+//! gtp5g-operator: trace_pipe (source) -> parse -> track -> publish.
+
 pub mod api;
+pub mod config;
+pub mod daemon;
+pub mod local_api;
+pub mod log;
 pub mod parse;
-pub mod track;
 pub mod pipeline;
+pub mod publish;
+pub mod signal;
 pub mod source;
 pub mod stats;
-pub mod config;
-pub mod log;
-pub mod publish;
-pub mod daemon;
-pub mod signal;
+pub mod track;

@@ -1,0 +1,218 @@
+//! The server's RSA key pair: loading, first-start generation, and matching a
+//! client-submitted public key against ours.
+
+use std::fs::{self, DirBuilder, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use rsa::pkcs1::{DecodeRsaPrivateKey, EncodeRsaPrivateKey, EncodeRsaPublicKey};
+use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding};
+use rsa::{RsaPrivateKey, RsaPublicKey};
+
+use super::LocalApiError;
+
+pub(crate) const PRIVATE_KEY_FILE: &str = "jwt_private_key.pem";
+pub(crate) const PUBLIC_KEY_FILE: &str = "jwt_public_key.pem";
+const KEY_BITS: usize = 2048;
+
+/// The key material in the forms the server needs at run time.
+pub(crate) struct KeyPair {
+    pub(crate) public: RsaPublicKey,
+    pub(crate) public_pem: String,
+    pub(crate) encoding: jsonwebtoken::EncodingKey,
+    pub(crate) decoding: jsonwebtoken::DecodingKey,
+}
+
+/// Loads the pair from `dir`, generating it on first start. The private key
+/// is the source of truth: a missing or stale public key file is rewritten
+/// from it, so clients reading that file always get a key that works.
+pub(crate) fn load_or_generate(dir: &Path) -> Result<KeyPair, LocalApiError> {
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| io_error(dir, e))?;
+    let private_path = dir.join(PRIVATE_KEY_FILE);
+    let private = if private_path.exists() {
+        read_private_key(&private_path)?
+    } else {
+        let key = generate()?;
+        let pem = key
+            .to_pkcs8_pem(LineEnding::LF)
+            .map_err(|e| LocalApiError::KeyEncode(e.to_string()))?;
+        write_atomically(&private_path, pem.as_bytes(), 0o600)?;
+        tracing::info!(path = %private_path.display(), "generated a new RSA-{KEY_BITS} key pair");
+        key
+    };
+    let public = private.to_public_key();
+    let public_pem = public
+        .to_public_key_pem(LineEnding::LF)
+        .map_err(|e| LocalApiError::KeyEncode(e.to_string()))?;
+    sync_public_key_file(&dir.join(PUBLIC_KEY_FILE), &public, &public_pem)?;
+    Ok(KeyPair {
+        encoding: encoding_key(&private)?,
+        decoding: decoding_key(&public)?,
+        public,
+        public_pem,
+    })
+}
+
+fn generate() -> Result<RsaPrivateKey, LocalApiError> {
+    RsaPrivateKey::new(&mut rand::thread_rng(), KEY_BITS).map_err(LocalApiError::KeyGeneration)
+}
+
+/// Accepts PKCS#8 (what we write) and PKCS#1 (what `openssl genrsa` and the
+/// real server's deployment scripts produce), so an operator can drop in the
+/// cluster's key files.
+fn read_private_key(path: &Path) -> Result<RsaPrivateKey, LocalApiError> {
+    let text = fs::read_to_string(path).map_err(|e| io_error(path, e))?;
+    RsaPrivateKey::from_pkcs8_pem(&text)
+        .or_else(|pkcs8_err| {
+            RsaPrivateKey::from_pkcs1_pem(&text)
+                .map_err(|pkcs1_err| format!("not PKCS#8 ({pkcs8_err}) nor PKCS#1 ({pkcs1_err})"))
+        })
+        .map_err(|detail| LocalApiError::KeyParse {
+            path: path.to_owned(),
+            detail,
+        })
+}
+
+fn sync_public_key_file(
+    path: &Path,
+    public: &RsaPublicKey,
+    pem: &str,
+) -> Result<(), LocalApiError> {
+    let current = match fs::read_to_string(path) {
+        Ok(text) => parse_public_key_pem(&text).ok(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(io_error(path, e)),
+    };
+    if current.as_ref() == Some(public) {
+        return Ok(());
+    }
+    if path.exists() {
+        tracing::warn!(path = %path.display(), "public key file does not match the private key; rewriting it");
+    }
+    write_atomically(path, pem.as_bytes(), 0o644)
+}
+
+/// Write-then-rename so a crash never leaves a truncated key behind; the
+/// mode is set at creation so the private key is never briefly readable.
+fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> Result<(), LocalApiError> {
+    let tmp = tmp_path(path);
+    let _ = fs::remove_file(&tmp);
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&tmp)
+        .map_err(|e| io_error(&tmp, e))?;
+    file.write_all(contents)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| io_error(&tmp, e))?;
+    fs::rename(&tmp, path).map_err(|e| io_error(path, e))
+}
+
+fn tmp_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    path.with_file_name(name)
+}
+
+// jsonwebtoken's signer (ring) wants PKCS#1 DER; handing it DER directly
+// avoids depending on its PEM sniffing.
+fn encoding_key(private: &RsaPrivateKey) -> Result<jsonwebtoken::EncodingKey, LocalApiError> {
+    let der = private
+        .to_pkcs1_der()
+        .map_err(|e| LocalApiError::KeyEncode(e.to_string()))?;
+    Ok(jsonwebtoken::EncodingKey::from_rsa_der(der.as_bytes()))
+}
+
+fn decoding_key(public: &RsaPublicKey) -> Result<jsonwebtoken::DecodingKey, LocalApiError> {
+    let der = public
+        .to_pkcs1_der()
+        .map_err(|e| LocalApiError::KeyEncode(e.to_string()))?;
+    Ok(jsonwebtoken::DecodingKey::from_rsa_der(der.as_bytes()))
+}
+
+/// Why a submitted public key was refused; the text goes to the client after
+/// "Public key verification failed: ".
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub(crate) enum PemError {
+    #[error("failed to decode PEM block containing public key")]
+    NoPemBlock,
+    #[error("failed to parse public key: {0}")]
+    NotRsaSpki(String),
+    #[error("public key does not match the server's key")]
+    Mismatch,
+}
+
+/// Parses an RSA SubjectPublicKeyInfo PEM as leniently as Go's `pem.Decode`
+/// + `x509.ParsePKIXPublicKey` do: text around the block, CRLF, odd line
+/// widths and the block label are not checked; only the DER content counts.
+pub(crate) fn parse_public_key_pem(text: &str) -> Result<RsaPublicKey, PemError> {
+    let der = pem_block_contents(text).ok_or(PemError::NoPemBlock)?;
+    RsaPublicKey::from_public_key_der(&der).map_err(|e| PemError::NotRsaSpki(e.to_string()))
+}
+
+fn pem_block_contents(text: &str) -> Option<Vec<u8>> {
+    let after_begin = &text[text.find("-----BEGIN ")? + "-----BEGIN ".len()..];
+    let body_start = after_begin.find("-----")? + "-----".len();
+    let body = &after_begin[body_start..];
+    let body = &body[..body.find("-----END ")?];
+    let compact: String = body.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    base64::engine::general_purpose::STANDARD.decode(compact).ok()
+}
+
+fn io_error(path: &Path, source: std::io::Error) -> LocalApiError {
+    LocalApiError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn small_key() -> RsaPublicKey {
+        RsaPrivateKey::new(&mut rand::thread_rng(), 1024)
+            .unwrap()
+            .to_public_key()
+    }
+
+    #[test]
+    fn parses_own_encoding_and_mangled_whitespace() {
+        let key = small_key();
+        let pem = key.to_public_key_pem(LineEnding::LF).unwrap();
+        assert_eq!(parse_public_key_pem(&pem).unwrap(), key);
+        let crlf = format!("junk before\r\n  {}\r\n", pem.replace('\n', "\r\n"));
+        assert_eq!(parse_public_key_pem(&crlf).unwrap(), key);
+        let one_line: String = pem
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect();
+        let rewrapped = format!("-----BEGIN PUBLIC KEY-----\n{one_line}\n-----END PUBLIC KEY-----");
+        assert_eq!(parse_public_key_pem(&rewrapped).unwrap(), key);
+    }
+
+    #[test]
+    fn refuses_non_pem_and_non_spki() {
+        assert_eq!(parse_public_key_pem("hello"), Err(PemError::NoPemBlock));
+        let pkcs1 = small_key().to_pkcs1_pem(LineEnding::LF).unwrap();
+        assert!(matches!(
+            parse_public_key_pem(&pkcs1),
+            Err(PemError::NotRsaSpki(_))
+        ));
+    }
+
+    #[test]
+    fn tmp_path_is_a_sibling() {
+        assert_eq!(
+            tmp_path(Path::new("/a/b/key.pem")),
+            PathBuf::from("/a/b/key.pem.tmp")
+        );
+    }
+}

@@ -1,0 +1,330 @@
+//! A local stand-in for the Gthulhu API server, speaking the contract in the
+//! project's `gthulhu-api.md` reference: token exchange, Bearer JWT auth, and
+//! the in-memory strategy list. It is the daemon's default target when no
+//! cluster is reachable and the fixture for its integration tests.
+//!
+//! Differences from the real server are deliberate and limited to what a
+//! server without pods cannot do: there are no configured default strategies,
+//! and selector strategies never match anything (see [`in_force`]).
+
+mod clock;
+mod keys;
+mod routes;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::api::Strategy;
+
+/// Issuer the real server puts in its tokens.
+const ISSUER: &str = "bss-api-server";
+/// Identity put in `client_id`/`sub`: the contract does not say what the real
+/// server uses, and no client reads it.
+const CLIENT_ID: &str = "gthulhu-client";
+
+#[derive(Debug, thiserror::Error)]
+pub enum LocalApiError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: cannot read RSA private key: {detail}")]
+    KeyParse { path: PathBuf, detail: String },
+    #[error("cannot encode RSA key: {0}")]
+    KeyEncode(String),
+    #[error("cannot generate RSA key: {0}")]
+    KeyGeneration(#[source] rsa::Error),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("local API server failed: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+#[derive(Debug, Clone)]
+pub struct LocalApiOptions {
+    pub listen: SocketAddr,
+    pub state_dir: PathBuf,
+    pub token_duration: Duration,
+}
+
+impl Default for LocalApiOptions {
+    fn default() -> Self {
+        Self {
+            // Loopback only: anyone who can reach the port and read the public
+            // key file can rewrite the scheduler's strategy list.
+            listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            state_dir: PathBuf::from("/var/lib/gtp5g-operator"),
+            token_duration: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// JWT claims as the real server issues them; all times in whole seconds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Claims {
+    pub(crate) client_id: String,
+    pub(crate) exp: u64,
+    pub(crate) iat: u64,
+    pub(crate) nbf: u64,
+    pub(crate) iss: String,
+    pub(crate) sub: String,
+}
+
+/// Why a Bearer token was refused; the text follows "Invalid or expired
+/// token: " and mimics golang-jwt v5's wording, which clients may log or match.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub(crate) enum TokenError {
+    #[error("token has invalid claims: token is expired")]
+    Expired,
+    #[error("token has invalid claims: token is not valid yet")]
+    NotYetValid,
+    #[error("token signature is invalid: crypto/rsa: verification error")]
+    BadSignature,
+    #[error("token is unverifiable: error while executing keyfunc: unexpected signing method: {0}")]
+    WrongAlgorithm(String),
+    #[error("token is malformed: {0}")]
+    Malformed(String),
+}
+
+#[derive(Debug, Default)]
+struct StrategyStore {
+    /// The last POSTed list, exactly as received; `None` before any POST.
+    posted: Option<Vec<Strategy>>,
+    /// The real server recomputes its answer after a POST and then serves a
+    /// cache; only the response message shows which happened. It starts
+    /// `true` because the first GET ever has no cache either.
+    recalculate: bool,
+}
+
+struct Inner {
+    keys: keys::KeyPair,
+    public_key_path: PathBuf,
+    token_duration: Duration,
+    store: Mutex<StrategyStore>,
+    posts: watch::Sender<u64>,
+}
+
+#[derive(Clone)]
+pub struct LocalApi {
+    inner: Arc<Inner>,
+}
+
+impl LocalApi {
+    /// Load DIR/jwt_private_key.pem + DIR/jwt_public_key.pem, or generate an
+    /// RSA-2048 pair on first start (private key mode 0600, public key as
+    /// SubjectPublicKeyInfo PEM).
+    pub fn open(state_dir: &Path, token_duration: Duration) -> Result<Self, LocalApiError> {
+        let keys = keys::load_or_generate(state_dir)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                keys,
+                public_key_path: state_dir.join(keys::PUBLIC_KEY_FILE),
+                token_duration,
+                store: Mutex::new(StrategyStore {
+                    posted: None,
+                    recalculate: true,
+                }),
+                posts: watch::channel(0).0,
+            }),
+        })
+    }
+
+    pub fn public_key_path(&self) -> PathBuf {
+        self.inner.public_key_path.clone()
+    }
+
+    pub fn public_key_pem(&self) -> &str {
+        &self.inner.keys.public_pem
+    }
+
+    /// What a GET would return right now (None when nothing is in force).
+    pub fn strategies(&self) -> Option<Vec<Strategy>> {
+        in_force(self.store().posted.as_deref())
+    }
+
+    /// Count of successful strategy POSTs; tests await changes.
+    pub fn posts(&self) -> watch::Receiver<u64> {
+        self.inner.posts.subscribe()
+    }
+
+    /// Serve until `shutdown` resolves, then finish in-flight requests.
+    pub async fn serve(
+        &self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(listener, routes::router(self.clone()))
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+
+    fn store(&self) -> MutexGuard<'_, StrategyStore> {
+        // The store holds plain data that every writer replaces whole, so a
+        // panic elsewhere cannot leave it half-updated.
+        self.inner
+            .store
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn replace_strategies(&self, strategies: Vec<Strategy>) {
+        let mut store = self.store();
+        store.posted = Some(strategies);
+        store.recalculate = true;
+        drop(store);
+        self.inner.posts.send_modify(|n| *n += 1);
+    }
+
+    /// The GET answer and whether it was "recalculated" (first read since a
+    /// change) rather than served from cache.
+    fn read_strategies(&self) -> (Option<Vec<Strategy>>, bool) {
+        let mut store = self.store();
+        let recalculated = std::mem::replace(&mut store.recalculate, false);
+        (in_force(store.posted.as_deref()), recalculated)
+    }
+
+    /// Claims depend only on the current second, and RS256 (PKCS#1 v1.5) is
+    /// deterministic, so two requests in one second get the same token, as
+    /// with the real server.
+    fn issue_token(&self, now: u64) -> Result<String, jsonwebtoken::errors::Error> {
+        let claims = Claims {
+            client_id: CLIENT_ID.to_owned(),
+            exp: now.saturating_add(self.inner.token_duration.as_secs()),
+            iat: now,
+            nbf: now,
+            iss: ISSUER.to_owned(),
+            sub: CLIENT_ID.to_owned(),
+        };
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256),
+            &claims,
+            &self.inner.keys.encoding,
+        )
+    }
+
+    fn verify_token(&self, token: &str) -> Result<(), TokenError> {
+        jsonwebtoken::decode::<serde_json::Value>(token, &self.inner.keys.decoding, &validation())
+            .map(drop)
+            .map_err(|e| token_error(token, e))
+    }
+
+    fn public_key_matches(&self, pem: &str) -> Result<(), keys::PemError> {
+        let submitted = keys::parse_public_key_pem(pem)?;
+        if submitted == self.inner.keys.public {
+            Ok(())
+        } else {
+            Err(keys::PemError::Mismatch)
+        }
+    }
+}
+
+/// Validation as golang-jwt v5 does it: `exp` optional but enforced when
+/// present, `nbf` enforced when present, no leeway, no issuer/audience check.
+fn validation() -> jsonwebtoken::Validation {
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    v.required_spec_claims.clear();
+    v.validate_exp = true;
+    v.validate_nbf = true;
+    v.leeway = 0;
+    v.validate_aud = false;
+    v
+}
+
+fn token_error(token: &str, err: jsonwebtoken::errors::Error) -> TokenError {
+    use jsonwebtoken::errors::ErrorKind;
+    match err.kind() {
+        ErrorKind::ExpiredSignature => TokenError::Expired,
+        ErrorKind::ImmatureSignature => TokenError::NotYetValid,
+        ErrorKind::InvalidSignature => TokenError::BadSignature,
+        ErrorKind::InvalidAlgorithm => TokenError::WrongAlgorithm(header_alg(token)),
+        ErrorKind::InvalidToken => {
+            TokenError::Malformed("token contains an invalid number of segments".to_owned())
+        }
+        _ => TokenError::Malformed(err.to_string()),
+    }
+}
+
+fn header_alg(token: &str) -> String {
+    jsonwebtoken::decode_header(token).map_or_else(|_| "unknown".to_owned(), |h| format!("{:?}", h.alg))
+}
+
+/// The strategies a GET reports for a posted list. PID strategies pass
+/// through in order; entries with neither PID nor selectors are dropped. The
+/// real server expands selector strategies into one entry per PID of the
+/// matching pods; this server has no pods, so a selector strategy matches
+/// nothing and is dropped too. An empty result is `None` (`null` on the wire).
+fn in_force(posted: Option<&[Strategy]>) -> Option<Vec<Strategy>> {
+    let kept: Vec<Strategy> = posted?
+        .iter()
+        .filter(|s| s.selectors.is_empty() && s.pid != 0)
+        .cloned()
+        .collect();
+    (!kept.is_empty()).then_some(kept)
+}
+
+/// For the CLI: open the key pair, bind `opts.listen`, and serve until
+/// `shutdown` resolves.
+pub async fn run(
+    opts: LocalApiOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), LocalApiError> {
+    let api = LocalApi::open(&opts.state_dir, opts.token_duration)?;
+    let listener = tokio::net::TcpListener::bind(opts.listen)
+        .await
+        .map_err(|source| LocalApiError::Bind {
+            addr: opts.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(LocalApiError::Serve)?;
+    tracing::info!(
+        "local API listening on {addr}, public key at {}",
+        api.public_key_path().display()
+    );
+    api.serve(listener, shutdown).await.map_err(LocalApiError::Serve)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::Selector;
+
+    fn pid(pid: i64) -> Strategy {
+        Strategy {
+            priority: true,
+            execution_time: 20_000_000,
+            pid,
+            selectors: vec![],
+            command_regex: String::new(),
+        }
+    }
+
+    #[test]
+    fn in_force_drops_pidless_and_selector_entries_keeping_order() {
+        let mut selector = pid(9);
+        selector.selectors = vec![Selector {
+            key: "app".into(),
+            value: "x".into(),
+        }];
+        let posted = [pid(3), pid(0), selector, pid(1)];
+        assert_eq!(in_force(Some(&posted)), Some(vec![pid(3), pid(1)]));
+    }
+
+    #[test]
+    fn nothing_in_force_is_none() {
+        assert_eq!(in_force(None), None);
+        assert_eq!(in_force(Some(&[])), None);
+        assert_eq!(in_force(Some(&[pid(0)])), None);
+    }
+}

@@ -1,0 +1,294 @@
+//! HTTP surface: routing, auth, and the exact response shapes of the real
+//! server (JSON followed by a newline, bare 405, Go-style text 404, CORS).
+
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::clock::{rfc3339_utc, unix_now};
+use super::LocalApi;
+use crate::api::{
+    StatusResponse, StrategiesRequest, StrategiesResponse, TokenRequest, TokenResponse,
+    HEALTH_PATH, STRATEGIES_PATH, TOKEN_PATH,
+};
+
+/// Far above any real strategy list (22 entries in the field) yet small
+/// enough that a confused client cannot make the server buffer much.
+const BODY_LIMIT: usize = 4 * 1024 * 1024;
+
+pub(super) fn router(api: LocalApi) -> Router {
+    Router::new()
+        .route(TOKEN_PATH, post(token))
+        .route(STRATEGIES_PATH, get(get_strategies).post(post_strategies))
+        .route(HEALTH_PATH, get(health))
+        // Must follow the routes: it is applied to the ones already added.
+        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(not_found)
+        .layer(middleware::from_fn(cors))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(api)
+}
+
+/// Answers preflights for every path without auth, and marks every response
+/// as readable cross-origin, as the real server's outermost middleware does.
+async fn cors(req: Request, next: Next) -> Response {
+    let mut response = if req.method() == Method::OPTIONS {
+        StatusCode::OK.into_response()
+    } else {
+        next.run(req).await
+    };
+    let headers = response.headers_mut();
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, POST, PUT, DELETE, OPTIONS"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("Content-Type, Authorization"),
+    );
+    response
+}
+
+async fn method_not_allowed() -> StatusCode {
+    StatusCode::METHOD_NOT_ALLOWED
+}
+
+/// Byte-for-byte Go's `http.NotFound`.
+async fn not_found() -> Response {
+    let mut response = (StatusCode::NOT_FOUND, "404 page not found\n").into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+/// JSON plus the trailing newline Go's `json.Encoder` writes.
+fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
+    match serde_json::to_vec(body) {
+        Ok(mut bytes) => {
+            bytes.push(b'\n');
+            let mut response = Response::new(Body::from(bytes));
+            *response.status_mut() = status;
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            response
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot serialise response");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+fn failure(status: StatusCode, error: String) -> Response {
+    json(
+        status,
+        &StatusResponse {
+            success: false,
+            error: Some(error),
+            ..StatusResponse::default()
+        },
+    )
+}
+
+fn now_stamp() -> String {
+    rfc3339_utc(unix_now())
+}
+
+/// Decodes the first JSON value of a body and ignores whatever follows, as
+/// Go's `json.NewDecoder(r.Body).Decode` does; an empty body reads as "EOF".
+fn decode_first<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    match serde_json::Deserializer::from_slice(body)
+        .into_iter::<T>()
+        .next()
+    {
+        Some(Ok(value)) => Ok(value),
+        Some(Err(e)) => Err(e.to_string()),
+        None => Err("EOF".to_owned()),
+    }
+}
+
+fn body_error(rejection: &BytesRejection) -> Response {
+    failure(rejection.status(), format!("Invalid request body: {rejection}"))
+}
+
+async fn token(
+    State(api): State<LocalApi>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return body_error(&rejection),
+    };
+    let request: TokenRequest = match decode_first(&body) {
+        Ok(request) => request,
+        Err(detail) => {
+            return failure(
+                StatusCode::BAD_REQUEST,
+                format!("Invalid JSON format: {detail}"),
+            )
+        }
+    };
+    if let Err(e) = api.public_key_matches(&request.public_key) {
+        tracing::info!(reason = %e, "token refused");
+        return failure(
+            StatusCode::UNAUTHORIZED,
+            format!("Public key verification failed: {e}"),
+        );
+    }
+    let now = unix_now();
+    match api.issue_token(now) {
+        Ok(token) => json(
+            StatusCode::OK,
+            &TokenResponse {
+                success: true,
+                message: Some("Token generated successfully".to_owned()),
+                timestamp: Some(rfc3339_utc(now)),
+                token: Some(token),
+                error: None,
+            },
+        ),
+        Err(e) => failure(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("Failed to generate token: {e}"),
+        ),
+    }
+}
+
+/// Checks `Authorization: Bearer <JWT>` with the real server's messages. An
+/// empty header counts as missing, as Go's `Header.Get` makes it look.
+#[allow(clippy::result_large_err)]
+fn authorize(api: &LocalApi, headers: &HeaderMap) -> Result<(), Response> {
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .map(HeaderValue::as_bytes)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| {
+            failure(
+                StatusCode::UNAUTHORIZED,
+                "Authorization header is required".to_owned(),
+            )
+        })?;
+    let token = value
+        .strip_prefix(b"Bearer ")
+        .filter(|t| !t.iter().all(u8::is_ascii_whitespace))
+        .ok_or_else(|| {
+            failure(
+                StatusCode::UNAUTHORIZED,
+                "Authorization header must start with 'Bearer '".to_owned(),
+            )
+        })?;
+    api.verify_token(&String::from_utf8_lossy(token))
+        .map_err(|e| {
+            failure(
+                StatusCode::UNAUTHORIZED,
+                format!("Invalid or expired token: {e}"),
+            )
+        })
+}
+
+async fn post_strategies(
+    State(api): State<LocalApi>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    if let Err(response) = authorize(&api, &headers) {
+        return response;
+    }
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return body_error(&rejection),
+    };
+    let request: StrategiesRequest = match decode_first(&body) {
+        Ok(request) => request,
+        Err(detail) => {
+            return failure(
+                StatusCode::BAD_REQUEST,
+                format!("Invalid request payload: {detail}"),
+            )
+        }
+    };
+    let pids: Vec<i64> = request.strategies.iter().map(|s| s.pid).collect();
+    tracing::info!(count = pids.len(), ?pids, "strategies received");
+    api.replace_strategies(request.strategies);
+    json(
+        StatusCode::OK,
+        &StatusResponse {
+            success: true,
+            message: Some("Scheduling strategies saved successfully".to_owned()),
+            timestamp: Some(now_stamp()),
+            error: None,
+        },
+    )
+}
+
+async fn get_strategies(State(api): State<LocalApi>, headers: HeaderMap) -> Response {
+    if let Err(response) = authorize(&api, &headers) {
+        return response;
+    }
+    let (scheduling, recalculated) = api.read_strategies();
+    let message = if recalculated {
+        "Scheduling strategies recalculated due to pod changes"
+    } else {
+        "Scheduling strategies retrieved from cache"
+    };
+    json(
+        StatusCode::OK,
+        &StrategiesResponse {
+            success: true,
+            message: Some(message.to_owned()),
+            timestamp: Some(now_stamp()),
+            scheduling,
+        },
+    )
+}
+
+#[derive(Serialize)]
+struct HealthResponse {
+    status: &'static str,
+    timestamp: String,
+    service: &'static str,
+}
+
+async fn health() -> Response {
+    json(
+        StatusCode::OK,
+        &HealthResponse {
+            status: "healthy",
+            timestamp: now_stamp(),
+            service: "BSS Metrics API Server",
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decode_first_ignores_trailing_data_and_reports_eof() {
+        let r: StrategiesRequest = decode_first(br#"{"strategies":[]} garbage {"#).unwrap();
+        assert!(r.strategies.is_empty());
+        assert_eq!(decode_first::<StrategiesRequest>(b"  \n").unwrap_err(), "EOF");
+        assert!(decode_first::<StrategiesRequest>(b"{").is_err());
+    }
+}
