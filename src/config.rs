@@ -90,12 +90,19 @@ pub struct MetricsConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("config file {path}: {source}")]
-    File { path: PathBuf, source: config::ConfigError },
+    #[error("config file {path}: {error}")]
+    File { path: PathBuf, error: config::ConfigError },
+    // Not a #[source]: the text is already in the message, once.
     #[error("configuration: {0}")]
-    Load(#[from] config::ConfigError),
+    Load(config::ConfigError),
     #[error("config key `{key}`: {reason}")]
     Invalid { key: &'static str, reason: String },
+}
+
+impl From<config::ConfigError> for ConfigError {
+    fn from(e: config::ConfigError) -> Self {
+        ConfigError::Load(e)
+    }
 }
 
 fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
@@ -140,13 +147,13 @@ impl Config {
         if let Some(path) = &file {
             let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
                 path: path.clone(),
-                source: config::ConfigError::Message(e.to_string()),
+                error: config::ConfigError::Message(e.to_string()),
             })?;
             // Parse the file alone first so that its errors name the file.
             config::Config::builder()
                 .add_source(File::from_str(&text, FileFormat::Toml))
                 .build()
-                .map_err(|source| ConfigError::File { path: path.clone(), source })?;
+                .map_err(|error| ConfigError::File { path: path.clone(), error })?;
             b = b.add_source(File::from_str(&text, FileFormat::Toml));
         }
         let env: config::Map<String, String> = sources.env.iter().cloned().collect();
