@@ -141,7 +141,10 @@ static void failure_reason(char *out, size_t len, const char *what, int err)
 		snprintf(out + n, len - n, " [verifier: %s]", verifier_last);
 	if (err == -EPERM || err == EPERM || err == -EACCES || err == EACCES) {
 		size_t l = strlen(out);
-		snprintf(out + l, len - l, " - permission denied: needs root or CAP_BPF+CAP_PERFMON");
+		/* Privileges were checked up front, so EPERM here is the kernel
+		 * refusing this program type or target, not missing caps. */
+		snprintf(out + l, len - l, " - refused by the kernel although privileged: this program type "
+			 "or target is disabled here (lockdown/LSM policy, or function not traceable)");
 	}
 }
 
