@@ -1,0 +1,180 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Portable GTP-U tracer: needs no gtp5g module, only BTF-enabled tracepoints.
+ * It recognises GTP-U packets (UDP to or from the configured port, IPv4 or
+ * IPv6) where they leave (net_dev_queue) or arrive (netif_receive_skb) on any
+ * net device, and prints who was running at that moment. On the sending side
+ * that is the thread that called send(); the operator boosts it.
+ *
+ * Per packet, four lines (prefix tp/<tracepoint>):
+ *   DEV=<ifname>, LEN=<skb->len>
+ *   TEID=0x<teid>, TYPE=<gtp message type>
+ *   PID=<tid>, TGID=<pid>, CPU=<cpu>
+ *   COMM=<current comm>
+ */
+#include "gtp5g_common.bpf.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* Set by the loader before load (rodata), so the verifier sees a constant. */
+const volatile __u16 gtpu_port = 2152;
+
+#define ETH_P_IP_   0x0800
+#define ETH_P_IPV6_ 0x86DD
+#define IPV6_HDR_LEN 40
+#define UDP_HDR_LEN 8
+#define GTPU_HDR_LEN 8
+/* Bounded walk over IPv6 extension headers: the verifier needs a fixed bound
+ * and real GTP-U traffic rarely carries any. */
+#define MAX_IPV6_EXT 4
+
+struct gtpu_info {
+	__u32 teid;
+	__u8 type;
+};
+
+static __always_inline int read_at(void *dst, __u32 len, unsigned char *head,
+				   __u32 off)
+{
+	return bpf_probe_read_kernel(dst, len, head + off);
+}
+
+/*
+ * Locate the L3 header and parse down to the GTP-U header.
+ *
+ * Egress (net_dev_queue): __dev_queue_xmit() has reset the mac header to
+ * skb->data, i.e. data points at the link-layer header (14-byte Ethernet on lo
+ * and real NICs, nothing on raw-IP devices), so data cannot be used as L3;
+ * the IP layer set network_header, which is right for every device type.
+ *
+ * Ingress (netif_receive_skb): the driver ran eth_type_trans(), which pulled
+ * the link-layer header, so data is L3; network_header is only reset by
+ * __netif_receive_skb_core() after this tracepoint and may be stale.
+ */
+static __always_inline bool parse_gtpu(struct sk_buff *skb, bool egress,
+				       struct gtpu_info *out)
+{
+	unsigned char *head = skb->head;
+	__u32 tail = skb->tail; /* offset from head on 64-bit kernels */
+	__u16 proto = bpf_ntohs(skb->protocol);
+	__u32 l3, l4;
+	__u8 l4proto;
+
+	if (egress) {
+		l3 = skb->network_header;
+		if (l3 == (__u16)~0U)
+			return false;
+	} else {
+		l3 = (__u32)((unsigned long)skb->data - (unsigned long)head);
+	}
+
+	if (proto == ETH_P_IP_) {
+		__u8 iph[20];
+
+		if (read_at(iph, sizeof(iph), head, l3))
+			return false;
+		if ((iph[0] >> 4) != 4 || (iph[0] & 0xf) < 5)
+			return false;
+		/* Non-first fragments carry no UDP header. */
+		if (((iph[6] << 8) | iph[7]) & 0x1fff)
+			return false;
+		l4proto = iph[9];
+		l4 = l3 + (iph[0] & 0xf) * 4;
+	} else if (proto == ETH_P_IPV6_) {
+		__u8 ip6h[8];
+		__u8 nh;
+
+		if (read_at(ip6h, sizeof(ip6h), head, l3))
+			return false;
+		if ((ip6h[0] >> 4) != 6)
+			return false;
+		nh = ip6h[6];
+		l4 = l3 + IPV6_HDR_LEN;
+#pragma unroll
+		for (int i = 0; i < MAX_IPV6_EXT; i++) {
+			__u8 ext[8];
+
+			if (nh != 0 && nh != 43 && nh != 44 && nh != 60)
+				break;
+			if (read_at(ext, sizeof(ext), head, l4))
+				return false;
+			if (nh == 44) {
+				/* Fragment header: only the first fragment has UDP. */
+				if (((ext[2] << 8) | ext[3]) & 0xfff8)
+					return false;
+				nh = ext[0];
+				l4 += 8;
+			} else {
+				nh = ext[0];
+				l4 += (ext[1] + 1) * 8;
+			}
+		}
+		l4proto = nh;
+	} else {
+		return false;
+	}
+
+	if (l4proto != IPPROTO_UDP)
+		return false;
+	/* GTP-U header must be in the linear area; fragments of a non-linear skb
+	 * are not worth chasing for a scheduling hint. */
+	if (l4 + UDP_HDR_LEN + GTPU_HDR_LEN > tail)
+		return false;
+
+	__u8 udp[UDP_HDR_LEN];
+	if (read_at(udp, sizeof(udp), head, l4))
+		return false;
+	__u16 sport = (udp[0] << 8) | udp[1];
+	__u16 dport = (udp[2] << 8) | udp[3];
+	if (dport != gtpu_port && sport != gtpu_port)
+		return false;
+
+	__u8 gtp[GTPU_HDR_LEN];
+	if (read_at(gtp, sizeof(gtp), head, l4 + UDP_HDR_LEN))
+		return false;
+	/* Version 1 with the PT bit set is GTP; anything else on the port
+	 * (GTP' or garbage) is not GTP-U. */
+	if ((gtp[0] >> 5) != 1 || !(gtp[0] & 0x10))
+		return false;
+
+	out->type = gtp[1];
+	out->teid = ((__u32)gtp[4] << 24) | ((__u32)gtp[5] << 16) |
+		    ((__u32)gtp[6] << 8) | gtp[7];
+	return true;
+}
+
+#define EMIT_GTPU(prefix, skb, info)                                          \
+	do {                                                                  \
+		struct net_device *__dev = (skb)->dev;                        \
+		if (__dev)                                                    \
+			bpf_printk(prefix ": DEV=%s, LEN=%u", __dev->name,     \
+				   (skb)->len);                               \
+		else                                                          \
+			bpf_printk(prefix ": DEV=?, LEN=%u", (skb)->len);      \
+		bpf_printk(prefix ": TEID=0x%x, TYPE=%u", (info).teid,         \
+			   (unsigned int)(info).type);                        \
+		EMIT_PID_TGID_CPU(prefix);                                    \
+		EMIT_COMM(prefix);                                            \
+	} while (0)
+
+SEC("tp_btf/net_dev_queue")
+int BPF_PROG(tp_net_dev_queue, struct sk_buff *skb)
+{
+	struct gtpu_info info = {};
+
+	if (!skb || !parse_gtpu(skb, true, &info))
+		return 0;
+	EMIT_GTPU("tp/net_dev_queue", skb, info);
+	return 0;
+}
+
+SEC("tp_btf/netif_receive_skb")
+int BPF_PROG(tp_netif_receive_skb, struct sk_buff *skb)
+{
+	struct gtpu_info info = {};
+
+	if (!skb || !parse_gtpu(skb, false, &info))
+		return 0;
+	EMIT_GTPU("tp/netif_receive_skb", skb, info);
+	return 0;
+}

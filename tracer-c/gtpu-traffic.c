@@ -1,0 +1,353 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * gtpu-traffic: stand-in for UERANSIM nr-gnb / nr-ue in tests and demos.
+ *
+ * Renames itself (so every thread's comm is NAME, as with the real
+ * binaries), starts N worker threads that send real GTP-U G-PDUs over UDP,
+ * and prints one JSON line naming the process and its threads. The main
+ * thread never sends, so a tracer that attributes packets correctly reports
+ * only worker thread ids.
+ *
+ * usage: gtpu-traffic --name NAME [--threads N] [--count PKTS] [--interval-ms MS]
+ *                     [--port P] [--dest ADDR] [--teid BASE] [--linger]
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+
+#define PROG "gtpu-traffic"
+#define MAX_THREADS 256
+#define GTPU_HDR_LEN 8
+#define INNER_LEN 20 /* a bare IPv4 header: enough for a dummy T-PDU */
+
+struct opts {
+	const char *name;
+	unsigned threads;
+	unsigned long count; /* 0: until killed */
+	unsigned interval_ms;
+	unsigned port;
+	const char *dest;
+	uint32_t teid_base;
+	bool linger;
+};
+
+struct worker {
+	pthread_t thread;
+	unsigned index;
+	pid_t tid;
+	const struct opts *o;
+	struct sockaddr_storage dst;
+	socklen_t dst_len;
+};
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+static unsigned started, finished;
+static bool go;
+
+static uint16_t ip_checksum(const uint8_t *p, size_t n)
+{
+	uint32_t sum = 0;
+
+	for (size_t i = 0; i + 1 < n; i += 2)
+		sum += (p[i] << 8) | p[i + 1];
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)~sum;
+}
+
+static size_t build_packet(uint8_t *pkt, uint32_t teid, unsigned index)
+{
+	uint8_t *ip = pkt + GTPU_HDR_LEN;
+	uint16_t csum;
+
+	/* GTPv1-U: version 1, PT=1, no optional fields; type 0xff = G-PDU;
+	 * length counts the bytes after the mandatory 8-byte header. */
+	pkt[0] = 0x30;
+	pkt[1] = 0xff;
+	pkt[2] = INNER_LEN >> 8;
+	pkt[3] = INNER_LEN & 0xff;
+	pkt[4] = teid >> 24;
+	pkt[5] = teid >> 16;
+	pkt[6] = teid >> 8;
+	pkt[7] = teid;
+
+	/* Inner IPv4 header, UE 10.60.0.(1+index) -> 10.60.255.254, protocol
+	 * 253 (RFC 3692 experimental) so nothing mistakes it for real data. */
+	memset(ip, 0, INNER_LEN);
+	ip[0] = 0x45;
+	ip[2] = 0;
+	ip[3] = INNER_LEN;
+	ip[8] = 64;
+	ip[9] = 253;
+	ip[12] = 10;
+	ip[13] = 60;
+	ip[14] = (uint8_t)((1 + index) >> 8);
+	ip[15] = (uint8_t)(1 + index);
+	ip[16] = 10;
+	ip[17] = 60;
+	ip[18] = 255;
+	ip[19] = 254;
+	csum = ip_checksum(ip, INNER_LEN);
+	ip[10] = csum >> 8;
+	ip[11] = csum & 0xff;
+	return GTPU_HDR_LEN + INNER_LEN;
+}
+
+static void timespec_add_ms(struct timespec *t, unsigned ms)
+{
+	t->tv_sec += ms / 1000;
+	t->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (t->tv_nsec >= 1000000000L) {
+		t->tv_sec++;
+		t->tv_nsec -= 1000000000L;
+	}
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	const struct opts *o = w->o;
+	uint8_t pkt[GTPU_HDR_LEN + INNER_LEN];
+	size_t len = build_packet(pkt, o->teid_base + w->index, w->index);
+	struct timespec next;
+	int fd;
+
+	pthread_mutex_lock(&mu);
+	w->tid = (pid_t)syscall(SYS_gettid);
+	started++;
+	pthread_cond_broadcast(&cv);
+	while (!go)
+		pthread_cond_wait(&cv, &mu);
+	pthread_mutex_unlock(&mu);
+
+	/* Unconnected on purpose: a connected UDP socket turns the ICMP port
+	 * unreachable (nobody listens on 2152 in tests) into ECONNREFUSED on
+	 * the next send, which would skip every other packet. */
+	fd = socket(w->dst.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, IPPROTO_UDP);
+	if (fd < 0) {
+		fprintf(stderr, PROG ": thread %u: socket: %s\n", w->index, strerror(errno));
+		goto done;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &next);
+	for (unsigned long sent = 0; !o->count || sent < o->count; sent++) {
+		if (sendto(fd, pkt, len, 0, (struct sockaddr *)&w->dst, w->dst_len) < 0 &&
+		    errno != ECONNREFUSED && errno != EAGAIN && errno != ENOBUFS)
+			fprintf(stderr, PROG ": thread %u: sendto: %s\n", w->index, strerror(errno));
+		if (o->interval_ms && (!o->count || sent + 1 < o->count)) {
+			timespec_add_ms(&next, o->interval_ms);
+			while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL) == EINTR)
+				;
+		}
+	}
+	close(fd);
+done:
+	pthread_mutex_lock(&mu);
+	finished++;
+	pthread_cond_broadcast(&cv);
+	pthread_mutex_unlock(&mu);
+	/* With --linger the thread must stay in /proc/<pid>/task so that
+	 * tests can still see (and boost) it after the traffic is over. */
+	if (o->linger)
+		for (;;)
+			pause();
+	return NULL;
+}
+
+static void json_string(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if (ch == '"' || ch == '\\')
+			fprintf(f, "\\%c", ch);
+		else if (ch < 0x20)
+			fprintf(f, "\\u%04x", ch);
+		else
+			fputc(ch, f);
+	}
+	fputc('"', f);
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: " PROG " --name NAME [--threads N=3] [--count PACKETS_PER_THREAD=0]\n"
+		   "       [--interval-ms MS=100] [--port 2152] [--dest 127.0.0.1] [--teid BASE=0x1000]\n"
+		   "       [--linger]\n");
+}
+
+static int parse_ul(const char *opt, const char *s, unsigned long max, unsigned long *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtoul(s, &end, 0);
+	if (errno || !*s || *end || *out > max || *s == '-') {
+		fprintf(stderr, PROG ": %s: invalid value '%s'\n", opt, s);
+		return -1;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option lopts[] = {
+		{ "name", required_argument, NULL, 'n' },
+		{ "threads", required_argument, NULL, 't' },
+		{ "count", required_argument, NULL, 'c' },
+		{ "interval-ms", required_argument, NULL, 'i' },
+		{ "port", required_argument, NULL, 'p' },
+		{ "dest", required_argument, NULL, 'd' },
+		{ "teid", required_argument, NULL, 'T' },
+		{ "linger", no_argument, NULL, 'l' },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	struct opts o = { .threads = 3, .interval_ms = 100, .port = 2152,
+			  .dest = "127.0.0.1", .teid_base = 0x1000 };
+	static struct worker workers[MAX_THREADS];
+	struct addrinfo hints = { .ai_socktype = SOCK_DGRAM, .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV };
+	struct addrinfo *ai;
+	char portstr[8], comm[17] = "";
+	unsigned long v;
+	int c, err;
+
+	while ((c = getopt_long(argc, argv, "n:t:c:i:p:d:T:lh", lopts, NULL)) != -1) {
+		switch (c) {
+		case 'n':
+			o.name = optarg;
+			break;
+		case 't':
+			if (parse_ul("--threads", optarg, MAX_THREADS, &v) || !v)
+				return 2;
+			o.threads = v;
+			break;
+		case 'c':
+			if (parse_ul("--count", optarg, ~0UL, &v))
+				return 2;
+			o.count = v;
+			break;
+		case 'i':
+			if (parse_ul("--interval-ms", optarg, 3600000, &v))
+				return 2;
+			o.interval_ms = v;
+			break;
+		case 'p':
+			if (parse_ul("--port", optarg, 65535, &v) || !v)
+				return 2;
+			o.port = v;
+			break;
+		case 'd':
+			o.dest = optarg;
+			break;
+		case 'T':
+			if (parse_ul("--teid", optarg, 0xffffffffUL, &v))
+				return 2;
+			o.teid_base = (uint32_t)v;
+			break;
+		case 'l':
+			o.linger = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (!o.name || !*o.name || optind < argc) {
+		usage(stderr);
+		return 2;
+	}
+
+	snprintf(portstr, sizeof(portstr), "%u", o.port);
+	err = getaddrinfo(o.dest, portstr, &hints, &ai);
+	if (err) {
+		fprintf(stderr, PROG ": --dest %s: %s\n", o.dest, gai_strerror(err));
+		return 2;
+	}
+
+	/* Before any thread exists: threads inherit the comm at creation, and
+	 * renaming later would only rename the main thread. */
+	if (prctl(PR_SET_NAME, o.name, 0, 0, 0)) {
+		fprintf(stderr, PROG ": prctl(PR_SET_NAME): %s\n", strerror(errno));
+		return 1;
+	}
+	prctl(PR_GET_NAME, comm, 0, 0, 0);
+
+	/* Workers must not take SIGTERM/SIGINT; the main thread waits for them
+	 * with sigtimedwait() so the exit status is 0. */
+	sigset_t term;
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	sigaddset(&term, SIGINT);
+	sigaddset(&term, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &term, NULL);
+
+	for (unsigned i = 0; i < o.threads; i++) {
+		struct worker *w = &workers[i];
+		w->index = i;
+		w->o = &o;
+		memcpy(&w->dst, ai->ai_addr, ai->ai_addrlen);
+		w->dst_len = ai->ai_addrlen;
+		err = pthread_create(&w->thread, NULL, worker_main, w);
+		if (err) {
+			fprintf(stderr, PROG ": pthread_create: %s\n", strerror(err));
+			return 1;
+		}
+	}
+	freeaddrinfo(ai);
+
+	pthread_mutex_lock(&mu);
+	while (started < o.threads)
+		pthread_cond_wait(&cv, &mu);
+	pthread_mutex_unlock(&mu);
+
+	/* The name printed is the kernel's (truncated to 15 bytes), i.e. what
+	 * a trace_pipe reader will see. */
+	printf("{\"name\":");
+	json_string(stdout, comm);
+	printf(",\"pid\":%d,\"tids\":[", (int)getpid());
+	for (unsigned i = 0; i < o.threads; i++)
+		printf("%s%d", i ? "," : "", (int)workers[i].tid);
+	printf("]}\n");
+	fflush(stdout);
+
+	/* Traffic starts only after the JSON line, so a test that reads it
+	 * first cannot miss the first packets. */
+	pthread_mutex_lock(&mu);
+	go = true;
+	pthread_cond_broadcast(&cv);
+	pthread_mutex_unlock(&mu);
+
+	for (;;) {
+		struct timespec tick = { 0, 50 * 1000000L };
+		int sig = sigtimedwait(&term, NULL, &tick);
+
+		if (sig > 0)
+			return 0;
+		pthread_mutex_lock(&mu);
+		bool done = finished == o.threads;
+		pthread_mutex_unlock(&mu);
+		if (done && !o.linger)
+			break;
+	}
+	for (unsigned i = 0; i < o.threads; i++)
+		pthread_join(workers[i].thread, NULL);
+	return 0;
+}
