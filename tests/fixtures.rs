@@ -51,6 +51,9 @@ fn known_processes_of_the_shared_recordings() {
     assert_eq!(pids("netdev-gtpu-no-irq-info.trace"), vec![10303, 10344]);
     assert_eq!(pids("netdev-unknown-comm-no-COMM-line.trace"), Vec::<i64>::new());
     assert_eq!(pids("step11-testbed.trace"), vec![365012, 365189, 1150348, 1150369]);
+    // Recorded on this machine (tests/fixtures/live-netdev.md); the
+    // bystander process 13127 / thread 13133 must not appear.
+    assert_eq!(pids("live-netdev.trace"), vec![13125, 13126, 13128, 13129, 13130, 13131, 13132]);
 }
 
 #[test]
