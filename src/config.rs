@@ -37,6 +37,7 @@ pub struct TraceConfig {
 pub struct TargetConfig {
     pub names: Vec<String>,
     pub threads: bool,
+    pub check_proc: bool,
     pub max_processes: usize,
     pub max_threads: usize,
 }

@@ -122,10 +122,25 @@ pub async fn run(
     cfg: Config,
     stats: Arc<Stats>,
     reload: impl Fn() -> Result<Config, ConfigError>,
+    control: mpsc::UnboundedReceiver<Control>,
+    lifecycle: impl Lifecycle,
+) -> Result<(), DaemonError> {
+    if cfg.targets.check_proc {
+        run_with(LiveProc::default(), cfg, stats, reload, control, lifecycle).await
+    } else {
+        run_with(NoProc, cfg, stats, reload, control, lifecycle).await
+    }
+}
+
+async fn run_with<P: ProcView + 'static>(
+    proc: P,
+    cfg: Config,
+    stats: Arc<Stats>,
+    reload: impl Fn() -> Result<Config, ConfigError>,
     mut control: mpsc::UnboundedReceiver<Control>,
     mut lifecycle: impl Lifecycle,
 ) -> Result<(), DaemonError> {
-    let tracker = tracker(&cfg, LiveProc::default());
+    let tracker = tracker(&cfg, proc);
     let changed = Arc::new(Notify::new());
     let (pipe, mount) = (cfg.trace.pipe.clone(), cfg.trace.mount_tracefs);
     let reader = Reader::spawn(
