@@ -153,10 +153,7 @@ async fn run_with<P: ProcView + 'static>(
     let (settings_tx, settings_rx) = watch::channel(settings(&cfg));
     let (stop_tx, stop_rx) = watch::channel(false);
     let publisher = Publisher::new(settings_rx, TrackerPids { tracker: tracker.clone(), stats: stats.clone() }, changed, stats.clone(), DRAIN);
-    let mut publisher_stop = stop_rx.clone();
-    let publisher = tokio::spawn(publisher.run(async move {
-        let _ = publisher_stop.wait_for(|s| *s).await;
-    }));
+    let publisher = tokio::spawn(publisher.run(stop_rx.clone()));
     let stats_log = tokio::spawn(log_stats(stats.clone(), Duration::from_secs(cfg.log.stats_interval_s), stop_rx.clone()));
     lifecycle.ready();
     tracing::info!(targets = ?cfg.targets.names, endpoint = %cfg.api.endpoint, "gtp5g-operator running");

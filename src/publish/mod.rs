@@ -9,7 +9,6 @@ use crate::config::{ApiConfig, StrategyConfig};
 use crate::stats::{now_unix_ms, Stats};
 use client::{ApiClient, FailureKind, PublishError};
 use rand::Rng;
-use std::future::Future;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
@@ -89,10 +88,9 @@ impl<S: PidSource> Publisher<S> {
         Publisher { settings, source, changed, stats, drain }
     }
 
-    /// Runs until `shutdown` resolves; a POST in flight then gets `drain`
-    /// to finish.
-    pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
-        tokio::pin!(shutdown);
+    /// Runs until `stop` turns true; a POST in flight then gets `drain` to
+    /// finish.
+    pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
         let mut settings = self.settings.borrow_and_update().clone();
         let mut client = self.new_client(&settings);
         let mut backoff = Backoff::new(Duration::from_secs(settings.api.retry_max_s));
@@ -108,7 +106,7 @@ impl<S: PidSource> Publisher<S> {
             let worth_sending = !list.is_empty() || in_force.as_ref().is_some_and(|l| !l.is_empty());
             if due && worth_sending {
                 let outcome = match client.as_mut() {
-                    Ok(c) => self.send(c, &list, shutdown.as_mut()).await,
+                    Ok(c) => self.send(c, &list, stop.clone()).await,
                     Err(e) => Some(Err(PublishError::Setup(e.to_string()))),
                 };
                 match outcome {
@@ -130,7 +128,7 @@ impl<S: PidSource> Publisher<S> {
             }
             let wake_at = retry_at.unwrap_or(next_periodic);
             tokio::select! {
-                _ = &mut shutdown => return,
+                _ = stopped(&mut stop) => return,
                 _ = sleep_until(wake_at) => {}
                 _ = self.changed.notified() => {
                     // Let a burst of changes (a process starting its threads) settle.
@@ -159,12 +157,12 @@ impl<S: PidSource> Publisher<S> {
         &self,
         client: &mut ApiClient,
         list: &[Strategy],
-        shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
+        mut stop: watch::Receiver<bool>,
     ) -> Option<Result<(), PublishError>> {
         let post = client.post_strategies(list);
         tokio::pin!(post);
         let drained = async {
-            shutdown.await;
+            stopped(&mut stop).await;
             tokio::time::sleep(self.drain).await;
         };
         let result = tokio::select! {
@@ -197,6 +195,11 @@ impl<S: PidSource> Publisher<S> {
         let _ = self.stats.first_failure_unix_ms.compare_exchange(0, now_unix_ms(), Relaxed, Relaxed);
         tracing::warn!(error = %e, retry_in_ms = retry_in.as_millis() as u64, "sending strategies failed");
     }
+}
+
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    // The guard wait_for returns is not Send: drop it before going on.
+    let _ = stop.wait_for(|s| *s).await.map(|_| ());
 }
 
 #[cfg(test)]

@@ -1,0 +1,146 @@
+//! Live end to end, no fakes in the data path: the netdev-mode BPF tracer,
+//! processes renamed nr-gnb / nr-ue sending real GTP-U on loopback, the real
+//! trace_pipe, the daemon with /proc checks, and the local API.
+//! Needs root, tracefs and BPF; CI runs as root.
+
+mod support;
+
+use gtp5g_operator::api::Strategy;
+use std::io::{BufRead, BufReader};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use support::*;
+
+fn tracer_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tracer-c")
+}
+
+/// Why this machine cannot run the test, if it cannot.
+fn missing_capability() -> Option<String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("needs root to load BPF programs and read trace_pipe".into());
+    }
+    match gtp5g_operator::source::locate(None, true) {
+        Ok(_) => None,
+        Err(e) => Some(e.to_string()),
+    }
+}
+
+/// trace_pipe is one consumer queue for the whole machine: whoever else
+/// reads it (another test binary, a benchmark) waits for this lock.
+fn lock_trace_pipe() -> std::fs::File {
+    let f = std::fs::File::create("/tmp/gtp5g-operator-trace_pipe.lock").unwrap();
+    // SAFETY: flock on an fd we own.
+    assert_eq!(unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) }, 0);
+    f
+}
+
+fn build_tracer() {
+    let built = ["gtp5g-tracer", "gtpu-traffic"].iter().all(|b| tracer_dir().join("build").join(b).exists());
+    if !built {
+        let ok = Command::new("make").arg("-C").arg(tracer_dir()).status().expect("make").success();
+        assert!(ok, "building tracer-c failed (run ./build.sh deps)");
+    }
+}
+
+/// A child killed (and reaped) when dropped, so a failing assertion leaves
+/// nothing running.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        // SAFETY: signalling our own child by pid.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let _ = self.0.wait();
+    }
+}
+
+fn start_tracer() -> Proc {
+    let mut child = Command::new(tracer_dir().join("build/gtp5g-tracer"))
+        .args(["--mode", "netdev"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start gtp5g-tracer");
+    let out = BufReader::new(child.stdout.take().unwrap());
+    for line in out.lines() {
+        let line = line.unwrap();
+        eprintln!("tracer: {line}");
+        if line.contains("probes attached") {
+            return Proc(child);
+        }
+    }
+    panic!("gtp5g-tracer exited before attaching");
+}
+
+struct Traffic {
+    proc: Proc,
+    pid: u32,
+    tids: Vec<u32>,
+}
+
+fn start_traffic(name: &str, threads: u32) -> Traffic {
+    let mut child = Command::new(tracer_dir().join("build/gtpu-traffic"))
+        .args(["--name", name, "--threads", &threads.to_string(), "--interval-ms", "50", "--linger"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start gtpu-traffic");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
+    let tids = v["tids"].as_array().unwrap().iter().map(|t| t.as_u64().unwrap() as u32).collect();
+    Traffic { pid: v["pid"].as_u64().unwrap() as u32, tids, proc: Proc(child) }
+}
+
+fn strategies_for(ids: &[u32]) -> Vec<Strategy> {
+    let mut ids = ids.to_vec();
+    ids.sort_unstable();
+    ids.iter()
+        .map(|&pid| Strategy { priority: true, execution_time: 20_000_000, pid: pid.into(), selectors: vec![], command_regex: String::new() })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_gtpu_traffic_boosts_exactly_nr_gnb_and_nr_ue_threads() {
+    if let Some(why) = missing_capability() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let _lock = lock_trace_pipe();
+    build_tracer();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(fixture("server_private_key.pem"), dir.path().join("jwt_private_key.pem")).unwrap();
+    let api = start_api(dir.path(), 0).await;
+    let pipe = gtp5g_operator::source::locate(None, false).unwrap();
+    let _tracer = start_tracer();
+    let (tx, daemon) = start_daemon(config(&api, &pipe, &api.api.public_key_path(), true));
+
+    let started = std::time::Instant::now();
+    let gnb = start_traffic("nr-gnb", 3);
+    let ue = start_traffic("nr-ue", 2);
+    let bystander = start_traffic("bystander", 1);
+    // Every thread of each target process, main thread included, and
+    // nothing else: not this test (their parent), not the bystander.
+    let mut want: Vec<u32> = vec![gnb.pid, ue.pid];
+    want.extend(&gnb.tids);
+    want.extend(&ue.tids);
+    api.expect(&strategies_for(&want), Duration::from_secs(5)).await;
+    eprintln!("API held all {} ids {:?} after the traffic started", want.len(), started.elapsed());
+    let held: Vec<i64> = api.api.strategies().unwrap().iter().map(|s| s.pid).collect();
+    assert!(!held.contains(&(std::process::id() as i64)));
+    assert!(!held.contains(&(bystander.pid as i64)));
+
+    // The nr-ue process exits: it is dropped within one interval.
+    drop(ue.proc);
+    let mut still: Vec<u32> = vec![gnb.pid];
+    still.extend(&gnb.tids);
+    api.expect(&strategies_for(&still), Duration::from_secs(3)).await;
+
+    stop_daemon(tx, daemon).await;
+    drop(gnb.proc);
+    drop(bystander.proc);
+    api.shut().await;
+}
