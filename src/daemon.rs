@@ -44,9 +44,16 @@ fn feeder<P: ProcView + 'static>(
     changed: Arc<Notify>,
 ) -> impl FnMut(Event<'_>) + Send + 'static {
     let mut pipeline = Pipeline::new(max_line);
+    // The last problem reported, so that a source that keeps failing the
+    // same way (a FIFO without writer) is reported once, not per retry.
     let mut last_error = String::new();
+    let mut announced = false;
     move |event| match event {
         Event::Data(chunk) => {
+            if !last_error.is_empty() {
+                tracing::info!("trace source delivering again");
+                last_error.clear();
+            }
             let grew = pipeline.push(chunk, &mut lock(&tracker));
             stats.bytes.fetch_add(chunk.len() as u64, Relaxed);
             stats.add_counts(&pipeline.take_counts());
@@ -56,14 +63,17 @@ fn feeder<P: ProcView + 'static>(
         }
         Event::Opened(path) => {
             stats.source_up.store(true, Relaxed);
-            last_error.clear();
-            tracing::info!(path = %path.display(), "reading trace lines");
+            if !announced {
+                tracing::info!(path = %path.display(), "reading trace lines");
+                announced = true;
+            } else {
+                tracing::debug!(path = %path.display(), "reopened trace source");
+            }
         }
         Event::Down { error, retry_in } => {
             stats.source_up.store(false, Relaxed);
             stats.source_reopens.fetch_add(1, Relaxed);
             let text = error.to_string();
-            // Say each new problem once at warn level, not once per retry.
             if text != last_error {
                 tracing::warn!(error = %text, retry_in_ms = retry_in.as_millis() as u64, "trace source unavailable; retrying");
                 last_error = text;

@@ -13,7 +13,9 @@ pub fn init(format: LogFormat, level: &str) {
     let filter = std::env::var("RUST_LOG").ok().and_then(|l| filter(&l).ok()).unwrap_or_else(|| {
         filter(level).unwrap_or_else(|_| EnvFilter::new("info"))
     });
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // No colour codes into the journal or a log file.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Human => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
