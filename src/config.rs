@@ -92,17 +92,17 @@ pub struct MetricsConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("config file {path}: {error}")]
-    File { path: PathBuf, error: config::ConfigError },
+    File { path: PathBuf, error: Box<config::ConfigError> },
     // Not a #[source]: the text is already in the message, once.
     #[error("configuration: {0}")]
-    Load(config::ConfigError),
+    Load(Box<config::ConfigError>),
     #[error("config key `{key}`: {reason}")]
     Invalid { key: &'static str, reason: String },
 }
 
 impl From<config::ConfigError> for ConfigError {
     fn from(e: config::ConfigError) -> Self {
-        ConfigError::Load(e)
+        ConfigError::Load(Box::new(e))
     }
 }
 
@@ -148,13 +148,13 @@ impl Config {
         if let Some(path) = &file {
             let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
                 path: path.clone(),
-                error: config::ConfigError::Message(e.to_string()),
+                error: Box::new(config::ConfigError::Message(e.to_string())),
             })?;
             // Parse the file alone first so that its errors name the file.
             config::Config::builder()
                 .add_source(File::from_str(&text, FileFormat::Toml))
                 .build()
-                .map_err(|error| ConfigError::File { path: path.clone(), error })?;
+                .map_err(|error| ConfigError::File { path: path.clone(), error: Box::new(error) })?;
             b = b.add_source(File::from_str(&text, FileFormat::Toml));
         }
         let env: config::Map<String, String> = sources.env.iter().cloned().collect();

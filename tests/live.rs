@@ -73,7 +73,8 @@ fn start_tracer() -> Proc {
             return Proc(child);
         }
     }
-    panic!("gtp5g-tracer exited before attaching");
+    let status = child.wait();
+    panic!("gtp5g-tracer exited before attaching: {status:?}");
 }
 
 struct Traffic {

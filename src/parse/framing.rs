@@ -61,14 +61,9 @@ impl LineBuffer {
                 }
             }
         }
-        loop {
-            match next_line(input) {
-                Ok((rest, line)) => {
-                    self.emit(line, &mut on_line);
-                    input = rest;
-                }
-                Err(_) => break,
-            }
+        while let Ok((rest, line)) = next_line(input) {
+            self.emit(line, &mut on_line);
+            input = rest;
         }
         self.hold(input);
     }

@@ -99,7 +99,10 @@ fn task_columns(line: &[u8]) -> Result<TaskColumns<'_>, Malformed> {
     Err(Malformed("no <comm>-<pid> [<cpu>] columns"))
 }
 
-fn pid_tgid_cpu(input: &[u8]) -> IResult<&[u8], (u32, Option<Option<u32>>, u32)> {
+/// pid, the record-tgid column if present, cpu.
+type PidTgidCpu = (u32, Option<Option<u32>>, u32);
+
+fn pid_tgid_cpu(input: &[u8]) -> IResult<&[u8], PidTgidCpu> {
     (
         preceded(char('-'), dec_u32),
         preceded(space1, opt(terminated(tgid_column, space1))),
@@ -119,7 +122,9 @@ fn tgid_column(input: &[u8]) -> IResult<&[u8], Option<u32>> {
 
 /// Flags (`d..1`, `..s21`) are one optional token; the timestamp is the
 /// token that ends in `:`.
-fn flags_and_timestamp(input: &[u8]) -> IResult<&[u8], (Option<&[u8]>, &[u8])> {
+type FlagsAndTimestamp<'a> = (Option<&'a [u8]>, &'a [u8]);
+
+fn flags_and_timestamp(input: &[u8]) -> IResult<&[u8], FlagsAndTimestamp<'_>> {
     let (rest, first) = preceded(space1, take_till1(|b| b == b' ')).parse(input)?;
     if let Some(ts) = first.strip_suffix(b":") {
         return Ok((rest, (None, check_timestamp(ts, input)?)));
