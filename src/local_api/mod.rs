@@ -5,7 +5,7 @@
 //!
 //! Differences from the real server are deliberate and limited to what a
 //! server without pods cannot do: there are no configured default strategies,
-//! and selector strategies never match anything (see [`in_force`]).
+//! and selector strategies never match anything (see `in_force`).
 
 mod clock;
 mod keys;
