@@ -90,7 +90,11 @@ fn assert_timestamp(value: &Value) {
     let bytes = stamp.as_bytes();
     assert_eq!(bytes.len(), 20, "{stamp}");
     assert!(stamp.starts_with("20") && stamp.ends_with('Z'), "{stamp}");
-    assert_eq!((bytes[4], bytes[7], bytes[10]), (b'-', b'-', b'T'), "{stamp}");
+    assert_eq!(
+        (bytes[4], bytes[7], bytes[10]),
+        (b'-', b'-', b'T'),
+        "{stamp}"
+    );
     assert_eq!((bytes[13], bytes[16]), (b':', b':'), "{stamp}");
 }
 
@@ -122,7 +126,11 @@ impl Server {
         body["token"].as_str().unwrap().to_owned()
     }
 
-    async fn post_raw(&self, auth: Option<&str>, body: impl Into<reqwest::Body>) -> (StatusCode, Value) {
+    async fn post_raw(
+        &self,
+        auth: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> (StatusCode, Value) {
         let mut request = self.client.post(self.url(STRATEGIES_PATH)).body(body);
         if let Some(auth) = auth {
             request = request.header("Authorization", auth);
@@ -177,7 +185,10 @@ async fn token_is_an_rs256_jwt_with_the_contract_claims() {
     assert!(body.get("error").is_none());
 
     let token = body["token"].as_str().unwrap();
-    assert_eq!(jsonwebtoken::decode_header(token).unwrap().alg, Algorithm::RS256);
+    assert_eq!(
+        jsonwebtoken::decode_header(token).unwrap().alg,
+        Algorithm::RS256
+    );
     let key = DecodingKey::from_rsa_pem(server.api.public_key_pem().as_bytes()).unwrap();
     let claims = jsonwebtoken::decode::<Value>(token, &key, &Validation::new(Algorithm::RS256))
         .unwrap()
@@ -187,7 +198,10 @@ async fn token_is_an_rs256_jwt_with_the_contract_claims() {
     assert!((before..=unix_now()).contains(&iat), "iat {iat}");
     assert_eq!(claims["nbf"].as_u64(), Some(iat));
     assert_eq!(claims["exp"].as_u64(), Some(iat + DAY.as_secs()));
-    assert!(claims["client_id"].is_string() && claims["sub"].is_string(), "{claims}");
+    assert!(
+        claims["client_id"].is_string() && claims["sub"].is_string(),
+        "{claims}"
+    );
 }
 
 #[tokio::test]
@@ -224,7 +238,12 @@ async fn token_request_that_is_not_json_is_400() {
             .await
             .unwrap();
         let (status, reply) = json_reply(response).await;
-        assert_failure(status, &reply, StatusCode::BAD_REQUEST, "Invalid JSON format: ");
+        assert_failure(
+            status,
+            &reply,
+            StatusCode::BAD_REQUEST,
+            "Invalid JSON format: ",
+        );
     }
 }
 
@@ -243,9 +262,34 @@ async fn token_refused_for_foreign_garbage_or_non_rsa_keys() {
 }
 
 #[tokio::test]
+async fn token_refusals_say_why() {
+    let server = start().await;
+    for (key, reason) in [
+        (
+            OTHER_PUBLIC_KEY,
+            "public key does not match the server's key",
+        ),
+        (EC_PUBLIC_KEY, "key is not an RSA public key"),
+        (
+            "garbage",
+            "failed to decode PEM block containing public key",
+        ),
+    ] {
+        let (_, body) = json_reply(server.request_token(key).await).await;
+        assert_eq!(
+            body["error"],
+            format!("Public key verification failed: {reason}")
+        );
+    }
+}
+
+#[tokio::test]
 async fn token_key_compared_by_value_not_text() {
     let server = start().await;
-    let crlf = format!("\n  {}\n\n", server.api.public_key_pem().replace('\n', "\r\n"));
+    let crlf = format!(
+        "\n  {}\n\n",
+        server.api.public_key_pem().replace('\n', "\r\n")
+    );
     let (status, body) = json_reply(server.request_token(&crlf).await).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
@@ -374,21 +418,35 @@ async fn get_preserves_order_and_drops_pid_zero_and_selector_entries() {
         "selectors": [{"key": "app", "value": "ueransim"}], "command_regex": "nr-gnb"});
     let zero = json!({"priority": true, "execution_time": 5, "pid": 0});
     server
-        .post(json!([strategy(30), zero, strategy(10), selector, strategy(20)]))
+        .post(json!([
+            strategy(30),
+            zero,
+            strategy(10),
+            selector,
+            strategy(20)
+        ]))
         .await;
     let body = server.get().await;
     assert_eq!(
         body["scheduling"],
         json!([strategy(30), strategy(10), strategy(20)])
     );
-    let pids: Vec<i64> = server.api.strategies().unwrap().iter().map(|s| s.pid).collect();
+    let pids: Vec<i64> = server
+        .api
+        .strategies()
+        .unwrap()
+        .iter()
+        .map(|s| s.pid)
+        .collect();
     assert_eq!(pids, [30, 10, 20]);
 }
 
 #[tokio::test]
 async fn list_of_only_dropped_entries_reads_as_null() {
     let server = start().await;
-    server.post(json!([{"priority": false, "execution_time": 1}])).await;
+    server
+        .post(json!([{"priority": false, "execution_time": 1}]))
+        .await;
     assert_eq!(server.get().await["scheduling"], Value::Null);
     server.post(json!([])).await;
     assert_eq!(server.get().await["scheduling"], Value::Null);
@@ -481,7 +539,12 @@ async fn oversized_body_is_413() {
 #[tokio::test]
 async fn health_reports_healthy() {
     let server = start().await;
-    let response = server.client.get(server.url(HEALTH_PATH)).send().await.unwrap();
+    let response = server
+        .client
+        .get(server.url(HEALTH_PATH))
+        .send()
+        .await
+        .unwrap();
     let (status, body) = json_reply(response).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["status"], "healthy");
@@ -502,7 +565,10 @@ async fn options_is_200_with_cors_on_any_path_without_auth() {
         assert_eq!(response.status(), StatusCode::OK, "{path}");
         let headers = response.headers();
         assert_eq!(headers["access-control-allow-origin"], "*", "{path}");
-        for name in ["access-control-allow-methods", "access-control-allow-headers"] {
+        for name in [
+            "access-control-allow-methods",
+            "access-control-allow-headers",
+        ] {
             assert!(headers.contains_key(name), "{path} lacks {name}");
         }
         let allowed = headers["access-control-allow-headers"].to_str().unwrap();
@@ -525,7 +591,11 @@ async fn wrong_method_on_known_path_is_405_with_empty_body() {
             .send()
             .await
             .unwrap();
-        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        assert_eq!(
+            response.status(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}"
+        );
         assert_eq!(response.text().await.unwrap(), "", "{method} {path}");
     }
 }
@@ -533,12 +603,22 @@ async fn wrong_method_on_known_path_is_405_with_empty_body() {
 #[tokio::test]
 async fn unknown_path_is_plain_text_404() {
     let server = start().await;
-    for path in ["/", "/api/v1/nothing", "/api/v1/scheduling/strategies/extra"] {
+    for path in [
+        "/",
+        "/api/v1/nothing",
+        "/api/v1/scheduling/strategies/extra",
+    ] {
         let response = server.client.get(server.url(path)).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
-        let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_owned();
         assert!(content_type.starts_with("text/plain"), "{content_type}");
-        assert_eq!(response.text().await.unwrap().trim_end(), "404 page not found");
+        assert_eq!(
+            response.text().await.unwrap().trim_end(),
+            "404 page not found"
+        );
     }
 }
 
@@ -576,11 +656,17 @@ fn missing_or_stale_public_key_file_is_rewritten_from_the_private_key() {
 
     std::fs::write(api.public_key_path(), OTHER_PUBLIC_KEY).unwrap();
     let api = LocalApi::open(dir.path(), DAY).unwrap();
-    assert_eq!(std::fs::read_to_string(api.public_key_path()).unwrap(), expected);
+    assert_eq!(
+        std::fs::read_to_string(api.public_key_path()).unwrap(),
+        expected
+    );
 
     std::fs::remove_file(api.public_key_path()).unwrap();
     let api = LocalApi::open(dir.path(), DAY).unwrap();
-    assert_eq!(std::fs::read_to_string(api.public_key_path()).unwrap(), expected);
+    assert_eq!(
+        std::fs::read_to_string(api.public_key_path()).unwrap(),
+        expected
+    );
 }
 
 #[test]

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use rsa::pkcs1::{DecodeRsaPrivateKey, EncodeRsaPrivateKey, EncodeRsaPublicKey};
-use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding};
+use rsa::pkcs8::{
+    DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding,
+};
 use rsa::{RsaPrivateKey, RsaPublicKey};
 
 use super::LocalApiError;
@@ -140,21 +142,28 @@ fn decoding_key(public: &RsaPublicKey) -> Result<jsonwebtoken::DecodingKey, Loca
 /// Why a submitted public key was refused; the text goes to the client after
 /// "Public key verification failed: ".
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub(crate) enum PemError {
+pub(crate) enum KeyCheckError {
     #[error("failed to decode PEM block containing public key")]
     NoPemBlock,
     #[error("failed to parse public key: {0}")]
     NotRsaSpki(String),
+    #[error("key is not an RSA public key")]
+    NotRsa,
     #[error("public key does not match the server's key")]
     Mismatch,
 }
 
 /// Parses an RSA SubjectPublicKeyInfo PEM as leniently as Go's `pem.Decode`
-/// + `x509.ParsePKIXPublicKey` do: text around the block, CRLF, odd line
-/// widths and the block label are not checked; only the DER content counts.
-pub(crate) fn parse_public_key_pem(text: &str) -> Result<RsaPublicKey, PemError> {
-    let der = pem_block_contents(text).ok_or(PemError::NoPemBlock)?;
-    RsaPublicKey::from_public_key_der(&der).map_err(|e| PemError::NotRsaSpki(e.to_string()))
+/// followed by `x509.ParsePKIXPublicKey`: text around the block, CRLF, odd
+/// line widths and the block label are not checked; only the DER counts.
+pub(crate) fn parse_public_key_pem(text: &str) -> Result<RsaPublicKey, KeyCheckError> {
+    let der = pem_block_contents(text).ok_or(KeyCheckError::NoPemBlock)?;
+    RsaPublicKey::from_public_key_der(&der).map_err(|e| match e {
+        // The SPKI parsed but names another algorithm (EC, Ed25519, ...);
+        // the error's OID is the one expected, which would only confuse.
+        rsa::pkcs8::spki::Error::OidUnknown { .. } => KeyCheckError::NotRsa,
+        other => KeyCheckError::NotRsaSpki(other.to_string()),
+    })
 }
 
 fn pem_block_contents(text: &str) -> Option<Vec<u8>> {
@@ -163,7 +172,9 @@ fn pem_block_contents(text: &str) -> Option<Vec<u8>> {
     let body = &after_begin[body_start..];
     let body = &body[..body.find("-----END ")?];
     let compact: String = body.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    base64::engine::general_purpose::STANDARD.decode(compact).ok()
+    base64::engine::general_purpose::STANDARD
+        .decode(compact)
+        .ok()
 }
 
 fn io_error(path: &Path, source: std::io::Error) -> LocalApiError {
@@ -190,21 +201,18 @@ mod tests {
         assert_eq!(parse_public_key_pem(&pem).unwrap(), key);
         let crlf = format!("junk before\r\n  {}\r\n", pem.replace('\n', "\r\n"));
         assert_eq!(parse_public_key_pem(&crlf).unwrap(), key);
-        let one_line: String = pem
-            .lines()
-            .filter(|l| !l.starts_with("-----"))
-            .collect();
+        let one_line: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
         let rewrapped = format!("-----BEGIN PUBLIC KEY-----\n{one_line}\n-----END PUBLIC KEY-----");
         assert_eq!(parse_public_key_pem(&rewrapped).unwrap(), key);
     }
 
     #[test]
     fn refuses_non_pem_and_non_spki() {
-        assert_eq!(parse_public_key_pem("hello"), Err(PemError::NoPemBlock));
+        assert_eq!(parse_public_key_pem("hello"), Err(KeyCheckError::NoPemBlock));
         let pkcs1 = small_key().to_pkcs1_pem(LineEnding::LF).unwrap();
         assert!(matches!(
             parse_public_key_pem(&pkcs1),
-            Err(PemError::NotRsaSpki(_))
+            Err(KeyCheckError::NotRsaSpki(_))
         ));
     }
 

@@ -5,7 +5,7 @@
 //!
 //! Differences from the real server are deliberate and limited to what a
 //! server without pods cannot do: there are no configured default strategies,
-//! and selector strategies never match anything (see [`in_force`]).
+//! and selector strategies never match anything (see `in_force`).
 
 mod clock;
 mod keys;
@@ -92,7 +92,9 @@ pub(crate) enum TokenError {
     NotYetValid,
     #[error("token signature is invalid: crypto/rsa: verification error")]
     BadSignature,
-    #[error("token is unverifiable: error while executing keyfunc: unexpected signing method: {0}")]
+    #[error(
+        "token is unverifiable: error while executing keyfunc: unexpected signing method: {0}"
+    )]
     WrongAlgorithm(String),
     #[error("token is malformed: {0}")]
     Malformed(String),
@@ -220,12 +222,12 @@ impl LocalApi {
             .map_err(|e| token_error(token, e))
     }
 
-    fn public_key_matches(&self, pem: &str) -> Result<(), keys::PemError> {
+    fn public_key_matches(&self, pem: &str) -> Result<(), keys::KeyCheckError> {
         let submitted = keys::parse_public_key_pem(pem)?;
         if submitted == self.inner.keys.public {
             Ok(())
         } else {
-            Err(keys::PemError::Mismatch)
+            Err(keys::KeyCheckError::Mismatch)
         }
     }
 }
@@ -257,7 +259,8 @@ fn token_error(token: &str, err: jsonwebtoken::errors::Error) -> TokenError {
 }
 
 fn header_alg(token: &str) -> String {
-    jsonwebtoken::decode_header(token).map_or_else(|_| "unknown".to_owned(), |h| format!("{:?}", h.alg))
+    jsonwebtoken::decode_header(token)
+        .map_or_else(|_| "unknown".to_owned(), |h| format!("{:?}", h.alg))
 }
 
 /// The strategies a GET reports for a posted list. PID strategies pass
@@ -292,7 +295,9 @@ pub async fn run(
         "local API listening on {addr}, public key at {}",
         api.public_key_path().display()
     );
-    api.serve(listener, shutdown).await.map_err(LocalApiError::Serve)
+    api.serve(listener, shutdown)
+        .await
+        .map_err(LocalApiError::Serve)
 }
 
 #[cfg(test)]

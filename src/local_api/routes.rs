@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::clock::{rfc3339_utc, unix_now};
-use super::LocalApi;
+use super::{LocalApi, TokenError};
 use crate::api::{
     StatusResponse, StrategiesRequest, StrategiesResponse, TokenRequest, TokenResponse,
     HEALTH_PATH, STRATEGIES_PATH, TOKEN_PATH,
@@ -128,13 +128,13 @@ fn decode_first<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
 }
 
 fn body_error(rejection: &BytesRejection) -> Response {
-    failure(rejection.status(), format!("Invalid request body: {rejection}"))
+    failure(
+        rejection.status(),
+        format!("Invalid request body: {rejection}"),
+    )
 }
 
-async fn token(
-    State(api): State<LocalApi>,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
+async fn token(State(api): State<LocalApi>, body: Result<Bytes, BytesRejection>) -> Response {
     let body = match body {
         Ok(body) => body,
         Err(rejection) => return body_error(&rejection),
@@ -174,36 +174,34 @@ async fn token(
     }
 }
 
-/// Checks `Authorization: Bearer <JWT>` with the real server's messages. An
-/// empty header counts as missing, as Go's `Header.Get` makes it look.
-#[allow(clippy::result_large_err)]
-fn authorize(api: &LocalApi, headers: &HeaderMap) -> Result<(), Response> {
+/// Why a protected request was refused; the text is the real server's.
+#[derive(Debug, thiserror::Error)]
+enum AuthError {
+    #[error("Authorization header is required")]
+    Missing,
+    #[error("Authorization header must start with 'Bearer '")]
+    NotBearer,
+    #[error("Invalid or expired token: {0}")]
+    Invalid(#[from] TokenError),
+}
+
+/// Checks `Authorization: Bearer <JWT>`. An empty header counts as missing,
+/// as Go's `Header.Get` makes it look.
+fn authorize(api: &LocalApi, headers: &HeaderMap) -> Result<(), AuthError> {
     let value = headers
         .get(header::AUTHORIZATION)
         .map(HeaderValue::as_bytes)
         .filter(|v| !v.is_empty())
-        .ok_or_else(|| {
-            failure(
-                StatusCode::UNAUTHORIZED,
-                "Authorization header is required".to_owned(),
-            )
-        })?;
+        .ok_or(AuthError::Missing)?;
     let token = value
         .strip_prefix(b"Bearer ")
         .filter(|t| !t.iter().all(u8::is_ascii_whitespace))
-        .ok_or_else(|| {
-            failure(
-                StatusCode::UNAUTHORIZED,
-                "Authorization header must start with 'Bearer '".to_owned(),
-            )
-        })?;
-    api.verify_token(&String::from_utf8_lossy(token))
-        .map_err(|e| {
-            failure(
-                StatusCode::UNAUTHORIZED,
-                format!("Invalid or expired token: {e}"),
-            )
-        })
+        .ok_or(AuthError::NotBearer)?;
+    Ok(api.verify_token(&String::from_utf8_lossy(token))?)
+}
+
+fn unauthorized(err: &AuthError) -> Response {
+    failure(StatusCode::UNAUTHORIZED, err.to_string())
 }
 
 async fn post_strategies(
@@ -211,8 +209,8 @@ async fn post_strategies(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    if let Err(response) = authorize(&api, &headers) {
-        return response;
+    if let Err(e) = authorize(&api, &headers) {
+        return unauthorized(&e);
     }
     let body = match body {
         Ok(body) => body,
@@ -242,8 +240,8 @@ async fn post_strategies(
 }
 
 async fn get_strategies(State(api): State<LocalApi>, headers: HeaderMap) -> Response {
-    if let Err(response) = authorize(&api, &headers) {
-        return response;
+    if let Err(e) = authorize(&api, &headers) {
+        return unauthorized(&e);
     }
     let (scheduling, recalculated) = api.read_strategies();
     let message = if recalculated {
@@ -288,7 +286,10 @@ mod tests {
     fn decode_first_ignores_trailing_data_and_reports_eof() {
         let r: StrategiesRequest = decode_first(br#"{"strategies":[]} garbage {"#).unwrap();
         assert!(r.strategies.is_empty());
-        assert_eq!(decode_first::<StrategiesRequest>(b"  \n").unwrap_err(), "EOF");
+        assert_eq!(
+            decode_first::<StrategiesRequest>(b"  \n").unwrap_err(),
+            "EOF"
+        );
         assert!(decode_first::<StrategiesRequest>(b"{").is_err());
     }
 }
