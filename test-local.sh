@@ -1,0 +1,325 @@
+#!/usr/bin/env bash
+# Run gtp5g-operator on this machine: a local Gthulhu API, the eBPF tracer
+# and the daemon, printing the strategies the API holds as they change.
+#
+#   sudo ./test-local.sh [--demo] [--duration N]
+#
+#   --demo        also start GTP-U traffic from processes named nr-gnb and
+#                 nr-ue (UERANSIM stand-ins) and report how long after their
+#                 first packet their ids reached the API
+#   --duration N  stop by itself after N seconds (default: until Ctrl-C)
+#
+# Environment: API_ENDPOINT (use that API instead of starting a local one;
+# then PUBLIC_KEY_PATH names its public key), LOCAL_API_LISTEN (default
+# 127.0.0.1:8081), CONFIG (default config/gtp5g-operator.toml),
+# CARGO_TARGET_DIR (where the daemon binary is built).
+set -euo pipefail
+
+cd "$(dirname "$(readlink -f "$0")")"
+REPO=$PWD
+
+OPERATOR=${CARGO_TARGET_DIR:-$REPO/target}/release/gtp5g-operator
+TRACER=$REPO/tracer-c/build/gtp5g-tracer
+TRAFFIC=$REPO/tracer-c/build/gtpu-traffic
+CONFIG=${CONFIG:-$REPO/config/gtp5g-operator.toml}
+LOCAL_API_LISTEN=${LOCAL_API_LISTEN:-127.0.0.1:8081}
+TRACEFS=/sys/kernel/tracing
+
+DEMO=0
+DURATION=0
+RUNDIR=
+PIDS=()           # started children, in start order
+T0=$(date +%s.%N) # the time origin of every printed timestamp
+
+say() { printf '==> %s\n' "$*"; }
+warn() { printf 'test-local.sh: warning: %s\n' "$*" >&2; }
+die() { printf 'test-local.sh: error: %s\n' "$*" >&2; exit 1; }
+
+usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
+
+parse_args() {
+	while [ $# -gt 0 ]; do
+		case $1 in
+			--demo) DEMO=1 ;;
+			--duration)
+				[ $# -ge 2 ] || die "--duration needs a number of seconds"
+				[[ $2 =~ ^[0-9]+$ ]] || die "--duration: '$2' is not a number of seconds"
+				DURATION=$2
+				shift
+				;;
+			-h|--help) usage; exit 0 ;;
+			*) usage >&2; die "unknown argument '$1'" ;;
+		esac
+		shift
+	done
+}
+
+check_prerequisites() {
+	[ "$(id -u)" = 0 ] || die "must run as root (BPF programs and trace_pipe): sudo $0 $*"
+	command -v python3 >/dev/null || die "python3 is needed to show the API's strategies (apt-get install python3)"
+	[ -r /sys/kernel/btf/vmlinux ] || die "the kernel has no BTF (/sys/kernel/btf/vmlinux): the tracer needs CONFIG_DEBUG_INFO_BTF=y"
+}
+
+# Builds only what is missing; ./build.sh rebuilds everything on request.
+build_if_missing() {
+	if [ -x "$OPERATOR" ] && [ -x "$TRACER" ] && [ -x "$TRAFFIC" ]; then
+		return
+	fi
+	command -v cargo >/dev/null || die "binaries missing and cargo not in PATH (sudo resets PATH): run ./build.sh as your user first, or sudo env PATH=\"\$PATH\" $0"
+	say "building (binaries missing): ./build.sh build"
+	./build.sh build
+}
+
+mount_tracefs() {
+	[ -e "$TRACEFS/trace_pipe" ] && return
+	say "mounting tracefs on $TRACEFS"
+	mount -t tracefs nodev "$TRACEFS" || die "cannot mount tracefs on $TRACEFS"
+}
+
+# trace_pipe is one consumer queue: another reader takes lines this run
+# would never see.
+warn_other_readers() {
+	local fd
+	for fd in /proc/[0-9]*/fd/*; do
+		if [ "$(readlink "$fd" 2>/dev/null)" = "$TRACEFS/trace_pipe" ]; then
+			local pid=${fd#/proc/}
+			pid=${pid%%/*}
+			warn "pid $pid ($(cat "/proc/$pid/comm" 2>/dev/null)) already reads trace_pipe: it will take some of the events"
+		fi
+	done
+}
+
+# Starts "$@" in the background with output to $RUNDIR/NAME.log and records
+# its pid.
+start() {
+	local name=$1
+	shift
+	"$@" >"$RUNDIR/$name.log" 2>&1 &
+	PIDS+=($!)
+	LAST_PID=$!
+}
+
+# Waits until FILE contains PATTERN; fails if PID exits or TIMEOUT passes.
+wait_for_line() {
+	local file=$1 pattern=$2 pid=$3 timeout=$4 name=$5
+	local deadline=$((SECONDS + timeout))
+	until grep -q -- "$pattern" "$file" 2>/dev/null; do
+		if ! kill -0 "$pid" 2>/dev/null; then
+			tail -n 20 "$file" >&2 || true
+			die "$name exited during start-up (log: $file)"
+		fi
+		[ $SECONDS -lt $deadline ] || die "$name not ready after ${timeout}s (log: $file)"
+		sleep 0.05
+	done
+}
+
+start_api() {
+	if [ -n "${API_ENDPOINT:-}" ] && [ "${API_ENDPOINT%/}" != "http://$LOCAL_API_LISTEN" ]; then
+		ENDPOINT=$API_ENDPOINT
+		KEY=${PUBLIC_KEY_PATH:-/var/lib/gtp5g-operator/jwt_public_key.pem}
+		[ -r "$KEY" ] || die "API_ENDPOINT=$ENDPOINT is set: its public key $KEY is not readable (set PUBLIC_KEY_PATH)"
+		say "using the Gthulhu API at $ENDPOINT (key $KEY)"
+		return
+	fi
+	ENDPOINT=http://$LOCAL_API_LISTEN
+	KEY=$RUNDIR/api-state/jwt_public_key.pem
+	say "starting the local Gthulhu API on $LOCAL_API_LISTEN"
+	start local-api "$OPERATOR" local-api --listen "$LOCAL_API_LISTEN" --state-dir "$RUNDIR/api-state"
+	local pid=$LAST_PID deadline=$((SECONDS + 20))
+	# Up when /health answers; the key pair exists before the server listens.
+	until python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1] + "/health", timeout=1)' "$ENDPOINT" 2>/dev/null; do
+		if ! kill -0 "$pid" 2>/dev/null; then
+			tail -n 20 "$RUNDIR/local-api.log" >&2 || true
+			die "the local API exited (port in use? set LOCAL_API_LISTEN=127.0.0.1:PORT)"
+		fi
+		[ $SECONDS -lt $deadline ] || die "the local API did not answer on $ENDPOINT/health within 20s"
+		sleep 0.1
+	done
+}
+
+start_tracer() {
+	say "starting the tracer: gtp5g-tracer --mode auto"
+	start tracer "$TRACER" --mode auto
+	wait_for_line "$RUNDIR/tracer.log" "probes attached" "$LAST_PID" 30 gtp5g-tracer
+	say "$(grep -m1 'probes attached' "$RUNDIR/tracer.log")"
+}
+
+start_daemon() {
+	say "starting the daemon: gtp5g-operator run (API $ENDPOINT)"
+	start operator "$OPERATOR" run --config "$CONFIG" --api-endpoint "$ENDPOINT" --public-key "$KEY"
+	wait_for_line "$RUNDIR/operator.log" "reading trace lines" "$LAST_PID" 20 gtp5g-operator
+}
+
+# Prints the API's strategies whenever they change and, for each demo
+# process listed in $RUNDIR/demo (lines "<start time> <gtpu-traffic JSON>"),
+# how long after it started sending all of its ids were in the API.
+start_watcher() {
+	python3 -u - "$ENDPOINT" "$KEY" "$RUNDIR/demo" "$T0" >"$RUNDIR/watch.out" 2>&1 <<'PY' &
+import json, sys, time, urllib.error, urllib.request
+
+endpoint, key_path, demo_path, t0 = sys.argv[1].rstrip("/"), sys.argv[2], sys.argv[3], float(sys.argv[4])
+
+def say(text):
+    print(f"[{time.time() - t0:7.2f}s] {text}")
+
+def call(method, path, body=None, token=None):
+    req = urllib.request.Request(endpoint + path, method=method,
+                                 data=None if body is None else json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
+    if token:
+        req.add_header("Authorization", "Bearer " + token)
+    with urllib.request.urlopen(req, timeout=5) as r:
+        return json.load(r)
+
+def new_token():
+    with open(key_path) as f:
+        return call("POST", "/api/v1/auth/token", {"public_key": f.read()})["token"]
+
+def proc_field(pid, name):
+    try:
+        with open(f"/proc/{pid}/{name}") as f:
+            return f.read()
+    except OSError:
+        return None
+
+def describe(pids):
+    """pids grouped by process: 'nr-gnb 1234 [1235 1236]'."""
+    groups = {}
+    for pid in pids:
+        status = proc_field(pid, "status") or ""
+        tgid = next((l.split()[1] for l in status.splitlines() if l.startswith("Tgid:")), None)
+        groups.setdefault(int(tgid) if tgid else None, []).append(pid)
+    parts = []
+    for tgid, ids in groups.items():
+        if tgid is None:
+            parts.append("exited " + " ".join(map(str, ids)))
+            continue
+        comm = (proc_field(tgid, "comm") or "?").strip()
+        others = [str(i) for i in ids if i != tgid]
+        main = str(tgid) if tgid in ids else f"({tgid})"
+        parts.append(f"{comm} {main} threads [{' '.join(others)}]")
+    return "; ".join(parts) if parts else "none"
+
+def demo_processes():
+    try:
+        with open(demo_path) as f:
+            rows = [l.split(" ", 1) for l in f if l.strip()]
+    except OSError:
+        return []
+    return [(float(t), json.loads(j)) for t, j in rows]
+
+token, last, last_error, reported = None, None, None, set()
+while True:
+    try:
+        token = token or new_token()
+        body = call("GET", "/api/v1/scheduling/strategies", token=token)
+        last_error = None
+    except urllib.error.HTTPError as e:
+        if e.code == 401:
+            token = None  # expired, or the API restarted with a new key
+        error = f"API answered HTTP {e.code}: {e.read().decode(errors='replace').strip()}"
+    except (urllib.error.URLError, OSError) as e:
+        error = f"API unreachable: {e}"
+    else:
+        error = None
+    if error:
+        if error != last_error:
+            say(error)
+        last_error = error
+        time.sleep(0.5)
+        continue
+    entries = body.get("scheduling") or []
+    pids = sorted({e["pid"] for e in entries if e.get("pid")})
+    if pids != last:
+        others = len(entries) - len(pids)
+        extra = f" (+{others} selector strategies)" if others > 0 else ""
+        say(f"API holds {len(pids)} pid strategies{extra}: {describe(pids)}")
+        last = pids
+    now = time.time()
+    for started, p in demo_processes():
+        ids = {p["pid"], *p["tids"]}
+        if p["pid"] not in reported and ids <= set(pids):
+            reported.add(p["pid"])
+            say(f"{p['name']} pid {p['pid']}: all {len(ids)} ids in the API "
+                f"{now - started:.2f}s after it started sending GTP-U")
+    time.sleep(0.1)
+PY
+	PIDS+=($!)
+	# Its output is the point of this script: show it as it comes.
+	tail -n +1 -f "$RUNDIR/watch.out" --pid $$ &
+	PIDS+=($!)
+}
+
+# A UERANSIM stand-in: a process named NAME whose threads send GTP-U.
+start_demo_process() {
+	local name=$1 threads=$2 teid=$3 started
+	started=$(date +%s.%N)
+	start "$name" "$TRAFFIC" --name "$name" --threads "$threads" --count 0 --interval-ms 100 --teid "$teid" --linger
+	wait_for_line "$RUNDIR/$name.log" '"pid"' "$LAST_PID" 10 "gtpu-traffic --name $name"
+	local json
+	json=$(grep -m1 '"pid"' "$RUNDIR/$name.log")
+	printf '%s %s\n' "$started" "$json" >>"$RUNDIR/demo"
+	say "demo: $name sends GTP-U to 127.0.0.1:2152: $(python3 -c 'import json, sys; p = json.loads(sys.argv[1]); print(f"pid {p["pid"]}, tids {" ".join(map(str, p["tids"]))}")' "$json")"
+}
+
+stop_all() {
+	trap - EXIT INT TERM
+	[ ${#PIDS[@]} -gt 0 ] || return 0
+	say "stopping"
+	local i pid
+	for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+		kill -TERM "${PIDS[i]}" 2>/dev/null || true
+	done
+	for pid in "${PIDS[@]}"; do
+		for _ in $(seq 50); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		if kill -0 "$pid" 2>/dev/null; then
+			warn "pid $pid did not stop on SIGTERM within 5s; killing it"
+			kill -KILL "$pid" 2>/dev/null || true
+		fi
+	done
+	wait 2>/dev/null || true
+	if grep -q "probes attached" "$RUNDIR/tracer.log" 2>/dev/null; then
+		say "tracer: $(tail -n 1 "$RUNDIR/tracer.log")"
+	fi
+	say "all stopped; logs in $RUNDIR"
+}
+
+main() {
+	parse_args "$@"
+	check_prerequisites "$@"
+	build_if_missing
+	[ -x "$OPERATOR" ] || die "$OPERATOR missing after the build (CARGO_TARGET_DIR differs from the build's?)"
+	mount_tracefs
+	warn_other_readers
+
+	RUNDIR=$(mktemp -d /tmp/gtp5g-local.XXXXXX)
+	trap stop_all EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+	say "logs in $RUNDIR"
+
+	start_api
+	start_tracer
+	start_daemon
+	start_watcher
+	if [ "$DEMO" = 1 ]; then
+		start_demo_process nr-gnb 3 0x1000
+		sleep 3
+		start_demo_process nr-ue 2 0x2000
+	fi
+	if [ "$DURATION" -gt 0 ]; then
+		say "running for ${DURATION}s"
+	else
+		say "running; Ctrl-C stops everything"
+	fi
+	local end=$((SECONDS + DURATION))
+	while [ "$DURATION" = 0 ] || [ $SECONDS -lt $end ]; do
+		sleep 0.5 &
+		wait $! || true
+	done
+}
+
+main "$@"
