@@ -1,0 +1,136 @@
+//! The shipped systemd units: `systemd-analyze verify` accepts them without
+//! a single warning (with ExecStart pointing at the binaries just built, as
+//! verify checks that they exist), and the directives the daemon's
+//! behaviour depends on are there.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const UNITS: [&str; 3] = ["gtp5g-tracer.service", "gtp5g-operator.service", "gtp5g-local-api.service"];
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn unit_text(name: &str) -> String {
+    let path = repo().join("systemd").join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The tracer binary, built by `make -C tracer-c` (`./build.sh test` does it first).
+fn tracer_binary() -> PathBuf {
+    let path = repo().join("tracer-c/build/gtp5g-tracer");
+    if !path.exists() {
+        let ok = Command::new("make").arg("-C").arg(repo().join("tracer-c")).status().expect("run make").success();
+        assert!(ok, "building tracer-c failed (run ./build.sh deps)");
+    }
+    path
+}
+
+/// The units with their installed binary paths replaced by the built ones.
+fn units_for_verify(dir: &Path) -> Vec<PathBuf> {
+    let operator = env!("CARGO_BIN_EXE_gtp5g-operator");
+    let tracer = tracer_binary();
+    UNITS
+        .iter()
+        .map(|name| {
+            let text = unit_text(name)
+                .replace("/usr/local/bin/gtp5g-operator", operator)
+                .replace("/usr/local/bin/gtp5g-tracer", &tracer.display().to_string());
+            let path = dir.join(name);
+            std::fs::write(&path, text).unwrap();
+            path
+        })
+        .collect()
+}
+
+#[test]
+fn systemd_analyze_verify_is_silent() {
+    if Command::new("systemd-analyze").arg("--version").output().is_err() {
+        eprintln!("skipped: systemd-analyze is not installed (apt-get install systemd)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let units = units_for_verify(dir.path());
+    // --man=no: verify would otherwise run man(1) for Documentation= pages.
+    let out = Command::new("systemd-analyze").args(["verify", "--man=no"]).args(&units).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "systemd-analyze verify failed ({}):\n{stdout}{stderr}", out.status);
+    assert!(stdout.trim().is_empty() && stderr.trim().is_empty(), "systemd-analyze verify warned:\n{stdout}{stderr}");
+}
+
+/// `key=value` lines of a unit, comments dropped.
+fn directives(name: &str) -> Vec<String> {
+    unit_text(name).lines().map(str::trim).filter(|l| l.contains('=') && !l.starts_with('#')).map(String::from).collect()
+}
+
+fn assert_has(name: &str, wanted: &[&str]) {
+    let have = directives(name);
+    for w in wanted {
+        assert!(have.iter().any(|d| d == w), "{name}: missing `{w}`");
+    }
+}
+
+#[test]
+fn operator_unit_keeps_its_contract_with_the_daemon() {
+    assert_has(
+        "gtp5g-operator.service",
+        &[
+            "Wants=gtp5g-tracer.service network-online.target",
+            // The daemon sends READY=1 and feeds the watchdog (src/main.rs).
+            "Type=notify",
+            "WatchdogSec=30",
+            "Restart=on-failure",
+            "ExecReload=/bin/kill -HUP $MAINPID",
+            "ExecStart=/usr/local/bin/gtp5g-operator run --config /etc/gtp5g-operator/config.toml",
+            "NoNewPrivileges=yes",
+            "ProtectSystem=strict",
+            "ProtectHome=yes",
+            "PrivateTmp=yes",
+            "ProtectKernelModules=yes",
+            "ProtectControlGroups=yes",
+            "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
+            "LockPersonality=yes",
+            "MemoryDenyWriteExecute=yes",
+            "SystemCallArchitectures=native",
+            // Reading trace_pipe and other users' /proc entries needs none.
+            "CapabilityBoundingSet=",
+            // The tracker has to see every pid.
+            "ProtectProc=default",
+            "ProcSubset=all",
+        ],
+    );
+    let after = directives("gtp5g-operator.service").into_iter().find(|d| d.starts_with("After=")).unwrap_or_default();
+    assert!(after.split_whitespace().any(|u| u.ends_with("gtp5g-tracer.service")), "operator not ordered after the tracer: {after}");
+}
+
+#[test]
+fn tracer_unit_gets_only_the_bpf_capabilities() {
+    assert_has(
+        "gtp5g-tracer.service",
+        &[
+            "ExecStart=/usr/local/bin/gtp5g-tracer --mode auto",
+            "CapabilityBoundingSet=CAP_BPF CAP_PERFMON",
+            "AmbientCapabilities=CAP_BPF CAP_PERFMON",
+            "NoNewPrivileges=yes",
+            "ProtectSystem=strict",
+            "Restart=on-failure",
+        ],
+    );
+}
+
+#[test]
+fn local_api_keeps_its_key_where_the_operator_looks() {
+    assert_has(
+        "gtp5g-local-api.service",
+        &[
+            "ExecStart=/usr/local/bin/gtp5g-operator local-api --listen 127.0.0.1:8081 --state-dir /var/lib/gtp5g-operator",
+            "StateDirectory=gtp5g-operator",
+        ],
+    );
+    // Default api.public_key_path and endpoint of the shipped configuration.
+    let config = std::fs::read_to_string(repo().join("config/gtp5g-operator.toml")).unwrap();
+    assert!(config.contains("public_key_path = \"/var/lib/gtp5g-operator/jwt_public_key.pem\""));
+    assert!(config.contains("endpoint = \"http://localhost:8081\""));
+}
