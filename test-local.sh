@@ -24,11 +24,13 @@ TRAFFIC=$REPO/tracer-c/build/gtpu-traffic
 CONFIG=${CONFIG:-$REPO/config/gtp5g-operator.toml}
 LOCAL_API_LISTEN=${LOCAL_API_LISTEN:-127.0.0.1:8081}
 TRACEFS=/sys/kernel/tracing
+TRACE_PIPE_LOCK=/tmp/gtp5g-operator-trace_pipe.lock
 
 DEMO=0
 DURATION=0
 RUNDIR=
 PIDS=()           # started children, in start order
+LOCK_WAITER=      # a flock(1) waiting for the trace_pipe lock
 T0=$(date +%s.%N) # the time origin of every printed timestamp
 
 say() { printf '==> %s\n' "$*"; }
@@ -76,6 +78,20 @@ mount_tracefs() {
 	mount -t tracefs nodev "$TRACEFS" || die "cannot mount tracefs on $TRACEFS"
 }
 
+# The lock the project's live tests and benchmarks take around their use of
+# trace_pipe; held through fd 9 until this script exits (children get fd 9
+# closed, so none of them can keep it).
+hold_trace_pipe_lock() {
+	exec 9>"$TRACE_PIPE_LOCK"
+	flock -n 9 && return
+	say "waiting for another trace_pipe user to finish (lock $TRACE_PIPE_LOCK)"
+	# In the background, so that Ctrl-C interrupts the wait.
+	flock 9 &
+	LOCK_WAITER=$!
+	wait "$LOCK_WAITER" || die "could not lock $TRACE_PIPE_LOCK"
+	LOCK_WAITER=
+}
+
 # trace_pipe is one consumer queue: another reader takes lines this run
 # would never see.
 warn_other_readers() {
@@ -94,7 +110,7 @@ warn_other_readers() {
 start() {
 	local name=$1
 	shift
-	"$@" >"$RUNDIR/$name.log" 2>&1 &
+	"$@" >"$RUNDIR/$name.log" 2>&1 9>&- &
 	PIDS+=($!)
 	LAST_PID=$!
 }
@@ -154,7 +170,7 @@ start_daemon() {
 # process listed in $RUNDIR/demo (lines "<start time> <gtpu-traffic JSON>"),
 # how long after it started sending all of its ids were in the API.
 start_watcher() {
-	python3 -u - "$ENDPOINT" "$KEY" "$RUNDIR/demo" "$T0" >"$RUNDIR/watch.out" 2>&1 <<'PY' &
+	python3 -u - "$ENDPOINT" "$KEY" "$RUNDIR/demo" "$T0" >"$RUNDIR/watch.out" 2>&1 9>&- <<'PY' &
 import json, sys, time, urllib.error, urllib.request
 
 endpoint, key_path, demo_path, t0 = sys.argv[1].rstrip("/"), sys.argv[2], sys.argv[3], float(sys.argv[4])
@@ -246,7 +262,7 @@ while True:
 PY
 	PIDS+=($!)
 	# Its output is the point of this script: show it as it comes.
-	tail -n +1 -f "$RUNDIR/watch.out" --pid $$ &
+	tail -n +1 -f "$RUNDIR/watch.out" --pid $$ 9>&- &
 	PIDS+=($!)
 }
 
@@ -259,11 +275,13 @@ start_demo_process() {
 	local json
 	json=$(grep -m1 '"pid"' "$RUNDIR/$name.log")
 	printf '%s %s\n' "$started" "$json" >>"$RUNDIR/demo"
-	say "demo: $name sends GTP-U to 127.0.0.1:2152: $(python3 -c 'import json, sys; p = json.loads(sys.argv[1]); print(f"pid {p["pid"]}, tids {" ".join(map(str, p["tids"]))}")' "$json")"
+	[[ $json =~ \"pid\":([0-9]+),\"tids\":\[([0-9,]*)\] ]] || die "unexpected gtpu-traffic output: $json"
+	say "demo: $name (pid ${BASH_REMATCH[1]}, tids ${BASH_REMATCH[2]//,/ }) sends GTP-U to 127.0.0.1:2152"
 }
 
 stop_all() {
 	trap - EXIT INT TERM
+	[ -z "$LOCK_WAITER" ] || kill -TERM "$LOCK_WAITER" 2>/dev/null || true
 	[ ${#PIDS[@]} -gt 0 ] || return 0
 	say "stopping"
 	local i pid
@@ -293,12 +311,13 @@ main() {
 	build_if_missing
 	[ -x "$OPERATOR" ] || die "$OPERATOR missing after the build (CARGO_TARGET_DIR differs from the build's?)"
 	mount_tracefs
-	warn_other_readers
 
 	RUNDIR=$(mktemp -d /tmp/gtp5g-local.XXXXXX)
 	trap stop_all EXIT
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
+	hold_trace_pipe_lock
+	warn_other_readers
 	say "logs in $RUNDIR"
 
 	start_api
