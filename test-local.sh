@@ -4,6 +4,8 @@
 #
 #   sudo ./test-local.sh [--demo] [--duration N]
 #
+# Builds first when the binaries are missing or older than the sources.
+#
 #   --demo        also start GTP-U traffic from processes named nr-gnb and
 #                 nr-ue (UERANSIM stand-ins) and report how long after their
 #                 first packet their ids reached the API
@@ -31,13 +33,13 @@ DURATION=0
 RUNDIR=
 PIDS=()           # started children, in start order
 LOCK_WAITER=      # a flock(1) waiting for the trace_pipe lock
-T0=$(date +%s.%N) # the time origin of every printed timestamp
 
 say() { printf '==> %s\n' "$*"; }
 warn() { printf 'test-local.sh: warning: %s\n' "$*" >&2; }
 die() { printf 'test-local.sh: error: %s\n' "$*" >&2; exit 1; }
 
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
+# The header comment above, up to its first non-comment line.
+usage() { awk 'NR == 1 { next } !/^#/ { exit } { sub(/^# ?/, ""); print }' "$0"; }
 
 parse_args() {
 	while [ $# -gt 0 ]; do
@@ -62,13 +64,28 @@ check_prerequisites() {
 	[ -r /sys/kernel/btf/vmlinux ] || die "the kernel has no BTF (/sys/kernel/btf/vmlinux): the tracer needs CONFIG_DEBUG_INFO_BTF=y"
 }
 
-# Builds only what is missing; ./build.sh rebuilds everything on request.
-build_if_missing() {
-	if [ -x "$OPERATOR" ] && [ -x "$TRACER" ] && [ -x "$TRAFFIC" ]; then
-		return
+# True when a source is newer than the binary built from it (after a pull).
+stale() {
+	[ -n "$(find src config Cargo.toml Cargo.lock -newer "$OPERATOR" -print -quit)" ] ||
+		[ -n "$(find tracer-c -maxdepth 1 \( -name '*.[ch]' -o -name Makefile \) -newer "$TRACER" -print -quit)" ]
+}
+
+# Builds when binaries are missing or older than their sources.
+build_if_needed() {
+	local why
+	if ! [ -x "$OPERATOR" ] || ! [ -x "$TRACER" ] || ! [ -x "$TRAFFIC" ]; then
+		why="binaries missing"
+	elif stale; then
+		why="sources newer than the binaries"
+	else
+		return 0
 	fi
-	command -v cargo >/dev/null || die "binaries missing and cargo not in PATH (sudo resets PATH): run ./build.sh as your user first, or sudo env PATH=\"\$PATH\" $0"
-	say "building (binaries missing): ./build.sh build"
+	if ! command -v cargo >/dev/null; then
+		[ "$why" != "binaries missing" ] || die "binaries missing and cargo not in PATH (sudo resets PATH): run ./build.sh as your user first, or sudo env PATH=\"\$PATH\" $0"
+		warn "$why, but cargo is not in PATH (sudo resets PATH): running the old binaries"
+		return 0
+	fi
+	say "building ($why): ./build.sh build"
 	./build.sh build
 }
 
@@ -308,7 +325,7 @@ stop_all() {
 main() {
 	parse_args "$@"
 	check_prerequisites "$@"
-	build_if_missing
+	build_if_needed
 	[ -x "$OPERATOR" ] || die "$OPERATOR missing after the build (CARGO_TARGET_DIR differs from the build's?)"
 	mount_tracefs
 
@@ -319,6 +336,8 @@ main() {
 	hold_trace_pipe_lock
 	warn_other_readers
 	say "logs in $RUNDIR"
+	# The time origin of the watcher's timestamps: after any build.
+	T0=$(date +%s.%N)
 
 	start_api
 	start_tracer
