@@ -8,14 +8,9 @@ mod support;
 use gtp5g_operator::api::Strategy;
 use std::io::{BufRead, BufReader};
 use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use support::*;
-
-fn tracer_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tracer-c")
-}
 
 /// Why this machine cannot run the test, if it cannot.
 fn missing_capability() -> Option<String> {
@@ -38,14 +33,6 @@ fn lock_trace_pipe() -> std::fs::File {
     f
 }
 
-fn build_tracer() {
-    let built = ["gtp5g-tracer", "gtpu-traffic"].iter().all(|b| tracer_dir().join("build").join(b).exists());
-    if !built {
-        let ok = Command::new("make").arg("-C").arg(tracer_dir()).status().expect("make").success();
-        assert!(ok, "building tracer-c failed (run ./build.sh deps)");
-    }
-}
-
 /// A child killed (and reaped) when dropped, so a failing assertion leaves
 /// nothing running.
 struct Proc(Child);
@@ -59,7 +46,7 @@ impl Drop for Proc {
 }
 
 fn start_tracer() -> Proc {
-    let mut child = Command::new(tracer_dir().join("build/gtp5g-tracer"))
+    let mut child = Command::new(tracer_binary("gtp5g-tracer"))
         .args(["--mode", "netdev"])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -84,7 +71,7 @@ struct Traffic {
 }
 
 fn start_traffic(name: &str, threads: u32) -> Traffic {
-    let mut child = Command::new(tracer_dir().join("build/gtpu-traffic"))
+    let mut child = Command::new(tracer_binary("gtpu-traffic"))
         .args(["--name", name, "--threads", &threads.to_string(), "--interval-ms", "50", "--linger"])
         .stdout(Stdio::piped())
         .spawn()
@@ -111,7 +98,6 @@ async fn live_gtpu_traffic_boosts_exactly_nr_gnb_and_nr_ue_threads() {
         return;
     }
     let _lock = lock_trace_pipe();
-    build_tracer();
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy(fixture("server_private_key.pem"), dir.path().join("jwt_private_key.pem")).unwrap();
     let api = start_api(dir.path(), 0).await;

@@ -3,8 +3,11 @@
 //! verify checks that they exist), and the directives the daemon's
 //! behaviour depends on are there.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use support::tracer_binary;
 
 const UNITS: [&str; 3] = ["gtp5g-tracer.service", "gtp5g-operator.service", "gtp5g-local-api.service"];
 
@@ -17,20 +20,10 @@ fn unit_text(name: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// The tracer binary, built by `make -C tracer-c` (`./build.sh test` does it first).
-fn tracer_binary() -> PathBuf {
-    let path = repo().join("tracer-c/build/gtp5g-tracer");
-    if !path.exists() {
-        let ok = Command::new("make").arg("-C").arg(repo().join("tracer-c")).status().expect("run make").success();
-        assert!(ok, "building tracer-c failed (run ./build.sh deps)");
-    }
-    path
-}
-
 /// The units with their installed binary paths replaced by the built ones.
 fn units_for_verify(dir: &Path) -> Vec<PathBuf> {
     let operator = env!("CARGO_BIN_EXE_gtp5g-operator");
-    let tracer = tracer_binary();
+    let tracer = tracer_binary("gtp5g-tracer");
     UNITS
         .iter()
         .map(|name| {

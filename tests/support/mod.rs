@@ -15,6 +15,18 @@ use tokio::sync::{mpsc, oneshot};
 
 pub const DAY: Duration = Duration::from_secs(86400);
 
+/// A tracer-c binary (gtp5g-tracer, gtpu-traffic, ...), built with make
+/// if missing (`./build.sh test` builds it first).
+pub fn tracer_binary(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tracer-c");
+    let path = dir.join("build").join(name);
+    if !path.exists() {
+        let ok = std::process::Command::new("make").arg("-C").arg(&dir).status().expect("run make").success();
+        assert!(ok, "building tracer-c failed (run ./build.sh deps)");
+    }
+    path
+}
+
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
 }
