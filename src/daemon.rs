@@ -56,11 +56,13 @@ fn feeder<P: ProcView + 'static>(
         }
         Event::Opened(path) => {
             stats.source_up.store(true, Relaxed);
+            stats.source_down_since_unix_ms.store(0, Relaxed);
             last_error.clear();
             tracing::info!(path = %path.display(), "reading trace lines");
         }
         Event::Down { error, retry_in } => {
             stats.source_up.store(false, Relaxed);
+            let _ = stats.source_down_since_unix_ms.compare_exchange(0, crate::stats::now_unix_ms(), Relaxed, Relaxed);
             stats.source_reopens.fetch_add(1, Relaxed);
             let text = error.to_string();
             // Say each new problem once at warn level, not once per retry.
@@ -105,6 +107,8 @@ fn settings(cfg: &Config) -> Settings {
 pub enum DaemonError {
     #[error("starting the trace reader thread: {0}")]
     Reader(std::io::Error),
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsError),
 }
 
 /// Hooks the daemon calls as its state changes (systemd notification).
@@ -125,6 +129,13 @@ pub async fn run(
     mut control: mpsc::UnboundedReceiver<Control>,
     mut lifecycle: impl Lifecycle,
 ) -> Result<(), DaemonError> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let metrics = match cfg.metrics.listen {
+        Some(addr) => Some(tokio::spawn(
+            crate::metrics::serve(addr, stats.clone(), (&cfg.metrics).into(), stopped(stop_rx.clone())).await?,
+        )),
+        None => None,
+    };
     let tracker = tracker(&cfg, LiveProc::default());
     let changed = Arc::new(Notify::new());
     let (pipe, mount) = (cfg.trace.pipe.clone(), cfg.trace.mount_tracefs);
@@ -136,12 +147,8 @@ pub async fn run(
     .map_err(DaemonError::Reader)?;
 
     let (settings_tx, settings_rx) = watch::channel(settings(&cfg));
-    let (stop_tx, stop_rx) = watch::channel(false);
     let publisher = Publisher::new(settings_rx, TrackerPids { tracker: tracker.clone(), stats: stats.clone() }, changed, stats.clone(), DRAIN);
-    let mut publisher_stop = stop_rx.clone();
-    let publisher = tokio::spawn(publisher.run(async move {
-        let _ = publisher_stop.wait_for(|s| *s).await;
-    }));
+    let publisher = tokio::spawn(publisher.run(stopped(stop_rx.clone())));
     let stats_log = tokio::spawn(log_stats(stats.clone(), Duration::from_secs(cfg.log.stats_interval_s), stop_rx.clone()));
     lifecycle.ready();
     tracing::info!(targets = ?cfg.targets.names, endpoint = %cfg.api.endpoint, "gtp5g-operator running");
@@ -172,8 +179,15 @@ pub async fn run(
         tracing::warn!("publisher did not stop within the drain deadline");
     }
     let _ = stats_log.await;
+    if let Some(m) = metrics {
+        let _ = m.await;
+    }
     log_counts(&stats);
     Ok(())
+}
+
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
 }
 
 fn apply_reload<P: ProcView>(old: &Config, new: &Config, tracker: &Shared<P>, settings: &watch::Sender<Settings>) {
@@ -182,6 +196,9 @@ fn apply_reload<P: ProcView>(old: &Config, new: &Config, tracker: &Shared<P>, se
     }
     if old.log != new.log {
         tracing::warn!("log.* changes take effect on restart");
+    }
+    if old.metrics != new.metrics {
+        tracing::warn!("metrics.* changes take effect on restart");
     }
     lock(tracker).set_targets(Targets::new(&new.targets.names), limits(new));
     let _ = settings.send(self::settings(new));
