@@ -414,3 +414,97 @@ async fn the_jwt_never_appears_in_trace_level_logs() {
     assert!(!log.contains("eyJ"), "JWT-looking text in the log");
     assert!(!log.to_ascii_lowercase().contains("bearer "), "an Authorization header in the log");
 }
+
+// ---- Bad input: property tests over the parse + track path ----
+
+mod bad_input {
+    use super::*;
+    use gtp5g_operator::parse::LineBuffer;
+    use gtp5g_operator::stats::Counts;
+    use gtp5g_operator::track::TrackedProcess;
+    use proptest::prelude::*;
+
+    const MAX_LINE: usize = 512;
+
+    fn fixtures() -> Vec<Vec<u8>> {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "trace")).collect();
+        paths.sort();
+        assert!(paths.len() >= 5, "fixtures missing");
+        paths.iter().map(|p| std::fs::read(p).unwrap()).collect()
+    }
+
+    /// Feeds `data` cut at `cuts` (offsets, any order) and returns what a
+    /// replay reports; asserts the bounds after every chunk.
+    fn run(data: &[u8], cuts: &[usize]) -> (Counts, Vec<TrackedProcess>, Vec<u32>) {
+        let limits = Limits { max_processes: 64, max_threads: 256 };
+        let mut tracker = Tracker::new(Targets::new(&["nr-gnb", "nr-ue"]), limits, NoProc);
+        let mut pipeline = Pipeline::new(MAX_LINE);
+        let mut lines = LineBuffer::new(MAX_LINE);
+        let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (data.len() + 1)).collect();
+        cuts.sort_unstable();
+        let mut at = 0;
+        for end in cuts.into_iter().chain([data.len()]) {
+            let chunk = &data[at..end];
+            pipeline.push(chunk, &mut tracker);
+            lines.push(chunk, |l| assert!(l.len() <= MAX_LINE));
+            assert!(lines.pending_len() <= MAX_LINE, "{} pending", lines.pending_len());
+            at = end;
+        }
+        pipeline.finish(&mut tracker);
+        let counts = pipeline.take_counts();
+        assert_eq!(counts.parsed + counts.malformed, counts.lines);
+        let s = tracker.stats();
+        assert!(s.processes <= limits.max_processes && s.threads <= limits.max_threads);
+        (counts, tracker.processes(), tracker.pids(true))
+    }
+
+    /// A real line with a few bytes flipped, cut short, or spliced.
+    fn mutate(line: &[u8], edits: &[(usize, u8)], cut: Option<usize>) -> Vec<u8> {
+        let mut l = line.to_vec();
+        for &(at, b) in edits {
+            if l.is_empty() {
+                break;
+            }
+            let i = at % l.len();
+            if b % 3 == 0 { l.insert(i, b) } else { l[i] = b }
+        }
+        if let Some(c) = cut {
+            l.truncate(c % (l.len() + 1));
+        }
+        l
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn a_fixture_in_any_chunks_replays_the_same(which in 0usize..64, cuts in proptest::collection::vec(0usize..100_000, 0..40)) {
+            let all = fixtures();
+            let data = &all[which % all.len()];
+            prop_assert_eq!(run(data, &cuts), run(data, &[]));
+        }
+
+        #[test]
+        fn random_bytes_never_panic_nor_exceed_the_line_bound(
+            data in proptest::collection::vec(any::<u8>(), 0..8192),
+            cuts in proptest::collection::vec(0usize..8192, 0..20),
+        ) {
+            run(&data, &cuts);
+        }
+
+        #[test]
+        fn mutated_real_lines_never_panic_nor_exceed_the_line_bound(
+            picks in proptest::collection::vec((0usize..10_000, proptest::collection::vec((0usize..400, any::<u8>()), 0..4), proptest::option::of(0usize..400)), 1..40),
+            cuts in proptest::collection::vec(0usize..20_000, 0..20),
+        ) {
+            let real: Vec<Vec<u8>> = fixtures().iter().flat_map(|f| f.split(|&b| b == b'\n').map(<[u8]>::to_vec).collect::<Vec<_>>()).collect();
+            let mut data = Vec::new();
+            for (i, edits, cut) in &picks {
+                data.extend(mutate(&real[i % real.len()], edits, *cut));
+                data.push(b'\n');
+            }
+            run(&data, &cuts);
+        }
+    }
+}
