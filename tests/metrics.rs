@@ -70,7 +70,7 @@ async fn counters_move_and_healthz_follows_the_api() {
     fifo.write(&target.line());
     let mut api = Api::start().await;
     let addr = free_addr();
-    let d = Daemon::spawn(with_metrics(daemon_command(&api.url(), &api.key_path(), &fifo.path), addr));
+    let mut d = Daemon::spawn(with_metrics(daemon_command(&api.url(), &api.key_path(), &fifo.path), addr));
     let m = Scrape(addr);
     assert!(eventually(LONG, || api.pids() == vec![target.pid() as i64]).await);
 
@@ -105,6 +105,26 @@ async fn counters_move_and_healthz_follows_the_api() {
     api.serve().await;
     m.health_until(200).await;
     assert!(eventually(LONG, || api.pids() == vec![target.pid() as i64]).await);
+
+    // A scraper holding a keep-alive connection must not hold up the exit.
+    let scraper = reqwest::Client::new();
+    assert!(scraper.get(format!("http://{addr}/metrics")).send().await.unwrap().status().is_success());
+    d.signal(libc::SIGTERM);
+    let status = d.wait_exit(Duration::from_secs(3)).await;
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", d.log_text());
+    assert!(get(addr, "/healthz").await.is_none(), "still serving after exit");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_taken_metrics_address_fails_the_start() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let dir = TempDir::new().unwrap();
+    let api = Api::start().await;
+    let out = with_metrics(daemon_command(&api.url(), &api.key_path(), &dir.path().join("p")), addr).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&format!("metrics.listen {addr}: Address already in use")), "{stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
