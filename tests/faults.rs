@@ -233,6 +233,8 @@ async fn exited_targets_drop_out_and_a_non_target_pid_is_never_boosted() {
     both.sort_unstable();
     assert!(eventually(LONG, || api.pids() == both).await, "{:?}", api.pids());
 
+    // Past the start-up debounce, so that only the periodic refresh can notice.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     s.target.kill();
     let killed = Instant::now();
     assert!(eventually(LONG, || api.pids() == vec![other.pid() as i64]).await);
