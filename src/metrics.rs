@@ -13,6 +13,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
@@ -46,9 +47,11 @@ impl From<&MetricsConfig> for HealthBounds {
 
 /// Why the daemon is unhealthy, or None. `now_ms` is unix milliseconds.
 pub fn unhealthy(stats: &Stats, bounds: HealthBounds, now_ms: u64) -> Option<String> {
+    // Whole seconds since `since`, if that is past `bound`.
     let longer_than = |since: &AtomicU64, bound: Duration| {
         let since = since.load(Relaxed);
-        (since != 0 && now_ms.saturating_sub(since) > bound.as_millis() as u64).then(|| now_ms.saturating_sub(since) / 1000)
+        let age_ms = now_ms.saturating_sub(since);
+        (since != 0 && age_ms > bound.as_millis() as u64).then_some(age_ms / 1000)
     };
     if !stats.source_up.load(Relaxed) {
         if let Some(s) = longer_than(&stats.source_down_since_unix_ms, bounds.max_source_down) {
@@ -100,8 +103,7 @@ impl Collector for StatsCollector {
         gauge(&mut e, "tracked_threads", "Target threads tracked", s.tracked_threads.load(Relaxed))?;
         counter(&mut e, "tracker_dropped", "Targets not tracked because a bound was reached", &s.tracker_dropped)?;
         counter(&mut e, "posts_ok", "Strategy lists the API accepted", &s.posts_ok)?;
-        let failed = ConstCounter::new(0u64);
-        let mut family = e.encode_descriptor("posts_failed", "Strategy list sends that failed, by reason", None, failed.metric_type())?;
+        let mut family = e.encode_descriptor("posts_failed", "Strategy list sends that failed, by reason", None, MetricType::Counter)?;
         for (reason, v) in [
             ("transport", &s.posts_failed_transport),
             ("http", &s.posts_failed_http),
