@@ -106,9 +106,11 @@ async fn counters_move_and_healthz_follows_the_api() {
     m.health_until(200).await;
     assert!(eventually(LONG, || api.pids() == vec![target.pid() as i64]).await);
 
-    // A scraper holding a keep-alive connection must not hold up the exit.
+    // Neither a scraper holding a keep-alive connection nor a client that
+    // connected and sent nothing may hold up the exit.
     let scraper = reqwest::Client::new();
     assert!(scraper.get(format!("http://{addr}/metrics")).send().await.unwrap().status().is_success());
+    let _silent = std::net::TcpStream::connect(addr).unwrap();
     d.signal(libc::SIGTERM);
     let status = d.wait_exit(Duration::from_secs(3)).await;
     assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", d.log_text());
