@@ -292,8 +292,8 @@ async fn sighup_with_an_invalid_config_keeps_the_old_one() {
     let api = Api::start().await;
     let config = s.dir.path().join("config.toml");
     std::fs::write(&config, "[strategy]\ninterval_s = 1\n").unwrap();
-    let mut cmd = daemon_command(&api.url(), &api.key_path(), &s.fifo.path);
-    cmd.env_remove("GTP5G_OPERATOR__STRATEGY__INTERVAL_S").arg("--config").arg(&config);
+    let mut cmd = daemon_command_with_config(&api.url(), &api.key_path(), &s.fifo.path, &config);
+    cmd.env_remove("GTP5G_OPERATOR__STRATEGY__INTERVAL_S");
     let d = Daemon::spawn(cmd);
     assert!(eventually(LONG, || api.pids() == s.want()).await);
 
@@ -313,10 +313,8 @@ fn rejected(toml: &str, key_path: &std::path::Path) -> (Option<i32>, String) {
     let dir = TempDir::new().unwrap();
     let config = dir.path().join("bad.toml");
     std::fs::write(&config, toml).unwrap();
-    let out = daemon_command("http://127.0.0.1:9", key_path, &dir.path().join("pipe"))
+    let out = daemon_command_with_config("http://127.0.0.1:9", key_path, &dir.path().join("pipe"), &config)
         .env_remove("GTP5G_OPERATOR__STRATEGY__INTERVAL_S")
-        .arg("--config")
-        .arg(&config)
         .output()
         .unwrap();
     (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())

@@ -188,8 +188,16 @@ pub struct Daemon {
 }
 
 pub fn daemon_command(endpoint: &str, key: &Path, pipe: &Path) -> Command {
+    // An empty file, so that an installed /etc/gtp5g-operator/config.toml
+    // cannot leak into the tests.
+    daemon_command_with_config(endpoint, key, pipe, Path::new("/dev/null"))
+}
+
+pub fn daemon_command_with_config(endpoint: &str, key: &Path, pipe: &Path, config: &Path) -> Command {
     let mut c = Command::new(BIN);
     c.arg("run")
+        .arg("--config")
+        .arg(config)
         .arg("--trace-pipe")
         .arg(pipe)
         .arg("--api-endpoint")
