@@ -63,6 +63,7 @@ fn feeder<P: ProcView + 'static>(
         }
         Event::Opened(path) => {
             stats.source_up.store(true, Relaxed);
+            stats.source_down_since_unix_ms.store(0, Relaxed);
             if !announced {
                 tracing::info!(path = %path.display(), "reading trace lines");
                 announced = true;
@@ -72,6 +73,7 @@ fn feeder<P: ProcView + 'static>(
         }
         Event::Down { error, retry_in } => {
             stats.source_up.store(false, Relaxed);
+            let _ = stats.source_down_since_unix_ms.compare_exchange(0, crate::stats::now_unix_ms(), Relaxed, Relaxed);
             stats.source_reopens.fetch_add(1, Relaxed);
             let text = error.to_string();
             if text != last_error {
@@ -115,6 +117,8 @@ fn settings(cfg: &Config) -> Settings {
 pub enum DaemonError {
     #[error("starting the trace reader thread: {0}")]
     Reader(std::io::Error),
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsError),
 }
 
 /// Hooks the daemon calls as its state changes (systemd notification).
@@ -150,6 +154,13 @@ async fn run_with<P: ProcView + 'static>(
     mut control: mpsc::UnboundedReceiver<Control>,
     mut lifecycle: impl Lifecycle,
 ) -> Result<(), DaemonError> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let metrics = match cfg.metrics.listen {
+        Some(addr) => Some(tokio::spawn(
+            crate::metrics::serve(addr, stats.clone(), (&cfg.metrics).into(), stopped(stop_rx.clone())).await?,
+        )),
+        None => None,
+    };
     let tracker = tracker(&cfg, proc);
     let changed = Arc::new(Notify::new());
     let (pipe, mount) = (cfg.trace.pipe.clone(), cfg.trace.mount_tracefs);
@@ -161,7 +172,6 @@ async fn run_with<P: ProcView + 'static>(
     .map_err(DaemonError::Reader)?;
 
     let (settings_tx, settings_rx) = watch::channel(settings(&cfg));
-    let (stop_tx, stop_rx) = watch::channel(false);
     let publisher = Publisher::new(settings_rx, TrackerPids { tracker: tracker.clone(), stats: stats.clone() }, changed, stats.clone(), DRAIN);
     let publisher = tokio::spawn(publisher.run(stop_rx.clone()));
     let stats_log = tokio::spawn(log_stats(stats.clone(), Duration::from_secs(cfg.log.stats_interval_s), stop_rx.clone()));
@@ -194,8 +204,15 @@ async fn run_with<P: ProcView + 'static>(
         tracing::warn!("publisher did not stop within the drain deadline");
     }
     let _ = stats_log.await;
+    if let Some(m) = metrics {
+        let _ = m.await;
+    }
     log_counts(&stats);
     Ok(())
+}
+
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
 }
 
 fn apply_reload<P: ProcView>(old: &Config, new: &Config, tracker: &Shared<P>, settings: &watch::Sender<Settings>) {
@@ -204,6 +221,9 @@ fn apply_reload<P: ProcView>(old: &Config, new: &Config, tracker: &Shared<P>, se
     }
     if old.log != new.log {
         tracing::warn!("log.* changes take effect on restart");
+    }
+    if old.metrics != new.metrics {
+        tracing::warn!("metrics.* changes take effect on restart");
     }
     lock(tracker).set_targets(Targets::new(&new.targets.names), limits(new));
     let _ = settings.send(self::settings(new));

@@ -5,6 +5,7 @@ pub mod config;
 pub mod daemon;
 pub mod local_api;
 pub mod log;
+pub mod metrics;
 pub mod parse;
 pub mod pipeline;
 pub mod publish;

@@ -2,6 +2,7 @@
 //! journal under systemd).
 
 use crate::config::LogFormat;
+use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
 pub fn filter(level: &str) -> Result<EnvFilter, String> {
@@ -13,9 +14,11 @@ pub fn init(format: LogFormat, level: &str) {
     let filter = std::env::var("RUST_LOG").ok().and_then(|l| filter(&l).ok()).unwrap_or_else(|| {
         filter(level).unwrap_or_else(|_| EnvFilter::new("info"))
     });
-    // No colour codes into the journal or a log file.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr);
+    // Colour codes only for a terminal: not for the journal or a log file.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Human => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),

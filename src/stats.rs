@@ -16,6 +16,8 @@ pub struct Stats {
     pub oversized: AtomicU64,
     pub source_reopens: AtomicU64,
     pub source_up: AtomicBool,
+    /// When the source went down (0 while up): for /healthz.
+    pub source_down_since_unix_ms: AtomicU64,
     pub last_line_unix_ms: AtomicU64,
     pub posts_ok: AtomicU64,
     pub posts_failed_http: AtomicU64,

@@ -66,10 +66,19 @@ impl Api {
 
     /// Waits until the API holds `want` (the GET view), or panics.
     pub async fn expect(&self, want: &[Strategy], within: Duration) {
+        self.expect_ignoring(want, &[], within).await
+    }
+
+    /// Like `expect`, leaving the pids in `ignore` out of what the API holds.
+    pub async fn expect_ignoring(&self, want: &[Strategy], ignore: &[u32], within: Duration) {
         let mut posts = self.api.posts();
         let deadline = tokio::time::Instant::now() + within;
+        let held = || -> Option<Vec<Strategy>> {
+            let list = self.api.strategies()?;
+            Some(list.into_iter().filter(|s| !ignore.iter().any(|&p| i64::from(p) == s.pid)).collect())
+        };
         loop {
-            if self.api.strategies().as_deref() == Some(want) {
+            if held().as_deref() == Some(want) {
                 return;
             }
             if tokio::time::timeout_at(deadline, posts.changed()).await.is_err() {

@@ -1,0 +1,278 @@
+//! Real parts for the fault, metrics and security tests: the daemon binary as
+//! a subprocess, real target processes, FIFOs, the project's LocalApi and a
+//! small HTTP server that misbehaves on purpose.
+#![allow(dead_code)] // each test crate uses a different part of this module
+
+pub mod faulty;
+pub mod tls;
+
+use gtp5g_operator::api::Strategy;
+use gtp5g_operator::local_api::LocalApi;
+use std::fs::File;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+
+pub const SERVER_PRIVATE_KEY: &str = include_str!("../fixtures/server_private_key.pem");
+pub const TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
+pub const BIN: &str = env!("CARGO_BIN_EXE_gtp5g-operator");
+
+/// Polls `f` every 20 ms until it holds or `timeout` passes; true if it held.
+pub async fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A trace_pipe line as the netdev tracer prints it.
+pub fn trace_line(comm: &str, tid: u32, tgid: u32) -> String {
+    format!("          {comm}-{tid}   [001] b..2.  1675.757067: bpf_trace_printk: tp/net_dev_queue: PID={tid}, TGID={tgid}, CPU=1\n")
+}
+
+/// A live process whose comm is `name`: /bin/sleep copied under that name.
+pub struct Target {
+    child: Child,
+    _dir: TempDir,
+}
+
+impl Target {
+    pub fn spawn(name: &str) -> Target {
+        let dir = TempDir::new().unwrap();
+        let exe = dir.path().join(name);
+        std::fs::copy("/bin/sleep", &exe).unwrap();
+        let child = Command::new(&exe).arg("600").spawn().unwrap();
+        Target { child, _dir: dir }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn line(&self) -> String {
+        let comm = std::fs::read_to_string(format!("/proc/{}/comm", self.pid())).unwrap();
+        trace_line(comm.trim(), self.pid(), self.pid())
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A FIFO the test writes trace lines into. The test holds it open for
+/// reading and writing, so writes never block and never see "no reader",
+/// and the daemon never sees its writer leave until `close_writer`.
+pub struct Fifo {
+    pub path: PathBuf,
+    writer: Option<File>,
+}
+
+impl Fifo {
+    pub fn create(path: &Path) -> Fifo {
+        let path = path.to_path_buf();
+        let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo {}", path.display());
+        let writer = std::fs::OpenOptions::new().read(true).write(true).custom_flags(libc::O_NONBLOCK).open(&path).unwrap();
+        Fifo { path, writer: Some(writer) }
+    }
+
+    pub fn write(&mut self, text: &str) {
+        let w = self.writer.get_or_insert_with(|| std::fs::OpenOptions::new().read(true).write(true).open(&self.path).unwrap());
+        w.write_all(text.as_bytes()).unwrap();
+    }
+
+    pub fn close_writer(&mut self) {
+        self.writer = None;
+    }
+}
+
+/// The project's local Gthulhu API on 127.0.0.1, restartable on its port
+/// (a restart loses the in-memory list, as the real server's does).
+pub struct Api {
+    pub api: LocalApi,
+    pub addr: SocketAddr,
+    dir: TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Api {
+    pub async fn start() -> Api {
+        let mut api = Api::new("127.0.0.1:0".parse().unwrap());
+        api.serve().await;
+        api
+    }
+
+    /// Keys on disk, not yet listening on `addr`.
+    pub fn new(addr: SocketAddr) -> Api {
+        let dir = TempDir::new().unwrap();
+        std::fs::write(dir.path().join("jwt_private_key.pem"), SERVER_PRIVATE_KEY).unwrap();
+        Api { api: LocalApi::open(dir.path(), TOKEN_LIFETIME).unwrap(), addr, dir, stop: None, task: None }
+    }
+
+    pub async fn serve(&mut self) {
+        let listener = tokio::net::TcpListener::bind(self.addr).await.unwrap();
+        self.addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let api = self.api.clone();
+        self.task = Some(tokio::spawn(async move { api.serve(listener, async { let _ = rx.await; }).await }));
+        self.stop = Some(tx);
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await.unwrap().unwrap();
+        }
+    }
+
+    /// A new server process on the same port and key: the list is gone.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        self.api = LocalApi::open(self.dir.path(), TOKEN_LIFETIME).unwrap();
+        self.serve().await;
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn key_path(&self) -> PathBuf {
+        self.api.public_key_path()
+    }
+
+    /// The pids in force (what a GET would answer), sorted.
+    pub fn pids(&self) -> Vec<i64> {
+        pids_of(self.api.strategies())
+    }
+}
+
+pub fn pids_of(list: Option<Vec<Strategy>>) -> Vec<i64> {
+    let mut p: Vec<i64> = list.unwrap_or_default().iter().map(|s| s.pid).filter(|&p| p != 0).collect();
+    p.sort_unstable();
+    p
+}
+
+/// A free loopback port: bound, read, released.
+pub fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
+
+/// `gtp5g-operator run` with the fast test knobs; stderr goes to a file
+/// that the test reads while the daemon runs.
+pub struct Daemon {
+    child: Child,
+    pub log: PathBuf,
+    _dir: TempDir,
+}
+
+pub fn daemon_command(endpoint: &str, key: &Path, pipe: &Path) -> Command {
+    // An empty file, so that an installed /etc/gtp5g-operator/config.toml
+    // cannot leak into the tests.
+    daemon_command_with_config(endpoint, key, pipe, Path::new("/dev/null"))
+}
+
+pub fn daemon_command_with_config(endpoint: &str, key: &Path, pipe: &Path, config: &Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.arg("run")
+        .arg("--config")
+        .arg(config)
+        .arg("--trace-pipe")
+        .arg(pipe)
+        .arg("--api-endpoint")
+        .arg(endpoint)
+        .arg("--public-key")
+        .arg(key)
+        .env_remove("RUST_LOG")
+        .env_remove("API_ENDPOINT")
+        .env_remove("PUBLIC_KEY_PATH")
+        .env("GTP5G_OPERATOR__STRATEGY__INTERVAL_S", "1")
+        .env("GTP5G_OPERATOR__STRATEGY__DEBOUNCE_MS", "20")
+        .env("GTP5G_OPERATOR__API__RETRY_MAX_S", "1")
+        .env("GTP5G_OPERATOR__API__TIMEOUT_MS", "500")
+        .env("GTP5G_OPERATOR__TARGETS__NAMES", "nr-gnb,nr-ue");
+    c
+}
+
+impl Daemon {
+    pub fn spawn(mut cmd: Command) -> Daemon {
+        let dir = TempDir::new().unwrap();
+        let log = dir.path().join("stderr.log");
+        let child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(File::create(&log).unwrap()).spawn().unwrap();
+        Daemon { child, log, _dir: dir }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn count(&self, needle: &str) -> usize {
+        self.log_text().matches(needle).count()
+    }
+
+    pub async fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
+        eventually(timeout, || self.log_text().contains(needle)).await
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: plain kill(2) on our own child.
+        assert_eq!(unsafe { libc::kill(self.child.id() as i32, sig) }, 0);
+    }
+
+    /// Waits up to `timeout` for the process to exit.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return Some(s);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        None
+    }
+
+    /// User + system CPU time so far, in clock ticks (1/100 s).
+    pub fn cpu_ticks(&self) -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
+        // Fields after the `(comm)`: state is field 3, utime 14, stime 15.
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        let f: Vec<&str> = after.split_whitespace().collect();
+        f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            // A failed test shows what the daemon said.
+            eprintln!("--- daemon stderr ---\n{}", self.log_text());
+        }
+    }
+}
