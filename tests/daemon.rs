@@ -2,28 +2,21 @@
 //! local Gthulhu API (a real HTTP server on 127.0.0.1) out. The recorded
 //! processes do not live on this machine, so /proc checks are off here.
 
-mod support;
+mod common;
 
+use common::*;
 use gtp5g_operator::api::Strategy;
 use std::time::Duration;
-use support::*;
-use tempfile::TempDir;
 
 fn golden_strategies(name: &str) -> Vec<Strategy> {
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(fixture(name)).unwrap()).unwrap();
     serde_json::from_value(v["strategies"].clone()).unwrap()
 }
 
-fn key_dir() -> TempDir {
-    let dir = TempDir::new().unwrap();
-    std::fs::copy(fixture("server_private_key.pem"), dir.path().join("jwt_private_key.pem")).unwrap();
-    dir
-}
-
 async fn post_as_client(api: &Api, body: serde_json::Value) {
     let http = reqwest::Client::new();
     let token: serde_json::Value = http
-        .post(format!("{}/api/v1/auth/token", api.base))
+        .post(format!("{}/api/v1/auth/token", api.url()))
         .json(&serde_json::json!({ "public_key": api.api.public_key_pem() }))
         .send()
         .await
@@ -32,7 +25,7 @@ async fn post_as_client(api: &Api, body: serde_json::Value) {
         .await
         .unwrap();
     let status = http
-        .post(format!("{}/api/v1/scheduling/strategies", api.base))
+        .post(format!("{}/api/v1/scheduling/strategies", api.url()))
         .bearer_auth(token["token"].as_str().unwrap())
         .json(&body)
         .send()
@@ -44,36 +37,32 @@ async fn post_as_client(api: &Api, body: serde_json::Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replayed_fixture_overwrites_what_the_api_held() {
-    let dir = key_dir();
-    let api = start_api(dir.path(), 0).await;
+    let mut api = Api::start().await;
     // Someone else's stale list: the daemon's POST replaces it whole.
     post_as_client(&api, serde_json::json!({"strategies": [{"priority": true, "execution_time": 1, "pid": 424242}]})).await;
-    let (tx, task) = start_daemon(config(&api, &fixture("netdev-gtpu.trace"), &api.api.public_key_path(), false));
+    let (tx, task) = start_daemon(config(&api, &fixture("netdev-gtpu.trace"), false));
     let want = golden_strategies("netdev-gtpu.expected.json");
     assert_eq!(want.len(), 7);
     api.expect(&want, Duration::from_secs(5)).await;
     stop_daemon(tx, task).await;
-    api.shut().await;
+    api.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarted_api_with_a_rotated_key_gets_the_list_back() {
-    let dir = key_dir();
-    let api = start_api(dir.path(), 0).await;
-    let port = api.port();
-    let key_path = api.api.public_key_path();
-    let (tx, task) = start_daemon(config(&api, &fixture("live-netdev.trace"), &key_path, false));
+    let mut api = Api::start().await;
+    let (tx, task) = start_daemon(config(&api, &fixture("live-netdev.trace"), false));
     let want = golden_strategies("live-netdev.expected.json");
     api.expect(&want, Duration::from_secs(5)).await;
-    api.shut().await;
 
     // A new server key (as after a redeploy): the cached token now gets a
     // 401, and the daemon re-authenticates with the key file, which the
     // restarted server rewrote.
-    std::fs::remove_file(dir.path().join("jwt_private_key.pem")).unwrap();
-    let restarted = start_api(dir.path(), port).await;
-    assert_eq!(restarted.api.strategies(), None, "a restart loses the list");
-    restarted.expect(&want, Duration::from_secs(5)).await;
+    api.stop().await;
+    std::fs::remove_file(api.state_dir().join("jwt_private_key.pem")).unwrap();
+    api.restart().await;
+    assert_eq!(api.api.strategies(), None, "a restart loses the list");
+    api.expect(&want, Duration::from_secs(5)).await;
     stop_daemon(tx, task).await;
-    restarted.shut().await;
+    api.stop().await;
 }

@@ -3,14 +3,14 @@
 //! trace_pipe, the daemon with /proc checks, and the local API.
 //! Needs root, tracefs and BPF; CI runs as root.
 
-mod support;
+mod common;
 
 use gtp5g_operator::api::Strategy;
 use std::io::{BufRead, BufReader};
 use std::os::fd::AsRawFd;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-use support::*;
+use common::*;
 
 /// Why this machine cannot run the test, if it cannot.
 fn missing_capability() -> Option<String> {
@@ -115,16 +115,14 @@ async fn live_gtpu_traffic_boosts_exactly_nr_gnb_and_nr_ue_threads() {
         return;
     }
     let _lock = lock_trace_pipe();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(fixture("server_private_key.pem"), dir.path().join("jwt_private_key.pem")).unwrap();
-    let api = start_api(dir.path(), 0).await;
+    let mut api = Api::start().await;
     let pipe = gtp5g_operator::source::locate(None, false).unwrap();
     let _tracer = start_tracer();
     let foreign = foreign_target_ids();
     if !foreign.is_empty() {
         eprintln!("note: nr-gnb / nr-ue tasks already running, left out of the comparison: {foreign:?}");
     }
-    let (tx, daemon) = start_daemon(config(&api, &pipe, &api.api.public_key_path(), true));
+    let (tx, daemon) = start_daemon(config(&api, &pipe, true));
 
     let started = std::time::Instant::now();
     let gnb = start_traffic("nr-gnb", 3);
@@ -150,5 +148,5 @@ async fn live_gtpu_traffic_boosts_exactly_nr_gnb_and_nr_ue_threads() {
     stop_daemon(tx, daemon).await;
     drop(gnb.proc);
     drop(bystander.proc);
-    api.shut().await;
+    api.stop().await;
 }

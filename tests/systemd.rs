@@ -3,11 +3,11 @@
 //! verify checks that they exist), and the directives the daemon's
 //! behaviour depends on are there.
 
-mod support;
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use support::tracer_binary;
+use common::tracer_binary;
 
 const UNITS: [&str; 3] = ["gtp5g-tracer.service", "gtp5g-operator.service", "gtp5g-local-api.service"];
 

@@ -1,13 +1,18 @@
-//! Real parts for the fault, metrics and security tests: the daemon binary as
-//! a subprocess, real target processes, FIFOs, the project's LocalApi and a
-//! small HTTP server that misbehaves on purpose.
+//! Real parts for the integration tests: the daemon binary as a subprocess
+//! or in process, real target processes, FIFOs, the tracer-c binaries, the
+//! project's LocalApi and a small HTTP server that misbehaves on purpose.
 #![allow(dead_code)] // each test crate uses a different part of this module
 
 pub mod faulty;
 pub mod tls;
 
 use gtp5g_operator::api::Strategy;
+use gtp5g_operator::config::{Config, Purpose, Sources};
 use gtp5g_operator::local_api::LocalApi;
+use gtp5g_operator::signal::Control;
+use gtp5g_operator::stats::Stats;
+use std::sync::Arc;
+use tokio::sync::mpsc;
 use std::fs::File;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -166,6 +171,83 @@ impl Api {
     pub fn pids(&self) -> Vec<i64> {
         pids_of(self.api.strategies())
     }
+
+    pub fn state_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Waits until the API holds `want` (the GET view), or panics.
+    pub async fn expect(&self, want: &[Strategy], within: Duration) {
+        self.expect_ignoring(want, &[], within).await
+    }
+
+    /// Like `expect`, leaving the pids in `ignore` out of what the API holds.
+    pub async fn expect_ignoring(&self, want: &[Strategy], ignore: &[u32], within: Duration) {
+        let mut posts = self.api.posts();
+        let deadline = tokio::time::Instant::now() + within;
+        let held = || -> Option<Vec<Strategy>> {
+            let list = self.api.strategies()?;
+            Some(list.into_iter().filter(|s| !ignore.iter().any(|&p| i64::from(p) == s.pid)).collect())
+        };
+        loop {
+            if held().as_deref() == Some(want) {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, posts.changed()).await.is_err() {
+                panic!("API holds {:?}, want {:?}", self.api.strategies(), want);
+            }
+        }
+    }
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+/// A tracer-c binary (gtp5g-tracer, gtpu-traffic, ...), built with make
+/// if missing (`./build.sh test` builds it first).
+pub fn tracer_binary(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tracer-c");
+    let path = dir.join("build").join(name);
+    if !path.exists() {
+        let ok = Command::new("make").arg("-C").arg(&dir).status().expect("run make").success();
+        assert!(ok, "building tracer-c failed (run ./build.sh deps)");
+    }
+    path
+}
+
+/// The in-process daemon's configuration, with the fast test knobs. An
+/// empty config file keeps an installed /etc/gtp5g-operator out of it.
+pub fn config(api: &Api, trace: &Path, check_proc: bool) -> Config {
+    let sources = Sources {
+        file: Some(PathBuf::from("/dev/null")),
+        env: vec![],
+        overrides: vec![
+            ("api.endpoint", api.url()),
+            ("api.public_key_path", api.key_path().display().to_string()),
+            ("trace.pipe", trace.display().to_string()),
+            ("targets.check_proc", check_proc.to_string()),
+            ("strategy.debounce_ms", "20".into()),
+            ("strategy.interval_s", "1".into()),
+            ("api.retry_max_s", "1".into()),
+        ],
+    };
+    Config::load(&sources, Purpose::Daemon).unwrap()
+}
+
+/// `daemon::run` on this runtime; stop it with `stop_daemon`.
+pub fn start_daemon(cfg: Config) -> (mpsc::UnboundedSender<Control>, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let reload_cfg = cfg.clone();
+    let task = tokio::spawn(async move {
+        gtp5g_operator::daemon::run(cfg, Arc::new(Stats::default()), move || Ok(reload_cfg.clone()), rx, ()).await.unwrap();
+    });
+    (tx, task)
+}
+
+pub async fn stop_daemon(tx: mpsc::UnboundedSender<Control>, task: tokio::task::JoinHandle<()>) {
+    tx.send(Control::Shutdown).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), task).await.expect("daemon stops promptly").unwrap();
 }
 
 pub fn pids_of(list: Option<Vec<Strategy>>) -> Vec<i64> {
