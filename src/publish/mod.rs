@@ -124,6 +124,10 @@ impl<S: PidSource> Publisher<S> {
                     }
                 }
             } else if due {
+                // Nothing to send (and nothing to clear): no retry pending
+                // either, or a stale retry time would wake this loop at once.
+                retry_at = None;
+                backoff.reset();
                 next_periodic = Instant::now() + Duration::from_secs(settings.strategy.interval_s);
             }
             let wake_at = retry_at.unwrap_or(next_periodic);
@@ -234,6 +238,54 @@ mod tests {
             serde_json::to_string(&s[0]).unwrap(),
             r#"{"priority":true,"execution_time":20000000,"pid":10}"#
         );
+    }
+
+    /// Counts how often the publisher looks at the tracked set.
+    struct Scripted {
+        calls: Arc<std::sync::atomic::AtomicU64>,
+    }
+
+    impl PidSource for Scripted {
+        fn current_pids(&mut self, _threads: bool) -> Vec<u32> {
+            // A target appears once, then exits before any post succeeded.
+            if self.calls.fetch_add(1, Relaxed) == 0 { vec![5] } else { vec![] }
+        }
+    }
+
+    #[tokio::test]
+    async fn no_busy_loop_when_a_failed_list_empties() {
+        let key = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/other_public_key.pem");
+        let settings = Settings {
+            api: ApiConfig {
+                // Nothing listens on port 1: every send fails.
+                endpoint: "http://127.0.0.1:1".into(),
+                public_key_path: key.into(),
+                ca_file: None,
+                timeout_ms: 200,
+                token_refresh_ahead_s: 300,
+                retry_max_s: 1,
+            },
+            strategy: cfg(),
+            threads: true,
+        };
+        let calls = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (_settings_tx, settings_rx) = watch::channel(settings);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let publisher = Publisher::new(
+            settings_rx,
+            Scripted { calls: calls.clone() },
+            Arc::new(Notify::new()),
+            Arc::new(Stats::default()),
+            Duration::from_millis(100),
+        );
+        let task = tokio::spawn(publisher.run(stop_rx));
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        stop_tx.send(true).unwrap();
+        task.await.unwrap();
+        // One failed send, one retry that finds the set empty, then quiet
+        // until the 10 s interval.
+        let n = calls.load(Relaxed);
+        assert!((2..=4).contains(&n), "publisher looked {n} times in 1.5 s");
     }
 
     #[test]
