@@ -265,7 +265,7 @@ mod tests {
                 token_refresh_ahead_s: 300,
                 retry_max_s: 1,
             },
-            strategy: cfg(),
+            strategy: StrategyConfig { static_strategies: vec![], ..cfg() },
             threads: true,
         };
         let calls = Arc::new(std::sync::atomic::AtomicU64::new(0));
