@@ -84,9 +84,11 @@ const FUNCTIONS: [&str; 7] = [
 ];
 const NETDEV: [&str; 2] = ["tp/net_dev_queue", "tp/netif_receive_skb"];
 
-/// One message about `subject` (the task whose work the probe saw).
-fn message(rng: &mut Rng, subject: Task, cpu: u32, out: &mut Vec<u8>) {
-    let Task { comm, tid, tgid } = subject;
+/// One message printed while `runner` was current. The tracer's PID/TGID/
+/// COMM always describe the current task; only the scheduler's lines name
+/// another one (`enqueue: pid=N (comm)` about `named`).
+fn message(rng: &mut Rng, runner: Task, named: Task, cpu: u32, out: &mut Vec<u8>) {
+    let Task { comm, tid, tgid } = runner;
     let f = *rng.pick(&FUNCTIONS);
     let len = 56 + rng.below(1400);
     let ts = 34_202_967_771_000 + rng.below(1_000_000_000);
@@ -113,8 +115,8 @@ fn message(rng: &mut Rng, subject: Task, cpu: u32, out: &mut Vec<u8>) {
         18 => write!(w, "{}: TEID=0x{:x}, TYPE=255", rng.pick(&NETDEV), 0x1000 + rng.below(8)),
         19 => write!(w, "{}: PID={tid}, TGID={tgid}, CPU={cpu}", rng.pick(&NETDEV)),
         20 => write!(w, "{}: COMM={comm}", rng.pick(&NETDEV)),
-        21 | 22 => write!(w, "stop: pid={tid} ({comm})"),
-        _ => write!(w, "enqueue: pid={tid} ({comm})"),
+        21 | 22 => write!(w, "stop: pid={} ({})", named.tid, named.comm),
+        _ => write!(w, "enqueue: pid={} ({})", named.tid, named.comm),
     };
     r.expect("writing to a Vec cannot fail");
 }
@@ -128,7 +130,7 @@ fn line(rng: &mut Rng, clock_us: &mut u64, out: &mut Vec<u8>) {
         writeln!(out, "CPU:{cpu} [LOST {} EVENTS]", 1 + rng.below(5000)).expect("Vec write");
         return;
     }
-    let (runner, subject) = match roll {
+    let (runner, named) = match roll {
         1..=2999 => {
             let t = *rng.pick(&GNB);
             (t, t)
@@ -137,22 +139,22 @@ fn line(rng: &mut Rng, clock_us: &mut u64, out: &mut Vec<u8>) {
             let t = *rng.pick(&UE);
             (t, t)
         }
-        // Softirq and scheduler lines run in other tasks' context but may
-        // name a target as their subject (`enqueue: pid=N (nr-gnb)`).
+        // The scheduler's lines from other tasks' context may name a
+        // target (`enqueue: pid=N (nr-gnb)`).
         _ => {
             let runner = *rng.pick(&OTHERS);
-            let subject = match rng.below(10) {
+            let named = match rng.below(10) {
                 0 => *rng.pick(&GNB),
                 1 => *rng.pick(&UE),
                 _ => runner,
             };
-            (runner, subject)
+            (runner, named)
         }
     };
     header(rng, runner, cpu, *clock_us, out);
-    if runner.tid != subject.tid || rng.below(50) != 0 {
+    if rng.below(50) != 0 {
         out.extend_from_slice(b"bpf_trace_printk: ");
-        message(rng, subject, cpu, out);
+        message(rng, runner, named, cpu, out);
     } else {
         // Other events share the stream and must be passed over.
         out.extend_from_slice(b"tracing_mark_write: frame start");
