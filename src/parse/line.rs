@@ -5,7 +5,7 @@
 //!   CPU:<n> [LOST <m> EVENTS]
 //! ```
 
-use super::scan::{digits, find_then_space, skip_space0, skip_space1};
+use super::scan::{digits, find, find_then_space, skip_space0, skip_space1};
 use nom::{
     bytes::complete::tag,
     character::complete::{space0, space1, u32 as dec_u32, u64 as dec_u64},
@@ -28,6 +28,8 @@ pub struct Header<'a> {
     pub timestamp: &'a [u8],
 }
 
+const PRINTK: &[u8] = b"bpf_trace_printk";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TraceLine<'a> {
     pub header: Header<'a>,
@@ -39,7 +41,7 @@ impl TraceLine<'_> {
     /// bpf_printk output: `bpf_trace_printk` today, the probe address
     /// (`0x...`) or nothing on old kernels.
     pub fn is_printk(&self) -> bool {
-        self.event == b"bpf_trace_printk" || self.event.is_empty() || self.event.starts_with(b"0x")
+        self.event == PRINTK || self.event.is_empty() || self.event.starts_with(b"0x")
     }
 }
 
@@ -92,10 +94,13 @@ type TaskColumns<'a> = (&'a [u8], u32, Option<Option<u32>>, u32, &'a [u8]);
 /// The comm may itself hold dashes, digits, spaces and brackets, so the pid
 /// is the first `-<digits>` that is followed by the cpu column.
 fn task_columns(line: &[u8]) -> Result<TaskColumns<'_>, Malformed> {
-    for dash in memchr::memchr_iter(b'-', line) {
+    let mut from = 0;
+    while let Some(at) = find(&line[from..], b'-') {
+        let dash = from + at;
         if let Some((pid, tgid, cpu, rest)) = pid_tgid_cpu(&line[dash + 1..]) {
             return Ok((&line[..dash], pid, tgid, cpu, rest));
         }
+        from = dash + 1;
     }
     Err(Malformed("no <comm>-<pid> [<cpu>] columns"))
 }
@@ -129,19 +134,24 @@ fn tgid_column(input: &[u8]) -> Option<(Option<u32>, &[u8])> {
 /// Flags (`d..1`, `..s21`) are one optional token; the timestamp is the
 /// token that ends in `:`.
 fn flags_and_timestamp(input: &[u8]) -> Option<(&[u8], Option<&[u8]>, &[u8])> {
-    let (first, rest) = token(skip_space1(input)?, b' ')?;
+    let input = skip_space1(input)?;
+    let end = find(input, b' ').unwrap_or(input.len());
+    let (first, rest) = input.split_at(end);
     if let Some(ts) = first.strip_suffix(b":") {
         return Some((rest, None, check_timestamp(ts)?));
     }
-    let (ts, rest) = token(skip_space1(rest)?, b':')?;
-    let rest = rest.strip_prefix(b":")?;
-    Some((rest, Some(first), check_timestamp(ts)?))
+    if first.is_empty() {
+        return None;
+    }
+    let (ts, rest) = timestamp(skip_space1(rest)?)?;
+    Some((rest, Some(first), ts))
 }
 
-/// The non-empty run before `end` (or to the end of input) and what follows.
-fn token(input: &[u8], end: u8) -> Option<(&[u8], &[u8])> {
-    let len = memchr::memchr(end, input).unwrap_or(input.len());
-    (len > 0).then(|| input.split_at(len))
+/// `<digits>[.<digits>]:` -> the timestamp and what follows the colon.
+fn timestamp(input: &[u8]) -> Option<(&[u8], &[u8])> {
+    let len = input.iter().take_while(|b| b.is_ascii_digit() || **b == b'.').count();
+    let rest = input[len..].strip_prefix(b":")?;
+    Some((check_timestamp(&input[..len])?, rest))
 }
 
 fn check_timestamp(ts: &[u8]) -> Option<&[u8]> {
@@ -154,6 +164,10 @@ fn check_timestamp(ts: &[u8]) -> Option<&[u8]> {
 /// After the timestamp: ` <event>: <message>`; the event may be empty.
 fn event_and_message(rest: &[u8]) -> (&[u8], &[u8]) {
     let rest = rest.strip_prefix(b" ").unwrap_or(rest);
+    // Nearly every line: the event name holds no ':', so this is the first ": ".
+    if let Some(message) = rest.strip_prefix(b"bpf_trace_printk: ") {
+        return (&rest[..PRINTK.len()], message);
+    }
     match find_then_space(rest, b':') {
         Some(at) => (&rest[..at], &rest[at + 2..]),
         None => (rest.strip_suffix(b":").unwrap_or(rest), &[]),

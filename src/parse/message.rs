@@ -1,7 +1,7 @@
 //! bpf_printk messages: the gtp5g tracer's `<probe>/<function>: ...` lines
 //! and the Gthulhu scheduler's `stop:` / `enqueue:` lines.
 
-use super::scan::{digits, find_then_space, skip_space1};
+use super::scan::{digits, find, find_then_space, skip_space1};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Message<'a> {
@@ -112,7 +112,7 @@ fn starts_with_key(body: &[u8]) -> bool {
 fn fields(mut body: &[u8]) -> Result<Fields<'_>, UnknownMessage> {
     let mut f = Fields::default();
     loop {
-        let eq = memchr::memchr(b'=', body).ok_or(UnknownMessage("field without '='"))?;
+        let eq = find(body, b'=').ok_or(UnknownMessage("field without '='"))?;
         let key = &body[..eq];
         let after = &body[eq + 1..];
         // COMM is printed last and alone: its value may hold anything.

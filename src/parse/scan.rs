@@ -1,31 +1,34 @@
 //! Byte scanners shared by the line and message parsers: the hot path's
 //! building blocks, free of allocation and of per-call setup.
 
+// The distances searched here are a few to a few dozen bytes: a plain loop
+// beats memchr's per-call dispatch and setup, and memmem's far more.
+
+/// Position of the first `byte`.
+pub fn find(hay: &[u8], byte: u8) -> Option<usize> {
+    hay.iter().position(|&b| b == byte)
+}
+
 /// Position of the first `first` that is followed by a space (`": "`,
-/// `", "`). memchr on one byte: a two-byte memmem search builds a searcher
-/// on every call, which costs more than these short lines.
+/// `", "`).
 pub fn find_then_space(hay: &[u8], first: u8) -> Option<usize> {
-    let mut from = 0;
-    while let Some(at) = memchr::memchr(first, &hay[from..]) {
-        let at = from + at;
-        if hay.get(at + 1) == Some(&b' ') {
-            return Some(at);
-        }
-        from = at + 1;
-    }
-    None
+    hay.windows(2).position(|w| w[0] == first && w[1] == b' ')
 }
 
 /// One or more ASCII digits as a number, and the rest; `None` without a
 /// digit or when the value overflows `T`.
 pub fn digits<T: TryFrom<u64>>(input: &[u8]) -> Option<(T, &[u8])> {
-    let len = input.iter().take_while(|b| b.is_ascii_digit()).count();
+    let mut value: u64 = 0;
+    let mut len = 0;
+    for &b in input {
+        if !b.is_ascii_digit() {
+            break;
+        }
+        value = value.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+        len += 1;
+    }
     if len == 0 {
         return None;
-    }
-    let mut value: u64 = 0;
-    for &b in &input[..len] {
-        value = value.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
     }
     Some((T::try_from(value).ok()?, &input[len..]))
 }
