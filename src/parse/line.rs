@@ -147,11 +147,15 @@ fn flags_and_timestamp(input: &[u8]) -> Option<(&[u8], Option<&[u8]>, &[u8])> {
     Some((rest, Some(first), ts))
 }
 
-/// `<digits>[.<digits>]:` -> the timestamp and what follows the colon.
+/// `<digits>[.<digits>]:` -> the timestamp and what follows the colon, in
+/// one pass (what `check_timestamp` checks, for the common layout).
 fn timestamp(input: &[u8]) -> Option<(&[u8], &[u8])> {
+    if !input.first()?.is_ascii_digit() {
+        return None;
+    }
     let len = input.iter().take_while(|b| b.is_ascii_digit() || **b == b'.').count();
     let rest = input[len..].strip_prefix(b":")?;
-    Some((check_timestamp(&input[..len])?, rest))
+    Some((&input[..len], rest))
 }
 
 fn check_timestamp(ts: &[u8]) -> Option<&[u8]> {
