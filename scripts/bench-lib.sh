@@ -87,7 +87,7 @@ start_daemon() {
     DAEMON_PID=$!
     STARTED+=("$DAEMON_PID")
     for _ in $(seq 100); do
-        grep -q "reading trace lines" "$2" && return 0
+        grep -qs "reading trace lines" "$2" && return 0
         sleep 0.05
     done
     die "daemon did not open $1: $(cat "$2")"
@@ -103,6 +103,12 @@ stop_pid() {
 cpu_ticks() {
     # Fields 14 and 15, counted after the ")" that ends the comm.
     sed 's/.*) //' "/proc/$1/stat" | awk '{print $12, $13}'
+}
+
+# Nanoseconds on CPU, summed over the process's live threads (schedstat:
+# finer than the 10 ms ticks of /proc/PID/stat).
+run_ns() {
+    cat /proc/"$1"/task/*/schedstat | awk '{s += $1} END {print s + 0}'
 }
 
 peak_rss_kb() {
