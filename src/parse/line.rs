@@ -105,8 +105,11 @@ fn task_columns(line: &[u8]) -> Result<TaskColumns<'_>, Malformed> {
     Err(Malformed("no <comm>-<pid> [<cpu>] columns"))
 }
 
+/// pid, tgid column, cpu, and the rest of the line.
+type AfterDash<'a> = (u32, Option<Option<u32>>, u32, &'a [u8]);
+
 /// `<pid> [(<tgid>) ][<cpu>]` after the dash.
-fn pid_tgid_cpu(input: &[u8]) -> Option<(u32, Option<Option<u32>>, u32, &[u8])> {
+fn pid_tgid_cpu(input: &[u8]) -> Option<AfterDash<'_>> {
     let (pid, rest) = digits::<u32>(input)?;
     let rest = skip_space1(rest)?;
     let (tgid, rest) = match tgid_column(rest).and_then(|(t, after)| Some((t, skip_space1(after)?))) {
@@ -131,9 +134,12 @@ fn tgid_column(input: &[u8]) -> Option<(Option<u32>, &[u8])> {
     Some((tgid, rest.strip_prefix(b")")?))
 }
 
+/// The rest of the line, the flags and the timestamp.
+type FlagsTimestamp<'a> = (&'a [u8], Option<&'a [u8]>, &'a [u8]);
+
 /// Flags (`d..1`, `..s21`) are one optional token; the timestamp is the
 /// token that ends in `:`.
-fn flags_and_timestamp(input: &[u8]) -> Option<(&[u8], Option<&[u8]>, &[u8])> {
+fn flags_and_timestamp(input: &[u8]) -> Option<FlagsTimestamp<'_>> {
     let input = skip_space1(input)?;
     let end = find(input, b' ').unwrap_or(input.len());
     let (first, rest) = input.split_at(end);

@@ -154,7 +154,7 @@ fn set_field<'a>(f: &mut Fields<'a>, key: &[u8], val: &'a [u8]) -> Result<(), Un
 fn number<T: TryFrom<u64>>(val: &[u8]) -> Result<T, UnknownMessage> {
     let unsigned = val.strip_prefix(b"+").unwrap_or(val);
     match digits(unsigned) {
-        Some((n, rest)) if rest.is_empty() => Ok(n),
+        Some((n, [])) => Ok(n),
         _ => Err(UnknownMessage("field value is not a number")),
     }
 }
