@@ -5,12 +5,11 @@
 //!   CPU:<n> [LOST <m> EVENTS]
 //! ```
 
+use super::scan::{digits, find, find_then_space, skip_space0, skip_space1};
 use nom::{
-    branch::alt,
-    bytes::complete::{tag, take_till1, take_while1},
-    character::complete::{char, space0, space1, u32 as dec_u32, u64 as dec_u64},
-    combinator::{map, opt, value},
-    sequence::{delimited, preceded, terminated},
+    bytes::complete::tag,
+    character::complete::{space0, space1, u32 as dec_u32, u64 as dec_u64},
+    sequence::{delimited, preceded},
     IResult, Parser,
 };
 
@@ -29,6 +28,8 @@ pub struct Header<'a> {
     pub timestamp: &'a [u8],
 }
 
+const PRINTK: &[u8] = b"bpf_trace_printk";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TraceLine<'a> {
     pub header: Header<'a>,
@@ -40,7 +41,7 @@ impl TraceLine<'_> {
     /// bpf_printk output: `bpf_trace_printk` today, the probe address
     /// (`0x...`) or nothing on old kernels.
     pub fn is_printk(&self) -> bool {
-        self.event == b"bpf_trace_printk" || self.event.is_empty() || self.event.starts_with(b"0x")
+        self.event == PRINTK || self.event.is_empty() || self.event.starts_with(b"0x")
     }
 }
 
@@ -55,6 +56,8 @@ pub enum Line<'a> {
 #[error("malformed trace line: {0}")]
 pub struct Malformed(pub &'static str);
 
+// Hand-written rather than nom combinators: this runs for every line the
+// kernel prints, and the combinators cost about twice the instructions.
 pub fn parse_line(line: &[u8]) -> Result<Line<'_>, Malformed> {
     let line = trim_start(line);
     if line.starts_with(b"CPU:") {
@@ -63,8 +66,7 @@ pub fn parse_line(line: &[u8]) -> Result<Line<'_>, Malformed> {
             .map_err(|_| Malformed("bad LOST EVENTS line"));
     }
     let (comm, pid, tgid, cpu, rest) = task_columns(line)?;
-    let (rest, (flags, timestamp)) =
-        flags_and_timestamp(rest).map_err(|_| Malformed("no timestamp after cpu"))?;
+    let (rest, flags, timestamp) = flags_and_timestamp(rest).ok_or(Malformed("no timestamp after cpu"))?;
     let (event, message) = event_and_message(rest);
     Ok(Line::Trace(TraceLine {
         header: Header { comm, pid, tgid, cpu, flags, timestamp },
@@ -78,6 +80,7 @@ fn trim_start(line: &[u8]) -> &[u8] {
     &line[start..]
 }
 
+/// Rare (ring buffer overflow), so nom's brevity wins here.
 fn lost(line: &[u8]) -> IResult<&[u8], (u32, u64)> {
     (
         preceded(tag("CPU:"), dec_u32),
@@ -91,63 +94,91 @@ type TaskColumns<'a> = (&'a [u8], u32, Option<Option<u32>>, u32, &'a [u8]);
 /// The comm may itself hold dashes, digits, spaces and brackets, so the pid
 /// is the first `-<digits>` that is followed by the cpu column.
 fn task_columns(line: &[u8]) -> Result<TaskColumns<'_>, Malformed> {
-    for dash in memchr::memchr_iter(b'-', line) {
-        if let Ok((rest, (pid, tgid, cpu))) = pid_tgid_cpu(&line[dash..]) {
+    let mut from = 0;
+    while let Some(at) = find(&line[from..], b'-') {
+        let dash = from + at;
+        if let Some((pid, tgid, cpu, rest)) = pid_tgid_cpu(&line[dash + 1..]) {
             return Ok((&line[..dash], pid, tgid, cpu, rest));
         }
+        from = dash + 1;
     }
     Err(Malformed("no <comm>-<pid> [<cpu>] columns"))
 }
 
-/// pid, the record-tgid column if present, cpu.
-type PidTgidCpu = (u32, Option<Option<u32>>, u32);
+/// pid, tgid column, cpu, and the rest of the line.
+type AfterDash<'a> = (u32, Option<Option<u32>>, u32, &'a [u8]);
 
-fn pid_tgid_cpu(input: &[u8]) -> IResult<&[u8], PidTgidCpu> {
-    (
-        preceded(char('-'), dec_u32),
-        preceded(space1, opt(terminated(tgid_column, space1))),
-        delimited(char('['), preceded(space0, dec_u32), char(']')),
-    )
-        .parse(input)
+/// `<pid> [(<tgid>) ][<cpu>]` after the dash.
+fn pid_tgid_cpu(input: &[u8]) -> Option<AfterDash<'_>> {
+    let (pid, rest) = digits::<u32>(input)?;
+    let rest = skip_space1(rest)?;
+    let (tgid, rest) = match tgid_column(rest).and_then(|(t, after)| Some((t, skip_space1(after)?))) {
+        Some((t, after)) => (Some(t), after),
+        None => (None, rest),
+    };
+    let rest = skip_space0(rest.strip_prefix(b"[")?);
+    let (cpu, rest) = digits::<u32>(rest)?;
+    Some((pid, tgid, cpu, rest.strip_prefix(b"]")?))
 }
 
-fn tgid_column(input: &[u8]) -> IResult<&[u8], Option<u32>> {
-    delimited(
-        char('('),
-        preceded(space0, alt((map(dec_u32, Some), value(None, take_while1(|b| b == b'-'))))),
-        char(')'),
-    )
-    .parse(input)
+/// `(<tgid>)`, or `(-------)` when the kernel did not know it.
+fn tgid_column(input: &[u8]) -> Option<(Option<u32>, &[u8])> {
+    let rest = skip_space0(input.strip_prefix(b"(")?);
+    let (tgid, rest) = match digits::<u32>(rest) {
+        Some((t, r)) => (Some(t), r),
+        None => {
+            let dashes = rest.iter().take_while(|&&b| b == b'-').count();
+            (dashes > 0).then_some((None, &rest[dashes..]))?
+        }
+    };
+    Some((tgid, rest.strip_prefix(b")")?))
 }
+
+/// The rest of the line, the flags and the timestamp.
+type FlagsTimestamp<'a> = (&'a [u8], Option<&'a [u8]>, &'a [u8]);
 
 /// Flags (`d..1`, `..s21`) are one optional token; the timestamp is the
 /// token that ends in `:`.
-type FlagsAndTimestamp<'a> = (Option<&'a [u8]>, &'a [u8]);
-
-fn flags_and_timestamp(input: &[u8]) -> IResult<&[u8], FlagsAndTimestamp<'_>> {
-    let (rest, first) = preceded(space1, take_till1(|b| b == b' ')).parse(input)?;
+fn flags_and_timestamp(input: &[u8]) -> Option<FlagsTimestamp<'_>> {
+    let input = skip_space1(input)?;
+    let end = find(input, b' ').unwrap_or(input.len());
+    let (first, rest) = input.split_at(end);
     if let Some(ts) = first.strip_suffix(b":") {
-        return Ok((rest, (None, check_timestamp(ts, input)?)));
+        return Some((rest, None, check_timestamp(ts)?));
     }
-    let (rest, ts) = preceded(space1, terminated(take_till1(|b| b == b':'), char(':'))).parse(rest)?;
-    Ok((rest, (Some(first), check_timestamp(ts, input)?)))
+    if first.is_empty() {
+        return None;
+    }
+    let (ts, rest) = timestamp(skip_space1(rest)?)?;
+    Some((rest, Some(first), ts))
 }
 
-fn check_timestamp<'a>(ts: &'a [u8], input: &'a [u8]) -> Result<&'a [u8], nom::Err<nom::error::Error<&'a [u8]>>> {
+/// `<digits>[.<digits>]:` -> the timestamp and what follows the colon, in
+/// one pass (what `check_timestamp` checks, for the common layout).
+fn timestamp(input: &[u8]) -> Option<(&[u8], &[u8])> {
+    if !input.first()?.is_ascii_digit() {
+        return None;
+    }
+    let len = input.iter().take_while(|b| b.is_ascii_digit() || **b == b'.').count();
+    let rest = input[len..].strip_prefix(b":")?;
+    Some((&input[..len], rest))
+}
+
+fn check_timestamp(ts: &[u8]) -> Option<&[u8]> {
     let ok = !ts.is_empty()
         && ts[0].is_ascii_digit()
         && ts.iter().all(|b| b.is_ascii_digit() || *b == b'.');
-    if ok {
-        Ok(ts)
-    } else {
-        Err(nom::Err::Error(nom::error::Error::new(input, nom::error::ErrorKind::Digit)))
-    }
+    ok.then_some(ts)
 }
 
 /// After the timestamp: ` <event>: <message>`; the event may be empty.
 fn event_and_message(rest: &[u8]) -> (&[u8], &[u8]) {
     let rest = rest.strip_prefix(b" ").unwrap_or(rest);
-    match memchr::memmem::find(rest, b": ") {
+    // Nearly every line: the event name holds no ':', so this is the first ": ".
+    if let Some(message) = rest.strip_prefix(b"bpf_trace_printk: ") {
+        return (&rest[..PRINTK.len()], message);
+    }
+    match find_then_space(rest, b':') {
         Some(at) => (&rest[..at], &rest[at + 2..]),
         None => (rest.strip_suffix(b":").unwrap_or(rest), &[]),
     }

@@ -1,14 +1,7 @@
 //! bpf_printk messages: the gtp5g tracer's `<probe>/<function>: ...` lines
 //! and the Gthulhu scheduler's `stop:` / `enqueue:` lines.
 
-use nom::{
-    branch::alt,
-    bytes::complete::{tag, take_while1},
-    character::complete::{char, space1, u32 as dec_u32},
-    combinator::value,
-    sequence::terminated,
-    IResult, Parser,
-};
+use super::scan::{digits, find, find_then_space, skip_space1};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Message<'a> {
@@ -68,10 +61,10 @@ pub struct Fields<'a> {
 pub struct UnknownMessage(pub &'static str);
 
 pub fn parse_message(msg: &[u8]) -> Result<Message<'_>, UnknownMessage> {
-    if let Ok((_, m)) = sched(msg) {
+    if let Some(m) = sched(msg) {
         return Ok(m);
     }
-    let (body, (kind, function)) = probe_prefix(msg).map_err(|_| UnknownMessage("no <probe>/<function>: prefix"))?;
+    let (kind, function, body) = probe_prefix(msg).ok_or(UnknownMessage("no <probe>/<function>: prefix"))?;
     let body = if starts_with_key(body) {
         Body::Fields(fields(body)?)
     } else {
@@ -80,32 +73,35 @@ pub fn parse_message(msg: &[u8]) -> Result<Message<'_>, UnknownMessage> {
     Ok(Message::Probe(ProbeEvent { kind, function, body }))
 }
 
-fn sched(msg: &[u8]) -> IResult<&[u8], Message<'_>> {
-    let (rest, (kind, pid)) = (
-        terminated(alt((value(SchedKind::Stop, tag("stop")), value(SchedKind::Enqueue, tag("enqueue")))), tag(": pid=")),
-        terminated(dec_u32, (space1, char('('))),
-    )
-        .parse(msg)?;
+/// `stop: pid=N (comm)` / `enqueue: pid=N (comm)`.
+fn sched(msg: &[u8]) -> Option<Message<'_>> {
+    let (kind, rest) = if let Some(r) = msg.strip_prefix(b"stop") {
+        (SchedKind::Stop, r)
+    } else {
+        (SchedKind::Enqueue, msg.strip_prefix(b"enqueue")?)
+    };
+    let (pid, rest) = digits::<u32>(rest.strip_prefix(b": pid=")?)?;
+    let rest = skip_space1(rest)?.strip_prefix(b"(")?;
     // The comm may hold ')' itself: it ends at the last one.
-    match memchr::memrchr(b')', rest) {
-        Some(end) => Ok((&rest[end + 1..], Message::Sched { kind, pid, comm: &rest[..end] })),
-        None => Err(nom::Err::Error(nom::error::Error::new(rest, nom::error::ErrorKind::Char))),
-    }
+    let end = memchr::memrchr(b')', rest)?;
+    Some(Message::Sched { kind, pid, comm: &rest[..end] })
 }
 
-fn probe_prefix(msg: &[u8]) -> IResult<&[u8], (ProbeKind, &[u8])> {
-    (
-        terminated(
-            alt((
-                value(ProbeKind::Fentry, tag("fentry")),
-                value(ProbeKind::Fexit, tag("fexit")),
-                value(ProbeKind::Tracepoint, tag("tp")),
-            )),
-            char('/'),
-        ),
-        terminated(take_while1(|b: u8| b.is_ascii_alphanumeric() || b == b'_'), tag(": ")),
-    )
-        .parse(msg)
+/// `fentry/<function>: `, `fexit/...`, `tp/...`, and the body after it.
+fn probe_prefix(msg: &[u8]) -> Option<(ProbeKind, &[u8], &[u8])> {
+    let (kind, rest) = if let Some(r) = msg.strip_prefix(b"fentry/") {
+        (ProbeKind::Fentry, r)
+    } else if let Some(r) = msg.strip_prefix(b"fexit/") {
+        (ProbeKind::Fexit, r)
+    } else {
+        (ProbeKind::Tracepoint, msg.strip_prefix(b"tp/")?)
+    };
+    let len = rest.iter().take_while(|b| b.is_ascii_alphanumeric() || **b == b'_').count();
+    if len == 0 {
+        return None;
+    }
+    let (function, rest) = rest.split_at(len);
+    Some((kind, function, rest.strip_prefix(b": ")?))
 }
 
 fn starts_with_key(body: &[u8]) -> bool {
@@ -116,13 +112,14 @@ fn starts_with_key(body: &[u8]) -> bool {
 fn fields(mut body: &[u8]) -> Result<Fields<'_>, UnknownMessage> {
     let mut f = Fields::default();
     loop {
-        let eq = memchr::memchr(b'=', body).ok_or(UnknownMessage("field without '='"))?;
+        let eq = find(body, b'=').ok_or(UnknownMessage("field without '='"))?;
         let key = &body[..eq];
         let after = &body[eq + 1..];
         // COMM is printed last and alone: its value may hold anything.
-        let (val, rest) = match (key, memchr::memmem::find(after, b", ")) {
-            (b"COMM", _) | (_, None) => (after, None),
-            (_, Some(at)) => (&after[..at], Some(&after[at + 2..])),
+        let next = if key == b"COMM" { None } else { find_then_space(after, b',') };
+        let (val, rest) = match next {
+            None => (after, None),
+            Some(at) => (&after[..at], Some(&after[at + 2..])),
         };
         set_field(&mut f, key, val)?;
         match rest {
@@ -152,11 +149,14 @@ fn set_field<'a>(f: &mut Fields<'a>, key: &[u8], val: &'a [u8]) -> Result<(), Un
     Ok(())
 }
 
-fn number<T: std::str::FromStr>(val: &[u8]) -> Result<T, UnknownMessage> {
-    std::str::from_utf8(val)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .ok_or(UnknownMessage("field value is not a number"))
+/// What `str::parse` accepts for an unsigned type (an optional `+`, then
+/// digits only), without the UTF-8 check and the generic machinery.
+fn number<T: TryFrom<u64>>(val: &[u8]) -> Result<T, UnknownMessage> {
+    let unsigned = val.strip_prefix(b"+").unwrap_or(val);
+    match digits(unsigned) {
+        Some((n, [])) => Ok(n),
+        _ => Err(UnknownMessage("field value is not a number")),
+    }
 }
 
 fn hex(val: &[u8]) -> Result<u32, UnknownMessage> {

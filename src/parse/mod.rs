@@ -3,6 +3,7 @@
 pub mod framing;
 pub mod line;
 pub mod message;
+mod scan;
 
 pub use framing::{LineBuffer, DEFAULT_MAX_LINE};
 pub use line::{parse_line, Header, Line, TraceLine};
