@@ -5,11 +5,13 @@
 //!   CPU:<n> [LOST <m> EVENTS]
 //! ```
 
-use super::scan::{digits, find, find_then_space, skip_space0, skip_space1};
+use super::scan::{dec, find, find_then_space, spaces0, spaces1};
 use nom::{
-    bytes::complete::tag,
-    character::complete::{space0, space1, u32 as dec_u32, u64 as dec_u64},
-    sequence::{delimited, preceded},
+    branch::alt,
+    bytes::complete::{tag, take_till1, take_while, take_while1},
+    character::complete::{char, digit1},
+    combinator::{map, opt, recognize, value},
+    sequence::{delimited, preceded, terminated},
     IResult, Parser,
 };
 
@@ -56,8 +58,6 @@ pub enum Line<'a> {
 #[error("malformed trace line: {0}")]
 pub struct Malformed(pub &'static str);
 
-// Hand-written rather than nom combinators: this runs for every line the
-// kernel prints, and the combinators cost about twice the instructions.
 pub fn parse_line(line: &[u8]) -> Result<Line<'_>, Malformed> {
     let line = trim_start(line);
     if line.starts_with(b"CPU:") {
@@ -66,7 +66,8 @@ pub fn parse_line(line: &[u8]) -> Result<Line<'_>, Malformed> {
             .map_err(|_| Malformed("bad LOST EVENTS line"));
     }
     let (comm, pid, tgid, cpu, rest) = task_columns(line)?;
-    let (rest, flags, timestamp) = flags_and_timestamp(rest).ok_or(Malformed("no timestamp after cpu"))?;
+    let (rest, (flags, timestamp)) =
+        flags_and_timestamp(rest).map_err(|_| Malformed("no timestamp after cpu"))?;
     let (event, message) = event_and_message(rest);
     Ok(Line::Trace(TraceLine {
         header: Header { comm, pid, tgid, cpu, flags, timestamp },
@@ -80,11 +81,10 @@ fn trim_start(line: &[u8]) -> &[u8] {
     &line[start..]
 }
 
-/// Rare (ring buffer overflow), so nom's brevity wins here.
 fn lost(line: &[u8]) -> IResult<&[u8], (u32, u64)> {
     (
-        preceded(tag("CPU:"), dec_u32),
-        delimited((space1, tag("[LOST ")), dec_u64, (tag(" EVENTS]"), space0)),
+        preceded(tag("CPU:"), dec),
+        delimited((spaces1, tag("[LOST ")), dec, (tag(" EVENTS]"), spaces0)),
     )
         .parse(line)
 }
@@ -97,7 +97,7 @@ fn task_columns(line: &[u8]) -> Result<TaskColumns<'_>, Malformed> {
     let mut from = 0;
     while let Some(at) = find(&line[from..], b'-') {
         let dash = from + at;
-        if let Some((pid, tgid, cpu, rest)) = pid_tgid_cpu(&line[dash + 1..]) {
+        if let Ok((rest, (pid, tgid, cpu))) = pid_tgid_cpu(&line[dash + 1..]) {
             return Ok((&line[..dash], pid, tgid, cpu, rest));
         }
         from = dash + 1;
@@ -105,70 +105,47 @@ fn task_columns(line: &[u8]) -> Result<TaskColumns<'_>, Malformed> {
     Err(Malformed("no <comm>-<pid> [<cpu>] columns"))
 }
 
-/// pid, tgid column, cpu, and the rest of the line.
-type AfterDash<'a> = (u32, Option<Option<u32>>, u32, &'a [u8]);
+/// pid, the record-tgid column if present, cpu.
+type PidTgidCpu = (u32, Option<Option<u32>>, u32);
 
 /// `<pid> [(<tgid>) ][<cpu>]` after the dash.
-fn pid_tgid_cpu(input: &[u8]) -> Option<AfterDash<'_>> {
-    let (pid, rest) = digits::<u32>(input)?;
-    let rest = skip_space1(rest)?;
-    let (tgid, rest) = match tgid_column(rest).and_then(|(t, after)| Some((t, skip_space1(after)?))) {
-        Some((t, after)) => (Some(t), after),
-        None => (None, rest),
-    };
-    let rest = skip_space0(rest.strip_prefix(b"[")?);
-    let (cpu, rest) = digits::<u32>(rest)?;
-    Some((pid, tgid, cpu, rest.strip_prefix(b"]")?))
+fn pid_tgid_cpu(input: &[u8]) -> IResult<&[u8], PidTgidCpu> {
+    (
+        dec,
+        preceded(spaces1, opt(terminated(tgid_column, spaces1))),
+        delimited(char('['), preceded(spaces0, dec), char(']')),
+    )
+        .parse(input)
 }
 
 /// `(<tgid>)`, or `(-------)` when the kernel did not know it.
-fn tgid_column(input: &[u8]) -> Option<(Option<u32>, &[u8])> {
-    let rest = skip_space0(input.strip_prefix(b"(")?);
-    let (tgid, rest) = match digits::<u32>(rest) {
-        Some((t, r)) => (Some(t), r),
-        None => {
-            let dashes = rest.iter().take_while(|&&b| b == b'-').count();
-            (dashes > 0).then_some((None, &rest[dashes..]))?
-        }
-    };
-    Some((tgid, rest.strip_prefix(b")")?))
+fn tgid_column(input: &[u8]) -> IResult<&[u8], Option<u32>> {
+    delimited(
+        char('('),
+        preceded(spaces0, alt((map(dec, Some), value(None, take_while1(|b| b == b'-'))))),
+        char(')'),
+    )
+    .parse(input)
 }
 
-/// The rest of the line, the flags and the timestamp.
-type FlagsTimestamp<'a> = (&'a [u8], Option<&'a [u8]>, &'a [u8]);
+type FlagsAndTimestamp<'a> = (Option<&'a [u8]>, &'a [u8]);
 
-/// Flags (`d..1`, `..s21`) are one optional token; the timestamp is the
-/// token that ends in `:`.
-fn flags_and_timestamp(input: &[u8]) -> Option<FlagsTimestamp<'_>> {
-    let input = skip_space1(input)?;
-    let end = find(input, b' ').unwrap_or(input.len());
-    let (first, rest) = input.split_at(end);
-    if let Some(ts) = first.strip_suffix(b":") {
-        return Some((rest, None, check_timestamp(ts)?));
-    }
-    if first.is_empty() {
-        return None;
-    }
-    let (ts, rest) = timestamp(skip_space1(rest)?)?;
-    Some((rest, Some(first), ts))
+/// Flags (`d..1`, `..s21`) are one optional token before the timestamp; a
+/// flags token never starts with a digit, a timestamp always does.
+fn flags_and_timestamp(input: &[u8]) -> IResult<&[u8], FlagsAndTimestamp<'_>> {
+    preceded(
+        spaces1,
+        alt((
+            map(timestamp, |ts| (None, ts)),
+            map((terminated(take_till1(|b| b == b' '), spaces1), timestamp), |(f, ts)| (Some(f), ts)),
+        )),
+    )
+    .parse(input)
 }
 
-/// `<digits>[.<digits>]:` -> the timestamp and what follows the colon, in
-/// one pass (what `check_timestamp` checks, for the common layout).
-fn timestamp(input: &[u8]) -> Option<(&[u8], &[u8])> {
-    if !input.first()?.is_ascii_digit() {
-        return None;
-    }
-    let len = input.iter().take_while(|b| b.is_ascii_digit() || **b == b'.').count();
-    let rest = input[len..].strip_prefix(b":")?;
-    Some((&input[..len], rest))
-}
-
-fn check_timestamp(ts: &[u8]) -> Option<&[u8]> {
-    let ok = !ts.is_empty()
-        && ts[0].is_ascii_digit()
-        && ts.iter().all(|b| b.is_ascii_digit() || *b == b'.');
-    ok.then_some(ts)
+/// `<digits>[.<digits>]:` (the `counter` clock prints no fraction).
+fn timestamp(input: &[u8]) -> IResult<&[u8], &[u8]> {
+    terminated(recognize((digit1, take_while(|b: u8| b.is_ascii_digit() || b == b'.'))), char(':')).parse(input)
 }
 
 /// After the timestamp: ` <event>: <message>`; the event may be empty.

@@ -1,7 +1,15 @@
 //! bpf_printk messages: the gtp5g tracer's `<probe>/<function>: ...` lines
 //! and the Gthulhu scheduler's `stop:` / `enqueue:` lines.
 
-use super::scan::{digits, find, find_then_space, skip_space1};
+use super::scan::{dec, find, find_then_space, spaces1};
+use nom::{
+    branch::alt,
+    bytes::complete::{tag, take_while1},
+    character::complete::char,
+    combinator::{all_consuming, opt, value},
+    sequence::{preceded, terminated},
+    IResult, Parser,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Message<'a> {
@@ -61,10 +69,10 @@ pub struct Fields<'a> {
 pub struct UnknownMessage(pub &'static str);
 
 pub fn parse_message(msg: &[u8]) -> Result<Message<'_>, UnknownMessage> {
-    if let Some(m) = sched(msg) {
+    if let Ok((_, m)) = sched(msg) {
         return Ok(m);
     }
-    let (kind, function, body) = probe_prefix(msg).ok_or(UnknownMessage("no <probe>/<function>: prefix"))?;
+    let (body, (kind, function)) = probe_prefix(msg).map_err(|_| UnknownMessage("no <probe>/<function>: prefix"))?;
     let body = if starts_with_key(body) {
         Body::Fields(fields(body)?)
     } else {
@@ -73,35 +81,32 @@ pub fn parse_message(msg: &[u8]) -> Result<Message<'_>, UnknownMessage> {
     Ok(Message::Probe(ProbeEvent { kind, function, body }))
 }
 
-/// `stop: pid=N (comm)` / `enqueue: pid=N (comm)`.
-fn sched(msg: &[u8]) -> Option<Message<'_>> {
-    let (kind, rest) = if let Some(r) = msg.strip_prefix(b"stop") {
-        (SchedKind::Stop, r)
-    } else {
-        (SchedKind::Enqueue, msg.strip_prefix(b"enqueue")?)
-    };
-    let (pid, rest) = digits::<u32>(rest.strip_prefix(b": pid=")?)?;
-    let rest = skip_space1(rest)?.strip_prefix(b"(")?;
+fn sched(msg: &[u8]) -> IResult<&[u8], Message<'_>> {
+    let (rest, (kind, pid)) = (
+        terminated(alt((value(SchedKind::Stop, tag("stop")), value(SchedKind::Enqueue, tag("enqueue")))), tag(": pid=")),
+        terminated(dec, (spaces1, char('('))),
+    )
+        .parse(msg)?;
     // The comm may hold ')' itself: it ends at the last one.
-    let end = memchr::memrchr(b')', rest)?;
-    Some(Message::Sched { kind, pid, comm: &rest[..end] })
+    match memchr::memrchr(b')', rest) {
+        Some(end) => Ok((&rest[end + 1..], Message::Sched { kind, pid, comm: &rest[..end] })),
+        None => Err(nom::Err::Error(nom::error::Error::new(rest, nom::error::ErrorKind::Char))),
+    }
 }
 
-/// `fentry/<function>: `, `fexit/...`, `tp/...`, and the body after it.
-fn probe_prefix(msg: &[u8]) -> Option<(ProbeKind, &[u8], &[u8])> {
-    let (kind, rest) = if let Some(r) = msg.strip_prefix(b"fentry/") {
-        (ProbeKind::Fentry, r)
-    } else if let Some(r) = msg.strip_prefix(b"fexit/") {
-        (ProbeKind::Fexit, r)
-    } else {
-        (ProbeKind::Tracepoint, msg.strip_prefix(b"tp/")?)
-    };
-    let len = rest.iter().take_while(|b| b.is_ascii_alphanumeric() || **b == b'_').count();
-    if len == 0 {
-        return None;
-    }
-    let (function, rest) = rest.split_at(len);
-    Some((kind, function, rest.strip_prefix(b": ")?))
+fn probe_prefix(msg: &[u8]) -> IResult<&[u8], (ProbeKind, &[u8])> {
+    (
+        terminated(
+            alt((
+                value(ProbeKind::Fentry, tag("fentry")),
+                value(ProbeKind::Fexit, tag("fexit")),
+                value(ProbeKind::Tracepoint, tag("tp")),
+            )),
+            char('/'),
+        ),
+        terminated(take_while1(|b: u8| b.is_ascii_alphanumeric() || b == b'_'), tag(": ")),
+    )
+        .parse(msg)
 }
 
 fn starts_with_key(body: &[u8]) -> bool {
@@ -149,14 +154,13 @@ fn set_field<'a>(f: &mut Fields<'a>, key: &[u8], val: &'a [u8]) -> Result<(), Un
     Ok(())
 }
 
-/// What `str::parse` accepts for an unsigned type (an optional `+`, then
-/// digits only), without the UTF-8 check and the generic machinery.
+/// What `str::parse` accepts for an unsigned type: an optional `+`, then
+/// digits only.
 fn number<T: TryFrom<u64>>(val: &[u8]) -> Result<T, UnknownMessage> {
-    let unsigned = val.strip_prefix(b"+").unwrap_or(val);
-    match digits(unsigned) {
-        Some((n, [])) => Ok(n),
-        _ => Err(UnknownMessage("field value is not a number")),
-    }
+    all_consuming(preceded(opt(char('+')), dec))
+        .parse(val)
+        .map(|(_, n)| n)
+        .map_err(|_| UnknownMessage("field value is not a number"))
 }
 
 fn hex(val: &[u8]) -> Result<u32, UnknownMessage> {
