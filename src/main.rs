@@ -143,33 +143,39 @@ fn replay(args: ReplayArgs) -> Result<()> {
     let cfg = Config::load(&Sources::from_process_env(args.config.config), Purpose::Replay)?;
     let report = daemon::replay(&args.file, &cfg)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-        return Ok(());
+        return print_out(&format!("{}\n", serde_json::to_string_pretty(&report)?));
     }
     let c = &report.counts;
-    println!(
-        "{}: {} lines, {} parsed, {} events, {} skipped, {} malformed, {} lost events, {} oversized, {} dropped",
+    let mut out = format!(
+        "{}: {} lines, {} parsed, {} events, {} skipped, {} malformed, {} lost events, {} oversized, {} dropped\n",
         args.file.display(), c.lines, c.parsed, c.events, c.skipped, c.malformed, c.lost_events, c.oversized, report.dropped
     );
     if report.processes.is_empty() {
-        println!("no target processes found ({})", cfg.targets.names.join(", "));
+        out += &format!("no target processes found ({})\n", cfg.targets.names.join(", "));
     }
     for p in &report.processes {
         let pid = p.pid.map_or("unknown".to_string(), |p| p.to_string());
         let threads: Vec<String> = p.threads.iter().map(u32::to_string).collect();
-        println!("{:<8} process {:<8} threads {}", p.name, pid, threads.join(" "));
+        out += &format!("{:<8} process {:<8} threads {}\n", p.name, pid, threads.join(" "));
     }
     let body = gtp5g_operator::api::StrategiesRequest { strategies: report.strategies };
-    println!("would POST {}:", gtp5g_operator::api::STRATEGIES_PATH);
-    println!("{}", serde_json::to_string(&body)?);
-    Ok(())
+    out += &format!("would POST {}:\n{}\n", gtp5g_operator::api::STRATEGIES_PATH, serde_json::to_string(&body)?);
+    print_out(&out)
+}
+
+/// Writes to stdout; a reader that went away (`| head`) is not an error.
+fn print_out(text: &str) -> Result<()> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
 }
 
 fn check_config(args: ConfigArgs) -> Result<()> {
     let cfg = Config::load(&Sources::from_process_env(args.config), Purpose::Daemon)?;
-    println!("{}", serde_json::to_string_pretty(&cfg)?);
     eprintln!("configuration is valid");
-    Ok(())
+    print_out(&format!("{}\n", serde_json::to_string_pretty(&cfg)?))
 }
 
 fn local_api(args: LocalApiArgs) -> Result<()> {
