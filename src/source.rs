@@ -252,7 +252,8 @@ fn drain(
             Ok(n) => {
                 *backoff = BACKOFF_MIN;
                 tail_wait = BACKOFF_MIN;
-                on_event(Event::Data(&buf[..n]));
+                let filled = n + top_up(file, &mut buf[n..]);
+                on_event(Event::Data(&buf[..filled]));
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 if !wake.wait(Some(file.as_raw_fd()), None) && wake.stopped() {
@@ -263,6 +264,22 @@ fn drain(
             Err(source) => return Err(SourceError::Read { path: path.to_path_buf(), source }),
         }
     }
+}
+
+/// Reads more of what is ready now, while a page still fits: trace_pipe
+/// hands out one page per read, and parsing many pages at a time keeps the
+/// kernel's formatting path and the parser each warm in cache. EOF and
+/// errors are left for the caller's next read to find.
+fn top_up(mut file: &File, buf: &mut [u8]) -> usize {
+    const PAGE: usize = 4096;
+    let mut filled = 0;
+    while buf.len() - filled >= PAGE {
+        match file.read(&mut buf[filled..]) {
+            Ok(n) if n > 0 => filled += n,
+            _ => break,
+        }
+    }
+    filled
 }
 
 #[cfg(test)]
