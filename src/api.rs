@@ -50,20 +50,6 @@ pub struct TokenRequest {
     pub public_key: String,
 }
 
-/// Answer of `POST /api/v1/auth/token`: `token` on success, `error` otherwise.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct TokenResponse {
-    pub success: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timestamp: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub token: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
 /// Generic answer: `{"success":..,"message":..,"timestamp":..}` or
 /// `{"success":false,"error":..}`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -77,15 +63,21 @@ pub struct StatusResponse {
     pub error: Option<String>,
 }
 
+/// Answer of `POST /api/v1/auth/token`: `token` on success, `error` otherwise.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TokenResponse {
+    #[serde(flatten)]
+    pub status: StatusResponse,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
 /// Answer of `GET /api/v1/scheduling/strategies`; `scheduling` is `null`
 /// when nothing is in force.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct StrategiesResponse {
-    pub success: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timestamp: Option<String>,
+    #[serde(flatten)]
+    pub status: StatusResponse,
     pub scheduling: Option<Vec<Strategy>>,
 }
 

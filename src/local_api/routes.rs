@@ -160,11 +160,13 @@ async fn token(State(api): State<LocalApi>, body: Result<Bytes, BytesRejection>)
         Ok(token) => json(
             StatusCode::OK,
             &TokenResponse {
-                success: true,
-                message: Some("Token generated successfully".to_owned()),
-                timestamp: Some(rfc3339_utc(now)),
+                status: StatusResponse {
+                    success: true,
+                    message: Some("Token generated successfully".to_owned()),
+                    timestamp: Some(rfc3339_utc(now)),
+                    error: None,
+                },
                 token: Some(token),
-                error: None,
             },
         ),
         Err(e) => failure(
@@ -252,9 +254,12 @@ async fn get_strategies(State(api): State<LocalApi>, headers: HeaderMap) -> Resp
     json(
         StatusCode::OK,
         &StrategiesResponse {
-            success: true,
-            message: Some(message.to_owned()),
-            timestamp: Some(now_stamp()),
+            status: StatusResponse {
+                success: true,
+                message: Some(message.to_owned()),
+                timestamp: Some(now_stamp()),
+                error: None,
+            },
             scheduling,
         },
     )

@@ -146,15 +146,15 @@ impl ApiClient {
         let body = resp.bytes().await.map_err(|e| transport(WHAT, &url, e))?;
         let parsed: Option<TokenResponse> = serde_json::from_slice(&body).ok();
         if status == 401 {
-            let message = error_text(parsed.as_ref().and_then(|r| r.error.clone()), &body);
+            let message = error_text(parsed.as_ref().and_then(|r| r.status.error.clone()), &body);
             return Err(PublishError::KeyRejected { path: self.key_path.clone(), status, message });
         }
         if status != 200 {
-            let message = error_text(parsed.and_then(|r| r.error), &body);
+            let message = error_text(parsed.and_then(|r| r.status.error), &body);
             return Err(PublishError::Http { what: WHAT, status, message });
         }
         let value = parsed
-            .filter(|r| r.success)
+            .filter(|r| r.status.success)
             .and_then(|r| r.token)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| PublishError::Body { what: WHAT, status, detail: "no token in a successful answer".into() })?;
