@@ -14,17 +14,8 @@ fn golden_strategies(name: &str) -> Vec<Strategy> {
 }
 
 async fn post_as_client(api: &Api, body: serde_json::Value) {
-    let http = reqwest::Client::new();
-    let token: serde_json::Value = http
-        .post(format!("{}/api/v1/auth/token", api.url()))
-        .json(&serde_json::json!({ "public_key": api.api.public_key_pem() }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let status = http
+    let token = api.request_token().await;
+    let status = reqwest::Client::new()
         .post(format!("{}/api/v1/scheduling/strategies", api.url()))
         .bearer_auth(token["token"].as_str().unwrap())
         .json(&body)

@@ -372,18 +372,9 @@ async fn the_jwt_never_appears_in_trace_level_logs() {
     let api = Api::start().await;
     // Our reconstruction of the server's token must be exact, or the check
     // below proves nothing.
-    let pem = api.api.public_key_pem().to_string();
     let fetched = loop {
         let before = unix_now();
-        let body: serde_json::Value = reqwest::Client::new()
-            .post(format!("{}{}", api.url(), gtp5g_operator::api::TOKEN_PATH))
-            .json(&serde_json::json!({ "public_key": pem }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let body = api.request_token().await;
         if unix_now() == before {
             break (before, body["token"].as_str().unwrap().to_string());
         }

@@ -172,6 +172,19 @@ impl Api {
         pids_of(self.api.strategies())
     }
 
+    /// The answer to a token request with the server's own public key.
+    pub async fn request_token(&self) -> serde_json::Value {
+        reqwest::Client::new()
+            .post(format!("{}{}", self.url(), gtp5g_operator::api::TOKEN_PATH))
+            .json(&serde_json::json!({ "public_key": self.api.public_key_pem() }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     pub fn state_dir(&self) -> &Path {
         self.dir.path()
     }
