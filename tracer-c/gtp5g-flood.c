@@ -25,6 +25,7 @@
 #include "gtp5g_flood.skel.h"
 
 #define PROG "gtp5g-flood"
+#include "cli.h"
 #define MAX_THREADS 64
 
 static bool verbose;
@@ -82,26 +83,17 @@ int main(int argc, char **argv)
 	bool fentry_lines = false;
 	pthread_t tids[MAX_THREADS];
 	struct gtp5g_flood *skel;
-	char *end;
 	int c, err;
 
 	while ((c = getopt_long(argc, argv, "s:t:n:fvh", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
-			errno = 0;
-			seconds = strtoul(optarg, &end, 0);
-			if (errno || *end || *optarg == '-') {
-				fprintf(stderr, PROG ": invalid --seconds '%s'\n", optarg);
+			if (parse_ul("--seconds", optarg, 0, 86400, &seconds))
 				return 2;
-			}
 			break;
 		case 't':
-			errno = 0;
-			threads = strtoul(optarg, &end, 0);
-			if (errno || *end || !threads || threads > MAX_THREADS) {
-				fprintf(stderr, PROG ": --threads must be 1..%d\n", MAX_THREADS);
+			if (parse_ul("--threads", optarg, 1, MAX_THREADS, &threads))
 				return 2;
-			}
 			break;
 		case 'n':
 			name = optarg;

@@ -30,6 +30,7 @@
 #include "gtp5g_netdev.skel.h"
 
 #define PROG "gtp5g-tracer"
+#include "cli.h"
 #define GTP5G_BTF "/sys/kernel/btf/gtp5g"
 
 enum mode { MODE_AUTO, MODE_FENTRY, MODE_NETDEV };
@@ -459,7 +460,6 @@ int main(int argc, char **argv)
 	int c, attached;
 
 	while ((c = getopt_long(argc, argv, "m:o:p:lvh", opts, NULL)) != -1) {
-		char *end;
 		switch (c) {
 		case 'm':
 			if (!strcmp(optarg, "auto"))
@@ -477,12 +477,8 @@ int main(int argc, char **argv)
 			only = optarg;
 			break;
 		case 'p':
-			errno = 0;
-			port = strtoul(optarg, &end, 0);
-			if (errno || *end || port == 0 || port > 65535) {
-				fprintf(stderr, PROG ": --port must be 1..65535, not '%s'\n", optarg);
+			if (parse_ul("--port", optarg, 1, 65535, &port))
 				return 2;
-			}
 			break;
 		case 'l':
 			list = true;

@@ -30,6 +30,7 @@
 #include <sys/syscall.h>
 
 #define PROG "gtpu-traffic"
+#include "cli.h"
 #define MAX_THREADS 256
 #define GTPU_HDR_LEN 8
 #define INNER_LEN 20 /* a bare IPv4 header: enough for a dummy T-PDU */
@@ -190,19 +191,6 @@ static void usage(FILE *f)
 		   "       [--linger]\n");
 }
 
-static int parse_ul(const char *opt, const char *s, unsigned long max, unsigned long *out)
-{
-	char *end;
-
-	errno = 0;
-	*out = strtoul(s, &end, 0);
-	if (errno || !*s || *end || *out > max || *s == '-') {
-		fprintf(stderr, PROG ": %s: invalid value '%s'\n", opt, s);
-		return -1;
-	}
-	return 0;
-}
-
 int main(int argc, char **argv)
 {
 	static const struct option lopts[] = {
@@ -232,22 +220,22 @@ int main(int argc, char **argv)
 			o.name = optarg;
 			break;
 		case 't':
-			if (parse_ul("--threads", optarg, MAX_THREADS, &v) || !v)
+			if (parse_ul("--threads", optarg, 1, MAX_THREADS, &v))
 				return 2;
 			o.threads = v;
 			break;
 		case 'c':
-			if (parse_ul("--count", optarg, ~0UL, &v))
+			if (parse_ul("--count", optarg, 0, ~0UL, &v))
 				return 2;
 			o.count = v;
 			break;
 		case 'i':
-			if (parse_ul("--interval-ms", optarg, 3600000, &v))
+			if (parse_ul("--interval-ms", optarg, 0, 3600000, &v))
 				return 2;
 			o.interval_ms = v;
 			break;
 		case 'p':
-			if (parse_ul("--port", optarg, 65535, &v) || !v)
+			if (parse_ul("--port", optarg, 1, 65535, &v))
 				return 2;
 			o.port = v;
 			break;
@@ -255,7 +243,7 @@ int main(int argc, char **argv)
 			o.dest = optarg;
 			break;
 		case 'T':
-			if (parse_ul("--teid", optarg, 0xffffffffUL, &v))
+			if (parse_ul("--teid", optarg, 0, 0xffffffffUL, &v))
 				return 2;
 			o.teid_base = (uint32_t)v;
 			break;
