@@ -6,7 +6,7 @@ use crate::api::Strategy;
 use crate::config::{Config, ConfigError};
 use crate::pipeline::Pipeline;
 use crate::publish::{self, PidSource, Publisher, Settings};
-use crate::signal::Control;
+use crate::signal::{stop_requested, Control};
 use crate::source::{self, AtEnd, Event, Reader};
 use crate::stats::{Counts, Stats};
 use crate::track::procfs::{LiveProc, NoProc, ProcView};
@@ -157,7 +157,11 @@ async fn run_with<P: ProcView + 'static>(
     let (stop_tx, stop_rx) = watch::channel(false);
     let metrics = match cfg.metrics.listen {
         Some(addr) => Some(tokio::spawn(
-            crate::metrics::serve(addr, stats.clone(), (&cfg.metrics).into(), stopped(stop_rx.clone())).await?,
+            crate::metrics::serve(addr, stats.clone(), (&cfg.metrics).into(), {
+                let mut stop = stop_rx.clone();
+                async move { stop_requested(&mut stop).await }
+            })
+            .await?,
         )),
         None => None,
     };
@@ -211,9 +215,6 @@ async fn run_with<P: ProcView + 'static>(
     Ok(())
 }
 
-async fn stopped(mut stop: watch::Receiver<bool>) {
-    let _ = stop.wait_for(|s| *s).await;
-}
 
 fn apply_reload<P: ProcView>(old: &Config, new: &Config, tracker: &Shared<P>, settings: &watch::Sender<Settings>) {
     if old.trace != new.trace {
@@ -235,7 +236,7 @@ async fn log_stats(stats: Arc<Stats>, every: Duration, mut stop: watch::Receiver
     loop {
         tokio::select! {
             _ = tick.tick() => log_counts(&stats),
-            _ = stop.wait_for(|s| *s) => return,
+            _ = stop_requested(&mut stop) => return,
         }
     }
 }

@@ -10,6 +10,13 @@ pub enum Control {
     Reload,
 }
 
+/// Resolves once `stop` turns true (or its sender is gone): how the
+/// daemon's tasks learn of shutdown.
+pub async fn stop_requested(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    // The guard wait_for returns is not Send: drop it before going on.
+    let _ = stop.wait_for(|s| *s).await.map(|_| ());
+}
+
 /// Starts a thread that turns signals into `Control` messages.
 pub fn listen() -> std::io::Result<mpsc::UnboundedReceiver<Control>> {
     let (tx, rx) = mpsc::unbounded_channel();

@@ -6,6 +6,7 @@ pub mod client;
 
 use crate::api::Strategy;
 use crate::config::{ApiConfig, StrategyConfig};
+use crate::signal::stop_requested;
 use crate::stats::{now_unix_ms, Stats};
 use client::{ApiClient, FailureKind, PublishError};
 use rand::Rng;
@@ -132,7 +133,7 @@ impl<S: PidSource> Publisher<S> {
             }
             let wake_at = retry_at.unwrap_or(next_periodic);
             tokio::select! {
-                _ = stopped(&mut stop) => return,
+                _ = stop_requested(&mut stop) => return,
                 _ = sleep_until(wake_at) => {}
                 _ = self.changed.notified() => {
                     // Let a burst of changes (a process starting its threads) settle.
@@ -166,7 +167,7 @@ impl<S: PidSource> Publisher<S> {
         let post = client.post_strategies(list);
         tokio::pin!(post);
         let drained = async {
-            stopped(&mut stop).await;
+            stop_requested(&mut stop).await;
             tokio::time::sleep(self.drain).await;
         };
         let result = tokio::select! {
@@ -199,11 +200,6 @@ impl<S: PidSource> Publisher<S> {
         let _ = self.stats.first_failure_unix_ms.compare_exchange(0, now_unix_ms(), Relaxed, Relaxed);
         tracing::warn!(error = %e, retry_in_ms = retry_in.as_millis() as u64, "sending strategies failed");
     }
-}
-
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    // The guard wait_for returns is not Send: drop it before going on.
-    let _ = stop.wait_for(|s| *s).await.map(|_| ());
 }
 
 #[cfg(test)]
