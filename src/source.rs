@@ -334,14 +334,18 @@ mod tests {
         let (reader, rx) = collect(fifo.clone(), AtEnd::Follow);
         assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap(), "opened");
         for round in 0..2 {
-            let mut w = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+            // Opened read-write, the writer neither blocks for a reader nor
+            // lets the pipe (and its data) go while the reader is between
+            // reopens; it leaves only once its line was read.
+            let mut w = std::fs::OpenOptions::new().read(true).write(true).open(&fifo).unwrap();
             writeln!(w, "line{round}").unwrap();
-            drop(w);
-            // Without a writer the FIFO reads as ended: the reader reopens it
-            // with backoff until the next writer comes.
             let want = format!("data:line{round}\n");
             let saw_data = rx.iter().take(50).any(|m| m == want);
             assert!(saw_data, "round {round}");
+            // Without a writer the FIFO reads as ended: the reader reopens it
+            // with backoff until the next writer comes.
+            drop(w);
+            assert!(rx.iter().take(50).any(|m| m.starts_with("down:")), "no end of file after round {round}");
         }
         // Blocked in poll with no writer: stop must still return promptly.
         let started = std::time::Instant::now();
