@@ -132,18 +132,26 @@ start() {
 	LAST_PID=$!
 }
 
-# Waits until FILE contains PATTERN; fails if PID exits or TIMEOUT passes.
-wait_for_line() {
-	local file=$1 pattern=$2 pid=$3 timeout=$4 name=$5
+# Runs CHECK... until it succeeds; fails with NAME's LOG tail if PID exits
+# or TIMEOUT seconds pass.
+wait_until() {
+	local pid=$1 timeout=$2 name=$3 log=$4
+	shift 4
 	local deadline=$((SECONDS + timeout))
-	until grep -q -- "$pattern" "$file" 2>/dev/null; do
+	until "$@" 2>/dev/null; do
 		if ! kill -0 "$pid" 2>/dev/null; then
-			tail -n 20 "$file" >&2 || true
-			die "$name exited during start-up (log: $file)"
+			tail -n 20 "$log" >&2 || true
+			die "$name exited during start-up (log: $log)"
 		fi
-		[ $SECONDS -lt $deadline ] || die "$name not ready after ${timeout}s (log: $file)"
+		[ $SECONDS -lt $deadline ] || die "$name not ready after ${timeout}s (log: $log)"
 		sleep 0.05
 	done
+}
+
+# Waits until FILE contains PATTERN (see wait_until).
+wait_for_line() {
+	local file=$1 pattern=$2 pid=$3 timeout=$4 name=$5
+	wait_until "$pid" "$timeout" "$name" "$file" grep -q -- "$pattern" "$file"
 }
 
 start_api() {
@@ -158,16 +166,9 @@ start_api() {
 	KEY=$RUNDIR/api-state/jwt_public_key.pem
 	say "starting the local Gthulhu API on $LOCAL_API_LISTEN"
 	start local-api "$OPERATOR" local-api --listen "$LOCAL_API_LISTEN" --state-dir "$RUNDIR/api-state"
-	local pid=$LAST_PID deadline=$((SECONDS + 20))
 	# Up when /health answers; the key pair exists before the server listens.
-	until python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1] + "/health", timeout=1)' "$ENDPOINT" 2>/dev/null; do
-		if ! kill -0 "$pid" 2>/dev/null; then
-			tail -n 20 "$RUNDIR/local-api.log" >&2 || true
-			die "the local API exited (port in use? set LOCAL_API_LISTEN=127.0.0.1:PORT)"
-		fi
-		[ $SECONDS -lt $deadline ] || die "the local API did not answer on $ENDPOINT/health within 20s"
-		sleep 0.1
-	done
+	wait_until "$LAST_PID" 20 "the local API (port in use? set LOCAL_API_LISTEN=127.0.0.1:PORT)" "$RUNDIR/local-api.log" \
+		python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1] + "/health", timeout=1)' "$ENDPOINT"
 }
 
 start_tracer() {
