@@ -166,7 +166,8 @@ fn line(rng: &mut Rng, clock_us: &mut u64, out: &mut Vec<u8>) {
 fn header(rng: &mut Rng, t: Task, cpu: u32, clock_us: u64, out: &mut Vec<u8>) {
     let flags = rng.pick(&FLAGS);
     let (secs, micros) = (clock_us / 1_000_000, clock_us % 1_000_000);
-    write!(out, "{:>16}-{:<7} [{cpu:03}] {flags} {secs:>5}.{micros:06}: ", t.comm, t.tid).expect("Vec write");
+    write!(out, "{:>16}-{:<7} [{cpu:03}] {flags} {secs:>5}.{micros:06}: ", t.comm, t.tid)
+        .expect("Vec write");
 }
 
 /// Starts 34202 s after boot, like the reference trace.

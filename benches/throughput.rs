@@ -55,7 +55,8 @@ fn parse(bencher: Bencher) {
 fn replay_pipeline(bencher: Bencher) {
     counters(bencher).bench(|| {
         let mut pipeline = Pipeline::new(DEFAULT_MAX_LINE);
-        let mut tracker = Tracker::new(Targets::new(&["nr-gnb", "nr-ue"]), Limits::default(), NoProc);
+        let mut tracker =
+            Tracker::new(Targets::new(&["nr-gnb", "nr-ue"]), Limits::default(), NoProc);
         for chunk in CORPUS.chunks(CHUNK) {
             pipeline.push(chunk, &mut tracker);
         }

@@ -143,8 +143,12 @@ impl Config {
 
     fn merge(sources: &Sources) -> Result<Config, ConfigError> {
         use config::{Environment, File, FileFormat};
-        let mut b = config::Config::builder().add_source(File::from_str(DEFAULTS_TOML, FileFormat::Toml));
-        let file = sources.file.clone().or_else(|| Some(PathBuf::from(INSTALLED_PATH)).filter(|p| p.exists()));
+        let mut b =
+            config::Config::builder().add_source(File::from_str(DEFAULTS_TOML, FileFormat::Toml));
+        let file = sources
+            .file
+            .clone()
+            .or_else(|| Some(PathBuf::from(INSTALLED_PATH)).filter(|p| p.exists()));
         if let Some(path) = &file {
             let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
                 path: path.clone(),
@@ -167,7 +171,9 @@ impl Config {
                 .with_list_parse_key("targets.names")
                 .source(Some(env)),
         );
-        for (var, key) in [("API_ENDPOINT", "api.endpoint"), ("PUBLIC_KEY_PATH", "api.public_key_path")] {
+        for (var, key) in
+            [("API_ENDPOINT", "api.endpoint"), ("PUBLIC_KEY_PATH", "api.public_key_path")]
+        {
             if let Some((_, v)) = sources.env.iter().find(|(k, _)| k == var) {
                 b = b.set_override(key, v.clone())?;
             }
@@ -194,7 +200,10 @@ impl Config {
         }
         for n in &self.targets.names {
             if n.is_empty() || n.len() > 15 {
-                return Err(invalid("targets.names", format!("{n:?}: a task name is 1 to 15 bytes (the kernel's comm)")));
+                return Err(invalid(
+                    "targets.names",
+                    format!("{n:?}: a task name is 1 to 15 bytes (the kernel's comm)"),
+                ));
             }
         }
         Ok(())
@@ -219,23 +228,31 @@ impl Config {
             return Err(invalid("trace.max_line_bytes", "must be at least 256"));
         }
         if self.strategy.static_strategies.iter().any(|s| s.pid == 0 && s.selectors.is_empty()) {
-            return Err(invalid("strategy.static", "each static strategy needs a pid or selectors"));
+            return Err(invalid(
+                "strategy.static",
+                "each static strategy needs a pid or selectors",
+            ));
         }
         Ok(())
     }
 
     fn validate_api(&self) -> Result<(), ConfigError> {
-        let url = url::Url::parse(&self.api.endpoint).map_err(|e| invalid("api.endpoint", format!("{:?}: {e}", self.api.endpoint)))?;
+        let url = url::Url::parse(&self.api.endpoint)
+            .map_err(|e| invalid("api.endpoint", format!("{:?}: {e}", self.api.endpoint)))?;
         if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-            return Err(invalid("api.endpoint", format!("{:?}: need an http:// or https:// URL with a host", self.api.endpoint)));
+            return Err(invalid(
+                "api.endpoint",
+                format!("{:?}: need an http:// or https:// URL with a host", self.api.endpoint),
+            ));
         }
-        read_public_key(&self.api.public_key_path).map_err(|e| invalid("api.public_key_path", e))?;
+        read_public_key(&self.api.public_key_path)
+            .map_err(|e| invalid("api.public_key_path", e))?;
         if let Some(ca) = &self.api.ca_file {
-            let pem = std::fs::read(ca).map_err(|e| invalid("api.ca_file", format!("{}: {e}", ca.display())))?;
-            reqwest::Certificate::from_pem_bundle(&pem)
-                .ok()
-                .filter(|c| !c.is_empty())
-                .ok_or_else(|| invalid("api.ca_file", format!("{}: no PEM certificate in it", ca.display())))?;
+            let pem = std::fs::read(ca)
+                .map_err(|e| invalid("api.ca_file", format!("{}: {e}", ca.display())))?;
+            reqwest::Certificate::from_pem_bundle(&pem).ok().filter(|c| !c.is_empty()).ok_or_else(
+                || invalid("api.ca_file", format!("{}: no PEM certificate in it", ca.display())),
+            )?;
         }
         Ok(())
     }
@@ -245,7 +262,10 @@ impl Config {
 pub fn read_public_key(path: &Path) -> Result<String, String> {
     let pem = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     if !pem.contains("-----BEGIN PUBLIC KEY-----") {
-        return Err(format!("{}: not a PEM public key (expected -----BEGIN PUBLIC KEY-----)", path.display()));
+        return Err(format!(
+            "{}: not a PEM public key (expected -----BEGIN PUBLIC KEY-----)",
+            path.display()
+        ));
     }
     Ok(pem)
 }
@@ -256,7 +276,8 @@ mod tests {
 
     fn key_file() -> tempfile::NamedTempFile {
         let f = tempfile::NamedTempFile::new().unwrap();
-        std::fs::write(f.path(), "-----BEGIN PUBLIC KEY-----\nMIIB\n-----END PUBLIC KEY-----\n").unwrap();
+        std::fs::write(f.path(), "-----BEGIN PUBLIC KEY-----\nMIIB\n-----END PUBLIC KEY-----\n")
+            .unwrap();
         f
     }
 
@@ -324,7 +345,8 @@ mod tests {
     fn invalid_values_name_the_key() {
         assert!(error_of(&[("API_ENDPOINT", "not a url")], None).contains("api.endpoint"));
         assert!(error_of(&[("API_ENDPOINT", "ftp://x")], None).contains("api.endpoint"));
-        assert!(error_of(&[("PUBLIC_KEY_PATH", "/nonexistent.pem")], None).contains("api.public_key_path"));
+        assert!(error_of(&[("PUBLIC_KEY_PATH", "/nonexistent.pem")], None)
+            .contains("api.public_key_path"));
         assert!(error_of(&[], Some("[strategy]\ninterval_s = 0\n")).contains("strategy.interval_s"));
         let neg = error_of(&[], Some("[strategy]\ninterval_s = -5\n"));
         assert!(neg.contains("interval_s"), "{neg}");
@@ -332,7 +354,8 @@ mod tests {
         assert!(unknown.contains("endpont"), "{unknown}");
         let unknown_section = error_of(&[], Some("[apii]\nx = 1\n"));
         assert!(unknown_section.contains("apii"), "{unknown_section}");
-        assert!(error_of(&[], Some("[targets]\nnames = [\"a-very-long-name-x\"]\n")).contains("targets.names"));
+        assert!(error_of(&[], Some("[targets]\nnames = [\"a-very-long-name-x\"]\n"))
+            .contains("targets.names"));
         assert!(error_of(&[], Some("[log]\nformat = \"xml\"\n")).contains("xml"));
         assert!(error_of(&[], Some("[log]\nlevel = \"x=bogus\"\n")).contains("log.level"));
         assert!(error_of(&[], Some("not toml [")).contains("c.toml"));

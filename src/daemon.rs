@@ -73,7 +73,12 @@ fn feeder<P: ProcView + 'static>(
         }
         Event::Down { error, retry_in } => {
             stats.source_up.store(false, Relaxed);
-            let _ = stats.source_down_since_unix_ms.compare_exchange(0, crate::stats::now_unix_ms(), Relaxed, Relaxed);
+            let _ = stats.source_down_since_unix_ms.compare_exchange(
+                0,
+                crate::stats::now_unix_ms(),
+                Relaxed,
+                Relaxed,
+            );
             stats.source_reopens.fetch_add(1, Relaxed);
             let text = error.to_string();
             if text != last_error {
@@ -176,9 +181,19 @@ async fn run_with<P: ProcView + 'static>(
     .map_err(DaemonError::Reader)?;
 
     let (settings_tx, settings_rx) = watch::channel(settings(&cfg));
-    let publisher = Publisher::new(settings_rx, TrackerPids { tracker: tracker.clone(), stats: stats.clone() }, changed, stats.clone(), DRAIN);
+    let publisher = Publisher::new(
+        settings_rx,
+        TrackerPids { tracker: tracker.clone(), stats: stats.clone() },
+        changed,
+        stats.clone(),
+        DRAIN,
+    );
     let publisher = tokio::spawn(publisher.run(stop_rx.clone()));
-    let stats_log = tokio::spawn(log_stats(stats.clone(), Duration::from_secs(cfg.log.stats_interval_s), stop_rx.clone()));
+    let stats_log = tokio::spawn(log_stats(
+        stats.clone(),
+        Duration::from_secs(cfg.log.stats_interval_s),
+        stop_rx.clone(),
+    ));
     lifecycle.ready();
     tracing::info!(targets = ?cfg.targets.names, endpoint = %cfg.api.endpoint, "gtp5g-operator running");
 
@@ -193,7 +208,9 @@ async fn run_with<P: ProcView + 'static>(
                         apply_reload(&current, &new, &tracker, &settings_tx);
                         current = new;
                     }
-                    Err(e) => tracing::error!(error = %e, "reload rejected; keeping the running configuration"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "reload rejected; keeping the running configuration")
+                    }
                 }
                 lifecycle.ready();
             }
@@ -215,8 +232,12 @@ async fn run_with<P: ProcView + 'static>(
     Ok(())
 }
 
-
-fn apply_reload<P: ProcView>(old: &Config, new: &Config, tracker: &Shared<P>, settings: &watch::Sender<Settings>) {
+fn apply_reload<P: ProcView>(
+    old: &Config,
+    new: &Config,
+    tracker: &Shared<P>,
+    settings: &watch::Sender<Settings>,
+) {
     if old.trace != new.trace {
         tracing::warn!("trace.* changes take effect on restart");
     }
@@ -278,14 +299,17 @@ pub fn replay(path: &Path, cfg: &Config) -> Result<ReplayReport, source::SourceE
     let tracker = tracker(cfg, NoProc);
     let stats = Arc::new(Stats::default());
     let failure: Arc<Mutex<Option<source::SourceError>>> = Arc::default();
-    let mut feed = feeder(cfg.trace.max_line_bytes, tracker.clone(), stats.clone(), Arc::new(Notify::new()));
+    let mut feed =
+        feeder(cfg.trace.max_line_bytes, tracker.clone(), stats.clone(), Arc::new(Notify::new()));
     let failed = failure.clone();
     let path: PathBuf = path.to_path_buf();
     let reader = Reader::spawn(
         move || Ok(path.clone()),
         AtEnd::Finish,
         move |event| match event {
-            Event::Down { error, .. } => *failed.lock().unwrap_or_else(|e| e.into_inner()) = Some(error),
+            Event::Down { error, .. } => {
+                *failed.lock().unwrap_or_else(|e| e.into_inner()) = Some(error)
+            }
             other => feed(other),
         },
     )

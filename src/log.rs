@@ -11,9 +11,10 @@ pub fn filter(level: &str) -> Result<EnvFilter, String> {
 
 /// Installs the global subscriber; `RUST_LOG` wins over the configured level.
 pub fn init(format: LogFormat, level: &str) {
-    let filter = std::env::var("RUST_LOG").ok().and_then(|l| filter(&l).ok()).unwrap_or_else(|| {
-        filter(level).unwrap_or_else(|_| EnvFilter::new("info"))
-    });
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|l| filter(&l).ok())
+        .unwrap_or_else(|| filter(level).unwrap_or_else(|_| EnvFilter::new("info")));
     // Colour codes only for a terminal: not for the journal or a log file.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

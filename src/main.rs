@@ -14,7 +14,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Parser)]
-#[command(name = "gtp5g-operator", version, about = "Boosts UERANSIM nr-gnb / nr-ue threads in the Gthulhu scheduler from gtp5g trace_pipe events")]
+#[command(
+    name = "gtp5g-operator",
+    version,
+    about = "Boosts UERANSIM nr-gnb / nr-ue threads in the Gthulhu scheduler from gtp5g trace_pipe events"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -133,9 +137,16 @@ fn run(args: RunArgs) -> Result<()> {
     let cfg = Config::load(&sources, Purpose::Daemon)?;
     log::init(cfg.log.format, &cfg.log.level);
     let control = signal::listen().context("installing signal handlers")?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let reload = move || Config::load(&sources, Purpose::Daemon);
-    runtime.block_on(daemon::run(cfg, Arc::new(Stats::default()), reload, control, Systemd::new()))?;
+    runtime.block_on(daemon::run(
+        cfg,
+        Arc::new(Stats::default()),
+        reload,
+        control,
+        Systemd::new(),
+    ))?;
     Ok(())
 }
 
@@ -159,7 +170,11 @@ fn replay(args: ReplayArgs) -> Result<()> {
         out += &format!("{:<8} process {:<8} threads {}\n", p.name, pid, threads.join(" "));
     }
     let body = gtp5g_operator::api::StrategiesRequest { strategies: report.strategies };
-    out += &format!("would POST {}:\n{}\n", gtp5g_operator::api::STRATEGIES_PATH, serde_json::to_string(&body)?);
+    out += &format!(
+        "would POST {}:\n{}\n",
+        gtp5g_operator::api::STRATEGIES_PATH,
+        serde_json::to_string(&body)?
+    );
     print_out(&out)
 }
 
@@ -181,7 +196,8 @@ fn check_config(args: ConfigArgs) -> Result<()> {
 fn local_api(args: LocalApiArgs) -> Result<()> {
     log::init(LogFormat::Human, "info");
     let control = signal::listen().context("installing signal handlers")?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let opts = LocalApiOptions {
         listen: args.listen,
         state_dir: args.state_dir,

@@ -55,7 +55,10 @@ pub fn unhealthy(stats: &Stats, bounds: HealthBounds, now_ms: u64) -> Option<Str
     };
     if !stats.source_up.load(Relaxed) {
         if let Some(s) = longer_than(&stats.source_down_since_unix_ms, bounds.max_source_down) {
-            return Some(format!("trace source down for {s} s (bound {} s)", bounds.max_source_down.as_secs()));
+            return Some(format!(
+                "trace source down for {s} s (bound {} s)",
+                bounds.max_source_down.as_secs()
+            ));
         }
     }
     longer_than(&stats.first_failure_unix_ms, bounds.max_post_failure)
@@ -66,12 +69,22 @@ pub fn unhealthy(stats: &Stats, bounds: HealthBounds, now_ms: u64) -> Option<Str
 #[derive(Debug)]
 struct StatsCollector(Arc<Stats>);
 
-fn counter(e: &mut DescriptorEncoder, name: &str, help: &str, v: &AtomicU64) -> Result<(), std::fmt::Error> {
+fn counter(
+    e: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    v: &AtomicU64,
+) -> Result<(), std::fmt::Error> {
     let c = ConstCounter::new(v.load(Relaxed));
     c.encode(e.encode_descriptor(name, help, None, c.metric_type())?)
 }
 
-fn gauge<N: prometheus_client::encoding::EncodeGaugeValue>(e: &mut DescriptorEncoder, name: &str, help: &str, v: N) -> Result<(), std::fmt::Error> {
+fn gauge<N: prometheus_client::encoding::EncodeGaugeValue>(
+    e: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    v: N,
+) -> Result<(), std::fmt::Error> {
     let g = ConstGauge::new(v);
     g.encode(e.encode_descriptor(name, help, None, g.metric_type())?)
 }
@@ -90,31 +103,92 @@ impl Collector for StatsCollector {
         counter(&mut e, "trace_lines", "Trace lines read", &s.lines)?;
         counter(&mut e, "trace_lines_parsed", "Trace lines parsed", &s.parsed)?;
         counter(&mut e, "trace_events", "Tracer events recognised", &s.events)?;
-        counter(&mut e, "trace_lines_skipped", "Parsed lines that are not tracer events", &s.skipped)?;
-        counter(&mut e, "trace_lines_malformed", "Lines that are not trace_pipe lines", &s.malformed)?;
-        counter(&mut e, "trace_lost_events", "Events the kernel reported lost (CPU:N [LOST M EVENTS])", &s.lost_events)?;
-        counter(&mut e, "trace_lines_oversized", "Lines dropped for exceeding trace.max_line_bytes", &s.oversized)?;
-        counter(&mut e, "trace_source_retries", "Times the trace source was found down and retried", &s.source_reopens)?;
-        gauge(&mut e, "trace_source_up", "1 while the trace source is open", u64::from(s.source_up.load(Relaxed)))?;
+        counter(
+            &mut e,
+            "trace_lines_skipped",
+            "Parsed lines that are not tracer events",
+            &s.skipped,
+        )?;
+        counter(
+            &mut e,
+            "trace_lines_malformed",
+            "Lines that are not trace_pipe lines",
+            &s.malformed,
+        )?;
+        counter(
+            &mut e,
+            "trace_lost_events",
+            "Events the kernel reported lost (CPU:N [LOST M EVENTS])",
+            &s.lost_events,
+        )?;
+        counter(
+            &mut e,
+            "trace_lines_oversized",
+            "Lines dropped for exceeding trace.max_line_bytes",
+            &s.oversized,
+        )?;
+        counter(
+            &mut e,
+            "trace_source_retries",
+            "Times the trace source was found down and retried",
+            &s.source_reopens,
+        )?;
+        gauge(
+            &mut e,
+            "trace_source_up",
+            "1 while the trace source is open",
+            u64::from(s.source_up.load(Relaxed)),
+        )?;
         if let Some(age) = age_s(&s.last_line_unix_ms, now) {
-            gauge(&mut e, "seconds_since_last_trace_line", "Seconds since the last trace line", age)?;
+            gauge(
+                &mut e,
+                "seconds_since_last_trace_line",
+                "Seconds since the last trace line",
+                age,
+            )?;
         }
-        gauge(&mut e, "tracked_processes", "Target processes tracked", s.tracked_processes.load(Relaxed))?;
-        gauge(&mut e, "tracked_threads", "Target threads tracked", s.tracked_threads.load(Relaxed))?;
-        counter(&mut e, "tracker_dropped", "Targets not tracked because a bound was reached", &s.tracker_dropped)?;
+        gauge(
+            &mut e,
+            "tracked_processes",
+            "Target processes tracked",
+            s.tracked_processes.load(Relaxed),
+        )?;
+        gauge(
+            &mut e,
+            "tracked_threads",
+            "Target threads tracked",
+            s.tracked_threads.load(Relaxed),
+        )?;
+        counter(
+            &mut e,
+            "tracker_dropped",
+            "Targets not tracked because a bound was reached",
+            &s.tracker_dropped,
+        )?;
         counter(&mut e, "posts_ok", "Strategy lists the API accepted", &s.posts_ok)?;
-        let mut family = e.encode_descriptor("posts_failed", "Strategy list sends that failed, by reason", None, MetricType::Counter)?;
+        let mut family = e.encode_descriptor(
+            "posts_failed",
+            "Strategy list sends that failed, by reason",
+            None,
+            MetricType::Counter,
+        )?;
         for (reason, v) in [
             ("transport", &s.posts_failed_transport),
             ("http", &s.posts_failed_http),
             ("auth", &s.posts_failed_auth),
             ("body", &s.posts_failed_body),
         ] {
-            ConstCounter::new(v.load(Relaxed)).encode(family.encode_family(&[("reason", reason)])?)?;
+            ConstCounter::new(v.load(Relaxed))
+                .encode(family.encode_family(&[("reason", reason)])?)?;
         }
         counter(&mut e, "token_refreshes", "Tokens obtained from the API", &s.token_refreshes)?;
         if let Some(age) = age_s(&s.last_post_ok_unix_ms, now) {
-            gauge(&mut e, "seconds_since_last_post_ok", "Seconds since the API last accepted a list", age)?;
+            gauge(
+                &mut e,
+                "seconds_since_last_post_ok",
+                "Seconds since the API last accepted a list",
+                age,
+            )?;
         }
         Ok(())
     }
@@ -139,7 +213,9 @@ async fn metrics(State(s): State<Arc<Shared>>) -> Response {
     let mut text = String::new();
     match prometheus_client::encoding::text::encode(&mut text, &s.registry) {
         Ok(()) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("encoding metrics: {e}\n")).into_response(),
+        Err(e) => {
+            (StatusCode::INTERNAL_SERVER_ERROR, format!("encoding metrics: {e}\n")).into_response()
+        }
     }
 }
 
@@ -158,7 +234,9 @@ pub async fn serve(
     bounds: HealthBounds,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<impl Future<Output = std::io::Result<()>>, MetricsError> {
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| MetricsError::Bind { addr, source })?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| MetricsError::Bind { addr, source })?;
     let bound = listener.local_addr().unwrap_or(addr);
     tracing::info!(%bound, "serving /metrics and /healthz");
     Ok(axum::serve(listener, router(stats, bounds)).with_graceful_shutdown(shutdown).into_future())
@@ -168,7 +246,10 @@ pub async fn serve(
 mod tests {
     use super::*;
 
-    const BOUNDS: HealthBounds = HealthBounds { max_post_failure: Duration::from_secs(60), max_source_down: Duration::from_secs(30) };
+    const BOUNDS: HealthBounds = HealthBounds {
+        max_post_failure: Duration::from_secs(60),
+        max_source_down: Duration::from_secs(30),
+    };
 
     #[test]
     fn healthy_until_a_bound_is_passed() {

@@ -13,7 +13,11 @@ pub struct Pipeline {
 
 impl Pipeline {
     pub fn new(max_line: usize) -> Self {
-        Pipeline { buffer: LineBuffer::new(max_line), counts: Counts::default(), oversized_reported: 0 }
+        Pipeline {
+            buffer: LineBuffer::new(max_line),
+            counts: Counts::default(),
+            oversized_reported: 0,
+        }
     }
 
     /// Feeds one chunk; true when the tracked set grew.

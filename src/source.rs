@@ -55,9 +55,12 @@ fn existing_trace_pipe() -> Option<PathBuf> {
 
 fn mount_tracefs(dir: &str) -> Result<(), SourceError> {
     let err = |source| SourceError::Mount { path: dir.to_string(), source };
-    let target = std::ffi::CString::new(dir).map_err(|e| err(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
+    let target = std::ffi::CString::new(dir)
+        .map_err(|e| err(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
     // SAFETY: all pointers are valid NUL-terminated strings or null data.
-    let rc = unsafe { libc::mount(c"nodev".as_ptr(), target.as_ptr(), c"tracefs".as_ptr(), 0, std::ptr::null()) };
+    let rc = unsafe {
+        libc::mount(c"nodev".as_ptr(), target.as_ptr(), c"tracefs".as_ptr(), 0, std::ptr::null())
+    };
     if rc != 0 {
         return Err(err(io::Error::last_os_error()));
     }
@@ -136,7 +139,10 @@ pub enum Event<'a> {
     Data(&'a [u8]),
     Opened(&'a Path),
     /// The source failed or ended; the reader retries after `retry_in`.
-    Down { error: SourceError, retry_in: Duration },
+    Down {
+        error: SourceError,
+        retry_in: Duration,
+    },
     /// Replay reached the end.
     End,
 }
@@ -246,8 +252,15 @@ fn drain(
                 tail_wait = (tail_wait * 2).min(BACKOFF_MAX);
             }
             Ok(0) => {
-                let what = if is_fifo { "writer closed the FIFO" } else { "end of file (tracing switched off?)" };
-                return Err(SourceError::Read { path: path.to_path_buf(), source: io::Error::new(io::ErrorKind::UnexpectedEof, what) });
+                let what = if is_fifo {
+                    "writer closed the FIFO"
+                } else {
+                    "end of file (tracing switched off?)"
+                };
+                return Err(SourceError::Read {
+                    path: path.to_path_buf(),
+                    source: io::Error::new(io::ErrorKind::UnexpectedEof, what),
+                });
             }
             Ok(n) => {
                 *backoff = BACKOFF_MIN;
@@ -345,7 +358,10 @@ mod tests {
             // Without a writer the FIFO reads as ended: the reader reopens it
             // with backoff until the next writer comes.
             drop(w);
-            assert!(rx.iter().take(50).any(|m| m.starts_with("down:")), "no end of file after round {round}");
+            assert!(
+                rx.iter().take(50).any(|m| m.starts_with("down:")),
+                "no end of file after round {round}"
+            );
         }
         // Blocked in poll with no writer: stop must still return promptly.
         let started = std::time::Instant::now();

@@ -20,8 +20,10 @@ fn replay_json_is_the_golden_document() {
     let out = replay(&["--json", &fixture("netdev-gtpu-record-tgid.trace")]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let want: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(fixture("netdev-gtpu-record-tgid.expected.json")).unwrap()).unwrap();
+    let want: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(fixture("netdev-gtpu-record-tgid.expected.json")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(got, want);
 }
 
@@ -65,7 +67,10 @@ fn replay_of_a_missing_file_names_it_and_fails() {
 #[test]
 fn version_and_help() {
     let out = Command::new(BIN).arg("--version").output().unwrap();
-    assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), format!("gtp5g-operator {}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap().trim(),
+        format!("gtp5g-operator {}", env!("CARGO_PKG_VERSION"))
+    );
     let out = Command::new(BIN).arg("--help").output().unwrap();
     let help = String::from_utf8(out.stdout).unwrap();
     for sub in ["run", "replay", "check-config", "local-api"] {

@@ -9,7 +9,8 @@ use gtp5g_operator::api::Strategy;
 use std::time::Duration;
 
 fn golden_strategies(name: &str) -> Vec<Strategy> {
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(fixture(name)).unwrap()).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixture(name)).unwrap()).unwrap();
     serde_json::from_value(v["strategies"].clone()).unwrap()
 }
 
@@ -30,7 +31,11 @@ async fn post_as_client(api: &Api, body: serde_json::Value) {
 async fn replayed_fixture_overwrites_what_the_api_held() {
     let mut api = Api::start().await;
     // Someone else's stale list: the daemon's POST replaces it whole.
-    post_as_client(&api, serde_json::json!({"strategies": [{"priority": true, "execution_time": 1, "pid": 424242}]})).await;
+    post_as_client(
+        &api,
+        serde_json::json!({"strategies": [{"priority": true, "execution_time": 1, "pid": 424242}]}),
+    )
+    .await;
     let (tx, task) = start_daemon(config(&api, &fixture("netdev-gtpu.trace"), false));
     let want = golden_strategies("netdev-gtpu.expected.json");
     assert_eq!(want.len(), 7);

@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 const LONG: Duration = Duration::from_secs(10);
-const OTHER_PUBLIC_KEY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/other_public_key.pem");
+const OTHER_PUBLIC_KEY: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/other_public_key.pem");
 
 /// A FIFO already holding one live nr-gnb's trace line.
 struct Scene {
@@ -44,7 +45,10 @@ fn faulty_daemon(f: &Faulty, s: &Scene) -> Daemon {
 
 /// Every `retry_in_ms=N` the daemon logged.
 fn retry_waits(log: &str) -> Vec<u64> {
-    log.split("retry_in_ms=").skip(1).filter_map(|t| t.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()).collect()
+    log.split("retry_in_ms=")
+        .skip(1)
+        .filter_map(|t| t.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -97,7 +101,10 @@ async fn status_500_and_hangs_are_logged_and_retried_one_request_at_a_time() {
     assert!(d.wait_log("(timed out)", LONG).await, "timeout not logged");
     tokio::time::sleep(Duration::from_secs(3)).await;
     let during = Faulty::n(&f.state.posts) - before;
-    eprintln!("posts during 3+ s of hanging: {during}; max concurrent: {}", Faulty::n(&f.state.max_in_flight));
+    eprintln!(
+        "posts during 3+ s of hanging: {during}; max concurrent: {}",
+        Faulty::n(&f.state.max_in_flight)
+    );
     // 500 ms timeout + 250-1000 ms backoff each: a handful, never a pile.
     assert!((2..=8).contains(&during), "{during}");
 
@@ -164,7 +171,11 @@ async fn https_with_a_private_ca_works_only_with_api_ca_file() {
     let untrusting = Daemon::spawn(daemon_command(&url, key, &s.fifo.path));
     assert!(untrusting.wait_log("sending strategies failed", LONG).await);
     let log = untrusting.log_text();
-    assert!(log.contains(&format!("token request {url}")) && log.contains("invalid peer certificate: UnknownIssuer"), "{log}");
+    assert!(
+        log.contains(&format!("token request {url}"))
+            && log.contains("invalid peer certificate: UnknownIssuer"),
+        "{log}"
+    );
     assert_eq!(f.accepted_pids(), Vec::<i64>::new());
     drop(untrusting);
 
@@ -242,11 +253,19 @@ async fn exited_targets_drop_out_and_a_non_target_pid_is_never_boosted() {
     eprintln!("exited pid dropped from the API after {took:?} (interval 1 s)");
     assert!(took < Duration::from_millis(1800), "{took:?}");
 
-    let sent: Vec<String> = d.log_text().lines().filter(|l| l.contains("strategies in force")).map(str::to_string).collect();
+    let sent: Vec<String> = d
+        .log_text()
+        .lines()
+        .filter(|l| l.contains("strategies in force"))
+        .map(str::to_string)
+        .collect();
     assert!(!sent.is_empty());
     for l in &sent {
         let pids = l.split("pids=[").nth(1).unwrap().split(']').next().unwrap();
-        assert!(!pids.split(", ").any(|p| p == imposter.pid().to_string()), "imposter boosted: {l}");
+        assert!(
+            !pids.split(", ").any(|p| p == imposter.pid().to_string()),
+            "imposter boosted: {l}"
+        );
     }
 }
 
@@ -262,10 +281,17 @@ fn a_flood_of_distinct_target_pids_stays_bounded_and_is_counted() {
     }
     let counts = pipeline.take_counts();
     let st = tracker.stats();
-    eprintln!("{N} pids: {} processes, {} threads tracked, {} dropped", st.processes, st.threads, st.dropped);
+    eprintln!(
+        "{N} pids: {} processes, {} threads tracked, {} dropped",
+        st.processes, st.threads, st.dropped
+    );
     assert_eq!(counts.events, u64::from(N));
     assert!(st.processes <= limits.max_processes && st.threads <= limits.max_threads);
-    assert_eq!(st.dropped, u64::from(N) - st.processes as u64, "every pid beyond the bound is counted");
+    assert_eq!(
+        st.dropped,
+        u64::from(N) - st.processes as u64,
+        "every pid beyond the bound is counted"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -300,7 +326,11 @@ async fn sighup_with_an_invalid_config_keeps_the_old_one() {
     std::fs::write(&config, "[strategy]\ninterval_s = 0\n").unwrap();
     d.signal(libc::SIGHUP);
     assert!(d.wait_log("reload rejected", LONG).await);
-    assert!(d.log_text().contains("config key `strategy.interval_s`: must be greater than zero"), "{}", d.log_text());
+    assert!(
+        d.log_text().contains("config key `strategy.interval_s`: must be greater than zero"),
+        "{}",
+        d.log_text()
+    );
     let posts = api.api.posts();
     let before = *posts.borrow();
     assert!(eventually(LONG, || *posts.borrow() >= before + 2).await, "stopped posting");
@@ -313,10 +343,15 @@ fn rejected(toml: &str, key_path: &std::path::Path) -> (Option<i32>, String) {
     let dir = TempDir::new().unwrap();
     let config = dir.path().join("bad.toml");
     std::fs::write(&config, toml).unwrap();
-    let out = daemon_command_with_config("http://127.0.0.1:9", key_path, &dir.path().join("pipe"), &config)
-        .env_remove("GTP5G_OPERATOR__STRATEGY__INTERVAL_S")
-        .output()
-        .unwrap();
+    let out = daemon_command_with_config(
+        "http://127.0.0.1:9",
+        key_path,
+        &dir.path().join("pipe"),
+        &config,
+    )
+    .env_remove("GTP5G_OPERATOR__STRATEGY__INTERVAL_S")
+    .output()
+    .unwrap();
     (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
@@ -333,7 +368,8 @@ fn bad_config_is_rejected_before_start_naming_the_key() {
     ];
     for (toml, key_path, want) in cases {
         let (code, stderr) = if want == "api.endpoint" {
-            let out = daemon_command("not a url", key_path, &dir.path().join("pipe")).output().unwrap();
+            let out =
+                daemon_command("not a url", key_path, &dir.path().join("pipe")).output().unwrap();
             (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
         } else {
             rejected(toml, key_path)
@@ -357,9 +393,17 @@ fn local_api_token(now: u64) -> String {
         iss: &'static str,
         sub: &'static str,
     }
-    let claims = Claims { client_id: "gthulhu-client", exp: now + TOKEN_LIFETIME.as_secs(), iat: now, nbf: now, iss: "bss-api-server", sub: "gthulhu-client" };
+    let claims = Claims {
+        client_id: "gthulhu-client",
+        exp: now + TOKEN_LIFETIME.as_secs(),
+        iat: now,
+        nbf: now,
+        iss: "bss-api-server",
+        sub: "gthulhu-client",
+    };
     let key = jsonwebtoken::EncodingKey::from_rsa_pem(SERVER_PRIVATE_KEY.as_bytes()).unwrap();
-    jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256), &claims, &key).unwrap()
+    jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256), &claims, &key)
+        .unwrap()
 }
 
 fn unix_now() -> u64 {
@@ -397,9 +441,17 @@ async fn the_jwt_never_appears_in_trace_level_logs() {
     eprintln!("trace log: {} lines, {} bytes", log.lines().count(), log.len());
     // reqwest's and hyper-util's own TRACE lines are in; header dumps are
     // not (reqwest's connection_verbose is off, hyper's tracing is a cfg).
-    assert!(log.contains("obtained API token") && log.contains("TRACE hyper_util") && log.contains("TRACE reqwest"), "not a trace-level log:\n{log}");
+    assert!(
+        log.contains("obtained API token")
+            && log.contains("TRACE hyper_util")
+            && log.contains("TRACE reqwest"),
+        "not a trace-level log:\n{log}"
+    );
     for second in start.saturating_sub(1)..=end {
-        assert!(!log.contains(&local_api_token(second)), "the token issued at {second} is in the log");
+        assert!(
+            !log.contains(&local_api_token(second)),
+            "the token issued at {second} is in the log"
+        );
     }
     // Any JWT (or a piece of one) starts its header with base64 of `{"`.
     assert!(!log.contains("eyJ"), "JWT-looking text in the log");
@@ -419,7 +471,11 @@ mod bad_input {
 
     fn fixtures() -> Vec<Vec<u8>> {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
-        let mut paths: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "trace")).collect();
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "trace"))
+            .collect();
         paths.sort();
         assert!(paths.len() >= 5, "fixtures missing");
         paths.iter().map(|p| std::fs::read(p).unwrap()).collect()
@@ -458,7 +514,11 @@ mod bad_input {
                 break;
             }
             let i = at % l.len();
-            if b % 3 == 0 { l.insert(i, b) } else { l[i] = b }
+            if b % 3 == 0 {
+                l.insert(i, b)
+            } else {
+                l[i] = b
+            }
         }
         if let Some(c) = cut {
             l.truncate(c % (l.len() + 1));

@@ -47,7 +47,10 @@ fn pids(name: &str) -> Vec<i64> {
 #[test]
 fn known_processes_of_the_shared_recordings() {
     assert_eq!(pids("netdev-gtpu.trace"), vec![10012, 10013, 10135, 10136, 10137, 10138, 10139]);
-    assert_eq!(pids("netdev-gtpu-record-tgid.trace"), vec![10147, 10148, 10270, 10271, 10272, 10274, 10275]);
+    assert_eq!(
+        pids("netdev-gtpu-record-tgid.trace"),
+        vec![10147, 10148, 10270, 10271, 10272, 10274, 10275]
+    );
     assert_eq!(pids("netdev-gtpu-no-irq-info.trace"), vec![10303, 10344]);
     assert_eq!(pids("netdev-unknown-comm-no-COMM-line.trace"), Vec::<i64>::new());
     assert_eq!(pids("step11-testbed.trace"), vec![365012, 365189, 1150348, 1150369]);
@@ -65,7 +68,11 @@ fn quirks_fixture_counts_lost_skipped_malformed_and_oversized() {
     assert_eq!(r.counts.malformed, 2);
     assert_eq!(r.counts.skipped, 2);
     let pids: Vec<i64> = r.strategies.iter().map(|s| s.pid).collect();
-    assert_eq!(pids, vec![4656, 4781, 4782, 4800, 4801], "not nr-gnb-helper (4790), nor bash with DEV=nr-gnb0 (4791)");
+    assert_eq!(
+        pids,
+        vec![4656, 4781, 4782, 4800, 4801],
+        "not nr-gnb-helper (4790), nor bash with DEV=nr-gnb0 (4791)"
+    );
 }
 
 #[test]

@@ -5,12 +5,12 @@
 
 mod common;
 
+use common::*;
 use gtp5g_operator::api::Strategy;
 use std::io::{BufRead, BufReader};
 use std::os::fd::AsRawFd;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-use common::*;
 
 /// Why this machine cannot run the test, if it cannot.
 fn missing_capability() -> Option<String> {
@@ -72,13 +72,22 @@ struct Traffic {
 
 fn start_traffic(name: &str, threads: u32) -> Traffic {
     let mut child = Command::new(tracer_binary("gtpu-traffic"))
-        .args(["--name", name, "--threads", &threads.to_string(), "--interval-ms", "50", "--linger"])
+        .args([
+            "--name",
+            name,
+            "--threads",
+            &threads.to_string(),
+            "--interval-ms",
+            "50",
+            "--linger",
+        ])
         .stdout(Stdio::piped())
         .spawn()
         .expect("start gtpu-traffic");
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
+    let v: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
     let tids = v["tids"].as_array().unwrap().iter().map(|t| t.as_u64().unwrap() as u32).collect();
     Traffic { pid: v["pid"].as_u64().unwrap() as u32, tids, proc: Proc(child) }
 }
@@ -93,7 +102,8 @@ fn foreign_target_ids() -> Vec<u32> {
         let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
         if matches!(comm.trim_end(), "nr-gnb" | "nr-ue") {
             out.push(pid);
-            let tasks = std::fs::read_dir(entry.path().join("task")).into_iter().flatten().flatten();
+            let tasks =
+                std::fs::read_dir(entry.path().join("task")).into_iter().flatten().flatten();
             out.extend(tasks.filter_map(|t| t.file_name().to_string_lossy().parse::<u32>().ok()));
         }
     }
@@ -104,7 +114,13 @@ fn strategies_for(ids: &[u32]) -> Vec<Strategy> {
     let mut ids = ids.to_vec();
     ids.sort_unstable();
     ids.iter()
-        .map(|&pid| Strategy { priority: true, execution_time: 20_000_000, pid: pid.into(), selectors: vec![], command_regex: String::new() })
+        .map(|&pid| Strategy {
+            priority: true,
+            execution_time: 20_000_000,
+            pid: pid.into(),
+            selectors: vec![],
+            command_regex: String::new(),
+        })
         .collect()
 }
 
@@ -120,7 +136,9 @@ async fn live_gtpu_traffic_boosts_exactly_nr_gnb_and_nr_ue_threads() {
     let _tracer = start_tracer();
     let foreign = foreign_target_ids();
     if !foreign.is_empty() {
-        eprintln!("note: nr-gnb / nr-ue tasks already running, left out of the comparison: {foreign:?}");
+        eprintln!(
+            "note: nr-gnb / nr-ue tasks already running, left out of the comparison: {foreign:?}"
+        );
     }
     let (tx, daemon) = start_daemon(config(&api, &pipe, true));
 

@@ -50,21 +50,11 @@ async fn start_in(dir: TempDir) -> Server {
             .await
         }
     });
-    Server {
-        api,
-        base,
-        client: reqwest::Client::new(),
-        dir,
-        shutdown: Some(tx),
-        task,
-    }
+    Server { api, base, client: reqwest::Client::new(), dir, shutdown: Some(tx), task }
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
 }
 
 fn strategy(pid: i64) -> Value {
@@ -75,11 +65,7 @@ fn strategy(pid: i64) -> Value {
 /// the real server has.
 async fn json_reply(response: reqwest::Response) -> (StatusCode, Value) {
     let status = response.status();
-    assert_eq!(
-        response.headers()["content-type"],
-        "application/json",
-        "status {status}"
-    );
+    assert_eq!(response.headers()["content-type"], "application/json", "status {status}");
     let text = response.text().await.unwrap();
     assert!(text.ends_with("}\n"), "body not JSON + newline: {text:?}");
     (status, serde_json::from_str(&text).unwrap())
@@ -90,11 +76,7 @@ fn assert_timestamp(value: &Value) {
     let bytes = stamp.as_bytes();
     assert_eq!(bytes.len(), 20, "{stamp}");
     assert!(stamp.starts_with("20") && stamp.ends_with('Z'), "{stamp}");
-    assert_eq!(
-        (bytes[4], bytes[7], bytes[10]),
-        (b'-', b'-', b'T'),
-        "{stamp}"
-    );
+    assert_eq!((bytes[4], bytes[7], bytes[10]), (b'-', b'-', b'T'), "{stamp}");
     assert_eq!((bytes[13], bytes[16]), (b':', b':'), "{stamp}");
 }
 
@@ -140,8 +122,7 @@ impl Server {
 
     async fn post(&self, strategies: Value) -> (StatusCode, Value) {
         let auth = format!("Bearer {}", self.token().await);
-        self.post_raw(Some(&auth), json!({ "strategies": strategies }).to_string())
-            .await
+        self.post_raw(Some(&auth), json!({ "strategies": strategies }).to_string()).await
     }
 
     async fn get_with(&self, auth: Option<&str>) -> (StatusCode, Value) {
@@ -185,10 +166,7 @@ async fn token_is_an_rs256_jwt_with_the_contract_claims() {
     assert!(body.get("error").is_none());
 
     let token = body["token"].as_str().unwrap();
-    assert_eq!(
-        jsonwebtoken::decode_header(token).unwrap().alg,
-        Algorithm::RS256
-    );
+    assert_eq!(jsonwebtoken::decode_header(token).unwrap().alg, Algorithm::RS256);
     let key = DecodingKey::from_rsa_pem(server.api.public_key_pem().as_bytes()).unwrap();
     let claims = jsonwebtoken::decode::<Value>(token, &key, &Validation::new(Algorithm::RS256))
         .unwrap()
@@ -198,10 +176,7 @@ async fn token_is_an_rs256_jwt_with_the_contract_claims() {
     assert!((before..=unix_now()).contains(&iat), "iat {iat}");
     assert_eq!(claims["nbf"].as_u64(), Some(iat));
     assert_eq!(claims["exp"].as_u64(), Some(iat + DAY.as_secs()));
-    assert!(
-        claims["client_id"].is_string() && claims["sub"].is_string(),
-        "{claims}"
-    );
+    assert!(claims["client_id"].is_string() && claims["sub"].is_string(), "{claims}");
 }
 
 #[tokio::test]
@@ -230,20 +205,9 @@ async fn tokens_issued_in_the_same_second_are_identical() {
 async fn token_request_that_is_not_json_is_400() {
     let server = start().await;
     for body in ["not json", "", "{\"public_key\": 5}"] {
-        let response = server
-            .client
-            .post(server.url(TOKEN_PATH))
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let response = server.client.post(server.url(TOKEN_PATH)).body(body).send().await.unwrap();
         let (status, reply) = json_reply(response).await;
-        assert_failure(
-            status,
-            &reply,
-            StatusCode::BAD_REQUEST,
-            "Invalid JSON format: ",
-        );
+        assert_failure(status, &reply, StatusCode::BAD_REQUEST, "Invalid JSON format: ");
     }
 }
 
@@ -252,12 +216,7 @@ async fn token_refused_for_foreign_garbage_or_non_rsa_keys() {
     let server = start().await;
     for key in [OTHER_PUBLIC_KEY, "garbage", EC_PUBLIC_KEY, ""] {
         let (status, body) = json_reply(server.request_token(key).await).await;
-        assert_failure(
-            status,
-            &body,
-            StatusCode::UNAUTHORIZED,
-            "Public key verification failed: ",
-        );
+        assert_failure(status, &body, StatusCode::UNAUTHORIZED, "Public key verification failed: ");
     }
 }
 
@@ -265,31 +224,19 @@ async fn token_refused_for_foreign_garbage_or_non_rsa_keys() {
 async fn token_refusals_say_why() {
     let server = start().await;
     for (key, reason) in [
-        (
-            OTHER_PUBLIC_KEY,
-            "public key does not match the server's key",
-        ),
+        (OTHER_PUBLIC_KEY, "public key does not match the server's key"),
         (EC_PUBLIC_KEY, "key is not an RSA public key"),
-        (
-            "garbage",
-            "failed to decode PEM block containing public key",
-        ),
+        ("garbage", "failed to decode PEM block containing public key"),
     ] {
         let (_, body) = json_reply(server.request_token(key).await).await;
-        assert_eq!(
-            body["error"],
-            format!("Public key verification failed: {reason}")
-        );
+        assert_eq!(body["error"], format!("Public key verification failed: {reason}"));
     }
 }
 
 #[tokio::test]
 async fn token_key_compared_by_value_not_text() {
     let server = start().await;
-    let crlf = format!(
-        "\n  {}\n\n",
-        server.api.public_key_pem().replace('\n', "\r\n")
-    );
+    let crlf = format!("\n  {}\n\n", server.api.public_key_pem().replace('\n', "\r\n"));
     let (status, body) = json_reply(server.request_token(&crlf).await).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
@@ -319,10 +266,7 @@ async fn authorization_without_exact_bearer_prefix_is_401() {
     ] {
         let (status, body) = server.get_with(Some(&auth)).await;
         assert_failure(status, &body, StatusCode::UNAUTHORIZED, "");
-        assert_eq!(
-            body["error"], "Authorization header must start with 'Bearer '",
-            "for {auth:?}"
-        );
+        assert_eq!(body["error"], "Authorization header must start with 'Bearer '", "for {auth:?}");
     }
 }
 
@@ -367,12 +311,7 @@ async fn malformed_foreign_or_wrong_algorithm_tokens_are_401() {
     let spliced = parts.join(".");
     for token in ["garbage", hs256.as_str(), spliced.as_str()] {
         let (status, body) = server.get_with(Some(&format!("Bearer {token}"))).await;
-        assert_failure(
-            status,
-            &body,
-            StatusCode::UNAUTHORIZED,
-            "Invalid or expired token: ",
-        );
+        assert_failure(status, &body, StatusCode::UNAUTHORIZED, "Invalid or expired token: ");
     }
 }
 
@@ -417,36 +356,17 @@ async fn get_preserves_order_and_drops_pid_zero_and_selector_entries() {
     let selector = json!({"priority": true, "execution_time": 5,
         "selectors": [{"key": "app", "value": "ueransim"}], "command_regex": "nr-gnb"});
     let zero = json!({"priority": true, "execution_time": 5, "pid": 0});
-    server
-        .post(json!([
-            strategy(30),
-            zero,
-            strategy(10),
-            selector,
-            strategy(20)
-        ]))
-        .await;
+    server.post(json!([strategy(30), zero, strategy(10), selector, strategy(20)])).await;
     let body = server.get().await;
-    assert_eq!(
-        body["scheduling"],
-        json!([strategy(30), strategy(10), strategy(20)])
-    );
-    let pids: Vec<i64> = server
-        .api
-        .strategies()
-        .unwrap()
-        .iter()
-        .map(|s| s.pid)
-        .collect();
+    assert_eq!(body["scheduling"], json!([strategy(30), strategy(10), strategy(20)]));
+    let pids: Vec<i64> = server.api.strategies().unwrap().iter().map(|s| s.pid).collect();
     assert_eq!(pids, [30, 10, 20]);
 }
 
 #[tokio::test]
 async fn list_of_only_dropped_entries_reads_as_null() {
     let server = start().await;
-    server
-        .post(json!([{"priority": false, "execution_time": 1}]))
-        .await;
+    server.post(json!([{"priority": false, "execution_time": 1}])).await;
     assert_eq!(server.get().await["scheduling"], Value::Null);
     server.post(json!([])).await;
     assert_eq!(server.get().await["scheduling"], Value::Null);
@@ -465,12 +385,7 @@ async fn strategies_are_decoded_strictly_by_type() {
         "",
     ] {
         let (status, body) = server.post_raw(Some(&auth), bad).await;
-        assert_failure(
-            status,
-            &body,
-            StatusCode::BAD_REQUEST,
-            "Invalid request payload: ",
-        );
+        assert_failure(status, &body, StatusCode::BAD_REQUEST, "Invalid request payload: ");
     }
     assert_eq!(*server.api.posts().borrow(), 1, "a refused POST counted");
     assert_eq!(server.get().await["scheduling"], json!([strategy(1)]));
@@ -507,10 +422,7 @@ async fn posts_counter_moves_on_each_successful_post() {
     let mut posts = server.api.posts();
     assert_eq!(*posts.borrow_and_update(), 0);
     server.post(json!([strategy(8)])).await;
-    tokio::time::timeout(Duration::from_secs(5), posts.changed())
-        .await
-        .unwrap()
-        .unwrap();
+    tokio::time::timeout(Duration::from_secs(5), posts.changed()).await.unwrap().unwrap();
     assert_eq!(*posts.borrow_and_update(), 1);
     let expected = Strategy {
         priority: true,
@@ -526,10 +438,7 @@ async fn posts_counter_moves_on_each_successful_post() {
 async fn oversized_body_is_413() {
     let server = start().await;
     let auth = format!("Bearer {}", server.token().await);
-    let huge = format!(
-        r#"{{"strategies":[],"pad":"{}"}}"#,
-        "x".repeat(5 * 1024 * 1024)
-    );
+    let huge = format!(r#"{{"strategies":[],"pad":"{}"}}"#, "x".repeat(5 * 1024 * 1024));
     let (status, body) = server.post_raw(Some(&auth), huge).await;
     assert_failure(status, &body, StatusCode::PAYLOAD_TOO_LARGE, "");
 }
@@ -539,12 +448,7 @@ async fn oversized_body_is_413() {
 #[tokio::test]
 async fn health_reports_healthy() {
     let server = start().await;
-    let response = server
-        .client
-        .get(server.url(HEALTH_PATH))
-        .send()
-        .await
-        .unwrap();
+    let response = server.client.get(server.url(HEALTH_PATH)).send().await.unwrap();
     let (status, body) = json_reply(response).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["status"], "healthy");
@@ -556,19 +460,12 @@ async fn health_reports_healthy() {
 async fn options_is_200_with_cors_on_any_path_without_auth() {
     let server = start().await;
     for path in [STRATEGIES_PATH, TOKEN_PATH, HEALTH_PATH, "/no/such/path"] {
-        let response = server
-            .client
-            .request(Method::OPTIONS, server.url(path))
-            .send()
-            .await
-            .unwrap();
+        let response =
+            server.client.request(Method::OPTIONS, server.url(path)).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::OK, "{path}");
         let headers = response.headers();
         assert_eq!(headers["access-control-allow-origin"], "*", "{path}");
-        for name in [
-            "access-control-allow-methods",
-            "access-control-allow-headers",
-        ] {
+        for name in ["access-control-allow-methods", "access-control-allow-headers"] {
             assert!(headers.contains_key(name), "{path} lacks {name}");
         }
         let allowed = headers["access-control-allow-headers"].to_str().unwrap();
@@ -585,17 +482,9 @@ async fn wrong_method_on_known_path_is_405_with_empty_body() {
         (Method::PUT, STRATEGIES_PATH),
         (Method::POST, HEALTH_PATH),
     ] {
-        let response = server
-            .client
-            .request(method.clone(), server.url(path))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            response.status(),
-            StatusCode::METHOD_NOT_ALLOWED,
-            "{method} {path}"
-        );
+        let response =
+            server.client.request(method.clone(), server.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
         assert_eq!(response.text().await.unwrap(), "", "{method} {path}");
     }
 }
@@ -603,22 +492,12 @@ async fn wrong_method_on_known_path_is_405_with_empty_body() {
 #[tokio::test]
 async fn unknown_path_is_plain_text_404() {
     let server = start().await;
-    for path in [
-        "/",
-        "/api/v1/nothing",
-        "/api/v1/scheduling/strategies/extra",
-    ] {
+    for path in ["/", "/api/v1/nothing", "/api/v1/scheduling/strategies/extra"] {
         let response = server.client.get(server.url(path)).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
-        let content_type = response.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .to_owned();
+        let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
         assert!(content_type.starts_with("text/plain"), "{content_type}");
-        assert_eq!(
-            response.text().await.unwrap().trim_end(),
-            "404 page not found"
-        );
+        assert_eq!(response.text().await.unwrap().trim_end(), "404 page not found");
     }
 }
 
@@ -656,17 +535,11 @@ fn missing_or_stale_public_key_file_is_rewritten_from_the_private_key() {
 
     std::fs::write(api.public_key_path(), OTHER_PUBLIC_KEY).unwrap();
     let api = LocalApi::open(dir.path(), DAY).unwrap();
-    assert_eq!(
-        std::fs::read_to_string(api.public_key_path()).unwrap(),
-        expected
-    );
+    assert_eq!(std::fs::read_to_string(api.public_key_path()).unwrap(), expected);
 
     std::fs::remove_file(api.public_key_path()).unwrap();
     let api = LocalApi::open(dir.path(), DAY).unwrap();
-    assert_eq!(
-        std::fs::read_to_string(api.public_key_path()).unwrap(),
-        expected
-    );
+    assert_eq!(std::fs::read_to_string(api.public_key_path()).unwrap(), expected);
 }
 
 #[test]
@@ -688,9 +561,7 @@ async fn token_from_a_generated_key_works_end_to_end() {
 async fn serve_stops_on_shutdown() {
     let server = start().await;
     server.post(json!([strategy(1)])).await;
-    tokio::time::timeout(Duration::from_secs(5), server.stop())
-        .await
-        .unwrap();
+    tokio::time::timeout(Duration::from_secs(5), server.stop()).await.unwrap();
 }
 
 #[tokio::test]
@@ -707,14 +578,8 @@ async fn run_reports_a_busy_port_and_stops_on_shutdown() {
     assert!(matches!(err, LocalApiError::Bind { .. }), "{err}");
 
     drop(busy);
-    let opts = LocalApiOptions {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        ..opts
-    };
-    tokio::time::timeout(Duration::from_secs(5), run(opts, async {}))
-        .await
-        .unwrap()
-        .unwrap();
+    let opts = LocalApiOptions { listen: "127.0.0.1:0".parse().unwrap(), ..opts };
+    tokio::time::timeout(Duration::from_secs(5), run(opts, async {})).await.unwrap().unwrap();
 }
 
 #[test]

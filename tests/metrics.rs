@@ -70,7 +70,8 @@ async fn counters_move_and_healthz_follows_the_api() {
     fifo.write(&target.line());
     let mut api = Api::start().await;
     let addr = free_addr();
-    let mut d = Daemon::spawn(with_metrics(daemon_command(&api.url(), &api.key_path(), &fifo.path), addr));
+    let mut d =
+        Daemon::spawn(with_metrics(daemon_command(&api.url(), &api.key_path(), &fifo.path), addr));
     let m = Scrape(addr);
     assert!(eventually(LONG, || api.pids() == vec![target.pid() as i64]).await);
 
@@ -83,7 +84,10 @@ async fn counters_move_and_healthz_follows_the_api() {
     assert!(m.value("gtp5g_operator_seconds_since_last_trace_line").await < 10.0);
     let ok = m.value("gtp5g_operator_posts_ok_total").await;
     assert!(ok >= 1.0);
-    assert!(m.until("gtp5g_operator_posts_ok_total", |v| v > ok).await > ok, "posts_ok does not move");
+    assert!(
+        m.until("gtp5g_operator_posts_ok_total", |v| v > ok).await > ok,
+        "posts_ok does not move"
+    );
     assert!(m.value("gtp5g_operator_seconds_since_last_post_ok").await < 2.0);
     let (status, body) = m.health_until(200).await;
     assert_eq!((status, body.as_str()), (200, "ok\n"));
@@ -109,7 +113,13 @@ async fn counters_move_and_healthz_follows_the_api() {
     // Neither a scraper holding a keep-alive connection nor a client that
     // connected and sent nothing may hold up the exit.
     let scraper = reqwest::Client::new();
-    assert!(scraper.get(format!("http://{addr}/metrics")).send().await.unwrap().status().is_success());
+    assert!(scraper
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .is_success());
     let _silent = std::net::TcpStream::connect(addr).unwrap();
     d.signal(libc::SIGTERM);
     let status = d.wait_exit(Duration::from_secs(3)).await;
@@ -123,7 +133,10 @@ async fn a_taken_metrics_address_fails_the_start() {
     let addr = taken.local_addr().unwrap();
     let dir = TempDir::new().unwrap();
     let api = Api::start().await;
-    let out = with_metrics(daemon_command(&api.url(), &api.key_path(), &dir.path().join("p")), addr).output().unwrap();
+    let out =
+        with_metrics(daemon_command(&api.url(), &api.key_path(), &dir.path().join("p")), addr)
+            .output()
+            .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains(&format!("metrics.listen {addr}: Address already in use")), "{stderr}");

@@ -5,11 +5,12 @@
 
 mod common;
 
+use common::tracer_binary;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use common::tracer_binary;
 
-const UNITS: [&str; 3] = ["gtp5g-tracer.service", "gtp5g-operator.service", "gtp5g-local-api.service"];
+const UNITS: [&str; 3] =
+    ["gtp5g-tracer.service", "gtp5g-operator.service", "gtp5g-local-api.service"];
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -46,16 +47,29 @@ fn systemd_analyze_verify_is_silent() {
     let dir = tempfile::tempdir().unwrap();
     let units = units_for_verify(dir.path());
     // --man=no: verify would otherwise run man(1) for Documentation= pages.
-    let out = Command::new("systemd-analyze").args(["verify", "--man=no"]).args(&units).output().unwrap();
+    let out =
+        Command::new("systemd-analyze").args(["verify", "--man=no"]).args(&units).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "systemd-analyze verify failed ({}):\n{stdout}{stderr}", out.status);
-    assert!(stdout.trim().is_empty() && stderr.trim().is_empty(), "systemd-analyze verify warned:\n{stdout}{stderr}");
+    assert!(
+        out.status.success(),
+        "systemd-analyze verify failed ({}):\n{stdout}{stderr}",
+        out.status
+    );
+    assert!(
+        stdout.trim().is_empty() && stderr.trim().is_empty(),
+        "systemd-analyze verify warned:\n{stdout}{stderr}"
+    );
 }
 
 /// `key=value` lines of a unit, comments dropped.
 fn directives(name: &str) -> Vec<String> {
-    unit_text(name).lines().map(str::trim).filter(|l| l.contains('=') && !l.starts_with('#')).map(String::from).collect()
+    unit_text(name)
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.contains('=') && !l.starts_with('#'))
+        .map(String::from)
+        .collect()
 }
 
 fn assert_has(name: &str, wanted: &[&str]) {
@@ -94,8 +108,14 @@ fn operator_unit_keeps_its_contract_with_the_daemon() {
             "ProcSubset=all",
         ],
     );
-    let after = directives("gtp5g-operator.service").into_iter().find(|d| d.starts_with("After=")).unwrap_or_default();
-    assert!(after.split_whitespace().any(|u| u.ends_with("gtp5g-tracer.service")), "operator not ordered after the tracer: {after}");
+    let after = directives("gtp5g-operator.service")
+        .into_iter()
+        .find(|d| d.starts_with("After="))
+        .unwrap_or_default();
+    assert!(
+        after.split_whitespace().any(|u| u.ends_with("gtp5g-tracer.service")),
+        "operator not ordered after the tracer: {after}"
+    );
 }
 
 #[test]

@@ -31,11 +31,7 @@ pub(crate) struct KeyPair {
 /// is the source of truth: a missing or stale public key file is rewritten
 /// from it, so clients reading that file always get a key that works.
 pub(crate) fn load_or_generate(dir: &Path) -> Result<KeyPair, LocalApiError> {
-    DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| io_error(dir, e))?;
+    DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| io_error(dir, e))?;
     let private_path = dir.join(PRIVATE_KEY_FILE);
     let private = if private_path.exists() {
         read_private_key(&private_path)?
@@ -75,10 +71,7 @@ fn read_private_key(path: &Path) -> Result<RsaPrivateKey, LocalApiError> {
             RsaPrivateKey::from_pkcs1_pem(&text)
                 .map_err(|pkcs1_err| format!("not PKCS#8 ({pkcs8_err}) nor PKCS#1 ({pkcs1_err})"))
         })
-        .map_err(|detail| LocalApiError::KeyParse {
-            path: path.to_owned(),
-            detail,
-        })
+        .map_err(|detail| LocalApiError::KeyParse { path: path.to_owned(), detail })
 }
 
 fn sync_public_key_file(
@@ -111,9 +104,7 @@ fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> Result<(), Local
         .mode(mode)
         .open(&tmp)
         .map_err(|e| io_error(&tmp, e))?;
-    file.write_all(contents)
-        .and_then(|()| file.sync_all())
-        .map_err(|e| io_error(&tmp, e))?;
+    file.write_all(contents).and_then(|()| file.sync_all()).map_err(|e| io_error(&tmp, e))?;
     fs::rename(&tmp, path).map_err(|e| io_error(path, e))
 }
 
@@ -126,16 +117,12 @@ fn tmp_path(path: &Path) -> PathBuf {
 // jsonwebtoken's signer (ring) wants PKCS#1 DER; handing it DER directly
 // avoids depending on its PEM sniffing.
 fn encoding_key(private: &RsaPrivateKey) -> Result<jsonwebtoken::EncodingKey, LocalApiError> {
-    let der = private
-        .to_pkcs1_der()
-        .map_err(|e| LocalApiError::KeyEncode(e.to_string()))?;
+    let der = private.to_pkcs1_der().map_err(|e| LocalApiError::KeyEncode(e.to_string()))?;
     Ok(jsonwebtoken::EncodingKey::from_rsa_der(der.as_bytes()))
 }
 
 fn decoding_key(public: &RsaPublicKey) -> Result<jsonwebtoken::DecodingKey, LocalApiError> {
-    let der = public
-        .to_pkcs1_der()
-        .map_err(|e| LocalApiError::KeyEncode(e.to_string()))?;
+    let der = public.to_pkcs1_der().map_err(|e| LocalApiError::KeyEncode(e.to_string()))?;
     Ok(jsonwebtoken::DecodingKey::from_rsa_der(der.as_bytes()))
 }
 
@@ -172,16 +159,11 @@ fn pem_block_contents(text: &str) -> Option<Vec<u8>> {
     let body = &after_begin[body_start..];
     let body = &body[..body.find("-----END ")?];
     let compact: String = body.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    base64::engine::general_purpose::STANDARD
-        .decode(compact)
-        .ok()
+    base64::engine::general_purpose::STANDARD.decode(compact).ok()
 }
 
 fn io_error(path: &Path, source: std::io::Error) -> LocalApiError {
-    LocalApiError::Io {
-        path: path.to_owned(),
-        source,
-    }
+    LocalApiError::Io { path: path.to_owned(), source }
 }
 
 #[cfg(test)]
@@ -189,9 +171,7 @@ mod tests {
     use super::*;
 
     fn small_key() -> RsaPublicKey {
-        RsaPrivateKey::new(&mut rand::thread_rng(), 1024)
-            .unwrap()
-            .to_public_key()
+        RsaPrivateKey::new(&mut rand::thread_rng(), 1024).unwrap().to_public_key()
     }
 
     #[test]
@@ -210,17 +190,11 @@ mod tests {
     fn refuses_non_pem_and_non_spki() {
         assert_eq!(parse_public_key_pem("hello"), Err(KeyCheckError::NoPemBlock));
         let pkcs1 = small_key().to_pkcs1_pem(LineEnding::LF).unwrap();
-        assert!(matches!(
-            parse_public_key_pem(&pkcs1),
-            Err(KeyCheckError::NotRsaSpki(_))
-        ));
+        assert!(matches!(parse_public_key_pem(&pkcs1), Err(KeyCheckError::NotRsaSpki(_))));
     }
 
     #[test]
     fn tmp_path_is_a_sibling() {
-        assert_eq!(
-            tmp_path(Path::new("/a/b/key.pem")),
-            PathBuf::from("/a/b/key.pem.tmp")
-        );
+        assert_eq!(tmp_path(Path::new("/a/b/key.pem")), PathBuf::from("/a/b/key.pem.tmp"));
     }
 }

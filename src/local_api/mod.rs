@@ -134,10 +134,7 @@ impl LocalApi {
                 keys,
                 public_key_path: state_dir.join(keys::PUBLIC_KEY_FILE),
                 token_duration,
-                store: Mutex::new(StrategyStore {
-                    posted: None,
-                    recalculate: true,
-                }),
+                store: Mutex::new(StrategyStore { posted: None, recalculate: true }),
                 posts: watch::channel(0).0,
             }),
         })
@@ -167,18 +164,13 @@ impl LocalApi {
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(listener, routes::router(self.clone()))
-            .with_graceful_shutdown(shutdown)
-            .await
+        axum::serve(listener, routes::router(self.clone())).with_graceful_shutdown(shutdown).await
     }
 
     fn store(&self) -> MutexGuard<'_, StrategyStore> {
         // The store holds plain data that every writer replaces whole, so a
         // panic elsewhere cannot leave it half-updated.
-        self.inner
-            .store
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner.store.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn replace_strategies(&self, strategies: Vec<Strategy>) {
@@ -269,11 +261,8 @@ fn header_alg(token: &str) -> String {
 /// matching pods; this server has no pods, so a selector strategy matches
 /// nothing and is dropped too. An empty result is `None` (`null` on the wire).
 fn in_force(posted: Option<&[Strategy]>) -> Option<Vec<Strategy>> {
-    let kept: Vec<Strategy> = posted?
-        .iter()
-        .filter(|s| s.selectors.is_empty() && s.pid != 0)
-        .cloned()
-        .collect();
+    let kept: Vec<Strategy> =
+        posted?.iter().filter(|s| s.selectors.is_empty() && s.pid != 0).cloned().collect();
     (!kept.is_empty()).then_some(kept)
 }
 
@@ -286,18 +275,13 @@ pub async fn run(
     let api = LocalApi::open(&opts.state_dir, opts.token_duration)?;
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await
-        .map_err(|source| LocalApiError::Bind {
-            addr: opts.listen,
-            source,
-        })?;
+        .map_err(|source| LocalApiError::Bind { addr: opts.listen, source })?;
     let addr = listener.local_addr().map_err(LocalApiError::Serve)?;
     tracing::info!(
         "local API listening on {addr}, public key at {}",
         api.public_key_path().display()
     );
-    api.serve(listener, shutdown)
-        .await
-        .map_err(LocalApiError::Serve)
+    api.serve(listener, shutdown).await.map_err(LocalApiError::Serve)
 }
 
 #[cfg(test)]
@@ -318,10 +302,7 @@ mod tests {
     #[test]
     fn in_force_drops_pidless_and_selector_entries_keeping_order() {
         let mut selector = pid(9);
-        selector.selectors = vec![Selector {
-            key: "app".into(),
-            value: "x".into(),
-        }];
+        selector.selectors = vec![Selector { key: "app".into(), value: "x".into() }];
         let posted = [pid(3), pid(0), selector, pid(1)];
         assert_eq!(in_force(Some(&posted)), Some(vec![pid(3), pid(1)]));
     }

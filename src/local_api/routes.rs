@@ -45,10 +45,7 @@ async fn cors(req: Request, next: Next) -> Response {
         next.run(req).await
     };
     let headers = response.headers_mut();
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
+    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
     headers.insert(
         header::ACCESS_CONTROL_ALLOW_METHODS,
         HeaderValue::from_static("GET, POST, PUT, DELETE, OPTIONS"),
@@ -68,14 +65,8 @@ async fn method_not_allowed() -> StatusCode {
 async fn not_found() -> Response {
     let mut response = (StatusCode::NOT_FOUND, "404 page not found\n").into_response();
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     response
 }
 
@@ -86,10 +77,9 @@ fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
             bytes.push(b'\n');
             let mut response = Response::new(Body::from(bytes));
             *response.status_mut() = status;
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
             response
         }
         Err(e) => {
@@ -102,11 +92,7 @@ fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
 fn failure(status: StatusCode, error: String) -> Response {
     json(
         status,
-        &StatusResponse {
-            success: false,
-            error: Some(error),
-            ..StatusResponse::default()
-        },
+        &StatusResponse { success: false, error: Some(error), ..StatusResponse::default() },
     )
 }
 
@@ -117,10 +103,7 @@ fn now_stamp() -> String {
 /// Decodes the first JSON value of a body and ignores whatever follows, as
 /// Go's `json.NewDecoder(r.Body).Decode` does; an empty body reads as "EOF".
 fn decode_first<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
-    match serde_json::Deserializer::from_slice(body)
-        .into_iter::<T>()
-        .next()
-    {
+    match serde_json::Deserializer::from_slice(body).into_iter::<T>().next() {
         Some(Ok(value)) => Ok(value),
         Some(Err(e)) => Err(e.to_string()),
         None => Err("EOF".to_owned()),
@@ -128,10 +111,7 @@ fn decode_first<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
 }
 
 fn body_error(rejection: &BytesRejection) -> Response {
-    failure(
-        rejection.status(),
-        format!("Invalid request body: {rejection}"),
-    )
+    failure(rejection.status(), format!("Invalid request body: {rejection}"))
 }
 
 async fn token(State(api): State<LocalApi>, body: Result<Bytes, BytesRejection>) -> Response {
@@ -142,18 +122,12 @@ async fn token(State(api): State<LocalApi>, body: Result<Bytes, BytesRejection>)
     let request: TokenRequest = match decode_first(&body) {
         Ok(request) => request,
         Err(detail) => {
-            return failure(
-                StatusCode::BAD_REQUEST,
-                format!("Invalid JSON format: {detail}"),
-            )
+            return failure(StatusCode::BAD_REQUEST, format!("Invalid JSON format: {detail}"))
         }
     };
     if let Err(e) = api.public_key_matches(&request.public_key) {
         tracing::info!(reason = %e, "token refused");
-        return failure(
-            StatusCode::UNAUTHORIZED,
-            format!("Public key verification failed: {e}"),
-        );
+        return failure(StatusCode::UNAUTHORIZED, format!("Public key verification failed: {e}"));
     }
     let now = unix_now();
     match api.issue_token(now) {
@@ -169,10 +143,9 @@ async fn token(State(api): State<LocalApi>, body: Result<Bytes, BytesRejection>)
                 token: Some(token),
             },
         ),
-        Err(e) => failure(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("Failed to generate token: {e}"),
-        ),
+        Err(e) => {
+            failure(StatusCode::INTERNAL_SERVER_ERROR, format!("Failed to generate token: {e}"))
+        }
     }
 }
 
@@ -221,10 +194,7 @@ async fn post_strategies(
     let request: StrategiesRequest = match decode_first(&body) {
         Ok(request) => request,
         Err(detail) => {
-            return failure(
-                StatusCode::BAD_REQUEST,
-                format!("Invalid request payload: {detail}"),
-            )
+            return failure(StatusCode::BAD_REQUEST, format!("Invalid request payload: {detail}"))
         }
     };
     let pids: Vec<i64> = request.strategies.iter().map(|s| s.pid).collect();
@@ -291,10 +261,7 @@ mod tests {
     fn decode_first_ignores_trailing_data_and_reports_eof() {
         let r: StrategiesRequest = decode_first(br#"{"strategies":[]} garbage {"#).unwrap();
         assert!(r.strategies.is_empty());
-        assert_eq!(
-            decode_first::<StrategiesRequest>(b"  \n").unwrap_err(),
-            "EOF"
-        );
+        assert_eq!(decode_first::<StrategiesRequest>(b"  \n").unwrap_err(), "EOF");
         assert!(decode_first::<StrategiesRequest>(b"{").is_err());
     }
 }

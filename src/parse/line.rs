@@ -137,7 +137,9 @@ fn flags_and_timestamp(input: &[u8]) -> IResult<&[u8], FlagsAndTimestamp<'_>> {
         spaces1,
         alt((
             map(timestamp, |ts| (None, ts)),
-            map((terminated(take_till1(|b| b == b' '), spaces1), timestamp), |(f, ts)| (Some(f), ts)),
+            map((terminated(take_till1(|b| b == b' '), spaces1), timestamp), |(f, ts)| {
+                (Some(f), ts)
+            }),
         )),
     )
     .parse(input)
@@ -145,7 +147,8 @@ fn flags_and_timestamp(input: &[u8]) -> IResult<&[u8], FlagsAndTimestamp<'_>> {
 
 /// `<digits>[.<digits>]:` (the `counter` clock prints no fraction).
 fn timestamp(input: &[u8]) -> IResult<&[u8], &[u8]> {
-    terminated(recognize((digit1, take_while(|b: u8| b.is_ascii_digit() || b == b'.'))), char(':')).parse(input)
+    terminated(recognize((digit1, take_while(|b: u8| b.is_ascii_digit() || b == b'.'))), char(':'))
+        .parse(input)
 }
 
 /// After the timestamp: ` <event>: <message>`; the event may be empty.
@@ -188,7 +191,9 @@ mod tests {
 
     #[test]
     fn trimmed_line_with_four_char_flags() {
-        let t = trace("nr-ue-365012 [004] d..3 22353.878390: bpf_trace_printk: stop: pid=365012 (nr-ue)");
+        let t = trace(
+            "nr-ue-365012 [004] d..3 22353.878390: bpf_trace_printk: stop: pid=365012 (nr-ue)",
+        );
         assert_eq!((t.header.comm, t.header.pid, t.header.cpu), (&b"nr-ue"[..], 365012, 4));
         assert_eq!(t.header.flags, Some(&b"d..3"[..]));
         assert_eq!(t.message, b"stop: pid=365012 (nr-ue)");
@@ -217,9 +222,12 @@ mod tests {
 
     #[test]
     fn record_tgid_column_number_or_dashes() {
-        let t = trace("          nr-gnb-10271   (  10147) [001] b..2.  1690.276973: bpf_trace_printk: m");
+        let t = trace(
+            "          nr-gnb-10271   (  10147) [001] b..2.  1690.276973: bpf_trace_printk: m",
+        );
         assert_eq!((t.header.pid, t.header.tgid), (10271, Some(Some(10147))));
-        let t = trace("           <...>-4781    (-------) [001] d..1  5.000000: bpf_trace_printk: m");
+        let t =
+            trace("           <...>-4781    (-------) [001] d..1  5.000000: bpf_trace_printk: m");
         assert_eq!((t.header.pid, t.header.tgid), (4781, Some(None)));
     }
 
@@ -234,7 +242,10 @@ mod tests {
     #[test]
     fn counter_clock_and_old_event_names() {
         let t = trace("  bash-1 [000] d..1 123456789: 0x00000001: hello");
-        assert_eq!((t.header.timestamp, t.event, t.message), (&b"123456789"[..], &b"0x00000001"[..], &b"hello"[..]));
+        assert_eq!(
+            (t.header.timestamp, t.event, t.message),
+            (&b"123456789"[..], &b"0x00000001"[..], &b"hello"[..])
+        );
         assert!(t.is_printk());
         let t = trace("  bash-1 [000] d..1 5.5: : hello there");
         assert_eq!((t.event, t.message), (&b""[..], &b"hello there"[..]));
@@ -247,21 +258,34 @@ mod tests {
         let mut l = b"  a-1 [000] .... 1.0: bpf_trace_printk: DEV=".to_vec();
         l.extend_from_slice(&[0xff, 0xfe, b'x']);
         match parse_line(&l).unwrap() {
-            Line::Trace(t) => assert_eq!(t.message, &[b'D', b'E', b'V', b'=', 0xff, 0xfe, b'x'][..]),
+            Line::Trace(t) => {
+                assert_eq!(t.message, &[b'D', b'E', b'V', b'=', 0xff, 0xfe, b'x'][..])
+            }
             other => panic!("{other:?}"),
         }
     }
 
     #[test]
     fn lost_events_line() {
-        assert_eq!(parse_line(b"CPU:3 [LOST 1234 EVENTS]"), Ok(Line::Lost { cpu: 3, events: 1234 }));
+        assert_eq!(
+            parse_line(b"CPU:3 [LOST 1234 EVENTS]"),
+            Ok(Line::Lost { cpu: 3, events: 1234 })
+        );
         assert_eq!(parse_line(b"  CPU:0 [LOST 1 EVENTS]  "), Ok(Line::Lost { cpu: 0, events: 1 }));
         assert!(parse_line(b"CPU:3 [LOST many EVENTS]").is_err());
     }
 
     #[test]
     fn malformed_lines() {
-        for bad in ["", "   ", "hello world", "a-1 [x] .... 1.0: e: m", "a-1 [000] .... notatime: e: m", "a-1 [000]", "# tracer: nop"] {
+        for bad in [
+            "",
+            "   ",
+            "hello world",
+            "a-1 [x] .... 1.0: e: m",
+            "a-1 [000] .... notatime: e: m",
+            "a-1 [000]",
+            "# tracer: nop",
+        ] {
             assert!(parse_line(bad.as_bytes()).is_err(), "{bad:?} parsed");
         }
     }

@@ -15,7 +15,11 @@ use nom::{
 pub enum Message<'a> {
     Probe(ProbeEvent<'a>),
     /// The scheduler names its subject task: `stop: pid=N (comm)`.
-    Sched { kind: SchedKind, pid: u32, comm: &'a [u8] },
+    Sched {
+        kind: SchedKind,
+        pid: u32,
+        comm: &'a [u8],
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,18 +76,18 @@ pub fn parse_message(msg: &[u8]) -> Result<Message<'_>, UnknownMessage> {
     if let Ok((_, m)) = sched(msg) {
         return Ok(m);
     }
-    let (body, (kind, function)) = probe_prefix(msg).map_err(|_| UnknownMessage("no <probe>/<function>: prefix"))?;
-    let body = if starts_with_key(body) {
-        Body::Fields(fields(body)?)
-    } else {
-        Body::Note(body)
-    };
+    let (body, (kind, function)) =
+        probe_prefix(msg).map_err(|_| UnknownMessage("no <probe>/<function>: prefix"))?;
+    let body = if starts_with_key(body) { Body::Fields(fields(body)?) } else { Body::Note(body) };
     Ok(Message::Probe(ProbeEvent { kind, function, body }))
 }
 
 fn sched(msg: &[u8]) -> IResult<&[u8], Message<'_>> {
     let (rest, (kind, pid)) = (
-        terminated(alt((value(SchedKind::Stop, tag("stop")), value(SchedKind::Enqueue, tag("enqueue")))), tag(": pid=")),
+        terminated(
+            alt((value(SchedKind::Stop, tag("stop")), value(SchedKind::Enqueue, tag("enqueue")))),
+            tag(": pid="),
+        ),
         terminated(dec, (spaces1, char('('))),
     )
         .parse(msg)?;
@@ -212,8 +216,14 @@ mod tests {
         let f = fields_of("fexit/gtp5g_push_header: RET=0x0 (skb ptr), LEN=99, TS=5");
         assert_eq!((f.ret, f.len, f.ts), (Some(&b"0x0 (skb ptr)"[..]), Some(99), Some(5)));
         assert_eq!(fields_of("fexit/pdr_find_by_gtp1u: PID=7, PDR=Found").pdr_found, Some(true));
-        assert_eq!(fields_of("fexit/pdr_find_by_gtp1u: PID=7, PDR=Not Found").pdr_found, Some(false));
-        assert_eq!(fields_of("fexit/ip4_find_route: PID=7, Route=Not Found").route_found, Some(false));
+        assert_eq!(
+            fields_of("fexit/pdr_find_by_gtp1u: PID=7, PDR=Not Found").pdr_found,
+            Some(false)
+        );
+        assert_eq!(
+            fields_of("fexit/ip4_find_route: PID=7, Route=Not Found").route_found,
+            Some(false)
+        );
         assert_eq!(fields_of("fentry/policePacket: PID=7, TGID=6, CPU=0").tgid, Some(6));
         let p = probe("fexit/gtp5g_encap_recv: PID=1, TGID=2, CPU=3");
         assert_eq!((p.kind, p.function), (ProbeKind::Fexit, &b"gtp5g_encap_recv"[..]));

@@ -30,7 +30,10 @@ pub fn dec<T: TryFrom<u64>>(input: &[u8]) -> IResult<&[u8], T> {
         if !b.is_ascii_digit() {
             break;
         }
-        value = value.checked_mul(10).and_then(|v| v.checked_add(u64::from(b - b'0'))).ok_or_else(fail)?;
+        value = value
+            .checked_mul(10)
+            .and_then(|v| v.checked_add(u64::from(b - b'0')))
+            .ok_or_else(fail)?;
         len += 1;
     }
     if len == 0 {

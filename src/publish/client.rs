@@ -1,7 +1,10 @@
 //! The Gthulhu API client: trades the public key for a JWT, keeps it fresh,
 //! and posts strategy lists. The token is never logged or formatted.
 
-use crate::api::{StatusResponse, Strategy, StrategiesRequest, TokenRequest, TokenResponse, STRATEGIES_PATH, TOKEN_PATH};
+use crate::api::{
+    StatusResponse, StrategiesRequest, Strategy, TokenRequest, TokenResponse, STRATEGIES_PATH,
+    TOKEN_PATH,
+};
 use crate::config::{read_public_key, ApiConfig};
 use base64::Engine;
 use std::fmt;
@@ -38,7 +41,9 @@ impl PublishError {
     pub fn kind(&self) -> FailureKind {
         match self {
             PublishError::Transport { .. } | PublishError::Setup(_) => FailureKind::Transport,
-            PublishError::Http { status: 401, .. } | PublishError::KeyRejected { .. } => FailureKind::Auth,
+            PublishError::Http { status: 401, .. } | PublishError::KeyRejected { .. } => {
+                FailureKind::Auth
+            }
             PublishError::Http { .. } => FailureKind::Http,
             PublishError::Body { .. } => FailureKind::Body,
         }
@@ -87,7 +92,8 @@ impl ApiClient {
             .connect_timeout(timeout)
             .user_agent(concat!("gtp5g-operator/", env!("CARGO_PKG_VERSION")));
         if let Some(ca) = &cfg.ca_file {
-            let pem = std::fs::read(ca).map_err(|e| PublishError::Setup(format!("api.ca_file {}: {e}", ca.display())))?;
+            let pem = std::fs::read(ca)
+                .map_err(|e| PublishError::Setup(format!("api.ca_file {}: {e}", ca.display())))?;
             let certs = reqwest::Certificate::from_pem_bundle(&pem)
                 .map_err(|e| PublishError::Setup(format!("api.ca_file {}: {e}", ca.display())))?;
             for c in certs {
@@ -157,9 +163,17 @@ impl ApiClient {
             .filter(|r| r.status.success)
             .and_then(|r| r.token)
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| PublishError::Body { what: WHAT, status, detail: "no token in a successful answer".into() })?;
+            .ok_or_else(|| PublishError::Body {
+                what: WHAT,
+                status,
+                detail: "no token in a successful answer".into(),
+            })?;
         let refresh_at = expiry(&value).map(|exp| refresh_instant(exp, self.refresh_ahead));
-        tracing::info!(refresh_in_s = refresh_at.map(|t| t.saturating_duration_since(Instant::now()).as_secs()), "obtained API token");
+        tracing::info!(
+            refresh_in_s =
+                refresh_at.map(|t| t.saturating_duration_since(Instant::now()).as_secs()),
+            "obtained API token"
+        );
         Ok(Token { value, refresh_at })
     }
 
@@ -180,9 +194,19 @@ impl ApiClient {
         let parsed: Result<StatusResponse, _> = serde_json::from_slice(&body);
         match (status, parsed) {
             (200, Ok(r)) if r.success => Ok(()),
-            (200, Ok(r)) => Err(PublishError::Body { what: WHAT, status, detail: error_text(r.error, &body) }),
-            (200, Err(e)) => Err(PublishError::Body { what: WHAT, status, detail: format!("{e}: {}", snippet(&body)) }),
-            (_, parsed) => Err(PublishError::Http { what: WHAT, status, message: error_text(parsed.ok().and_then(|r| r.error), &body) }),
+            (200, Ok(r)) => {
+                Err(PublishError::Body { what: WHAT, status, detail: error_text(r.error, &body) })
+            }
+            (200, Err(e)) => Err(PublishError::Body {
+                what: WHAT,
+                status,
+                detail: format!("{e}: {}", snippet(&body)),
+            }),
+            (_, parsed) => Err(PublishError::Http {
+                what: WHAT,
+                status,
+                message: error_text(parsed.ok().and_then(|r| r.error), &body),
+            }),
         }
     }
 }
@@ -210,14 +234,20 @@ fn error_text(error: Option<String>, body: &[u8]) -> String {
 fn snippet(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
     let text = text.trim();
-    if text.is_empty() { "<empty body>".into() } else { text.to_string() }
+    if text.is_empty() {
+        "<empty body>".into()
+    } else {
+        text.to_string()
+    }
 }
 
 /// The `exp` claim (seconds since the epoch), read without verifying: the
 /// client only schedules its refresh with it. Absent `exp` is allowed.
 fn expiry(jwt: &str) -> Option<u64> {
     let payload = jwt.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
     #[derive(serde::Deserialize)]
     struct Claims {
         exp: Option<u64>,

@@ -85,7 +85,13 @@ pub struct Publisher<S> {
 }
 
 impl<S: PidSource> Publisher<S> {
-    pub fn new(settings: watch::Receiver<Settings>, source: S, changed: Arc<Notify>, stats: Arc<Stats>, drain: Duration) -> Self {
+    pub fn new(
+        settings: watch::Receiver<Settings>,
+        source: S,
+        changed: Arc<Notify>,
+        stats: Arc<Stats>,
+        drain: Duration,
+    ) -> Self {
         Publisher { settings, source, changed, stats, drain }
     }
 
@@ -101,10 +107,12 @@ impl<S: PidSource> Publisher<S> {
         loop {
             let list = strategies(&self.source.current_pids(settings.threads), &settings.strategy);
             let due = retry_at.is_some_and(|t| Instant::now() >= t)
-                || (retry_at.is_none() && (Instant::now() >= next_periodic || in_force.as_ref() != Some(&list)));
+                || (retry_at.is_none()
+                    && (Instant::now() >= next_periodic || in_force.as_ref() != Some(&list)));
             // An empty list is sent once, to clear what was in force; never
             // repeatedly, and not at all if nothing was ever sent.
-            let worth_sending = !list.is_empty() || in_force.as_ref().is_some_and(|l| !l.is_empty());
+            let worth_sending =
+                !list.is_empty() || in_force.as_ref().is_some_and(|l| !l.is_empty());
             if due && worth_sending {
                 let outcome = match client.as_mut() {
                     Ok(c) => self.send(c, &list, stop.clone()).await,
@@ -116,7 +124,8 @@ impl<S: PidSource> Publisher<S> {
                         in_force = Some(list);
                         backoff.reset();
                         retry_at = None;
-                        next_periodic = Instant::now() + Duration::from_secs(settings.strategy.interval_s);
+                        next_periodic =
+                            Instant::now() + Duration::from_secs(settings.strategy.interval_s);
                     }
                     Some(Err(e)) => {
                         let wait = backoff.wait();
@@ -154,7 +163,8 @@ impl<S: PidSource> Publisher<S> {
     }
 
     fn new_client(&self, settings: &Settings) -> Result<ApiClient, PublishError> {
-        ApiClient::new(&settings.api).inspect_err(|e| tracing::error!(error = %e, "cannot build the API client"))
+        ApiClient::new(&settings.api)
+            .inspect_err(|e| tracing::error!(error = %e, "cannot build the API client"))
     }
 
     /// None when shutdown cut the POST off.
@@ -197,7 +207,8 @@ impl<S: PidSource> Publisher<S> {
             FailureKind::Body => &self.stats.posts_failed_body,
         };
         counter.fetch_add(1, Relaxed);
-        let _ = self.stats.first_failure_unix_ms.compare_exchange(0, now_unix_ms(), Relaxed, Relaxed);
+        let _ =
+            self.stats.first_failure_unix_ms.compare_exchange(0, now_unix_ms(), Relaxed, Relaxed);
         tracing::warn!(error = %e, retry_in_ms = retry_in.as_millis() as u64, "sending strategies failed");
     }
 }
@@ -244,7 +255,11 @@ mod tests {
     impl PidSource for Scripted {
         fn current_pids(&mut self, _threads: bool) -> Vec<u32> {
             // A target appears once, then exits before any post succeeded.
-            if self.calls.fetch_add(1, Relaxed) == 0 { vec![5] } else { vec![] }
+            if self.calls.fetch_add(1, Relaxed) == 0 {
+                vec![5]
+            } else {
+                vec![]
+            }
         }
     }
 

@@ -291,15 +291,19 @@ impl<P: ProcView> Tracker<P> {
             return false;
         }
         let Some(leader) = self.proc.process(task.tgid) else { return false };
-        if !self.targets.matches(task.comm.as_bytes()) && !self.targets.matches(leader.comm.as_bytes()) {
+        if !self.targets.matches(task.comm.as_bytes())
+            && !self.targets.matches(leader.comm.as_bytes())
+        {
             return false;
         }
         if !self.processes.contains_key(&task.tgid) && !self.room_for_process() {
             return false;
         }
-        let mut threads: BTreeSet<u32> = self.proc.threads(task.tgid).into_iter().map(|(t, _)| t).collect();
+        let mut threads: BTreeSet<u32> =
+            self.proc.threads(task.tgid).into_iter().map(|(t, _)| t).collect();
         threads.insert(tid);
-        let name = if self.targets.matches(leader.comm.as_bytes()) { leader.comm } else { task.comm };
+        let name =
+            if self.targets.matches(leader.comm.as_bytes()) { leader.comm } else { task.comm };
         self.add_threads(task.tgid, name, Some(leader.start_time), threads)
     }
 
@@ -311,8 +315,18 @@ impl<P: ProcView> Tracker<P> {
         room
     }
 
-    fn add_threads(&mut self, tgid: u32, name: Comm, start_time: Option<u64>, threads: BTreeSet<u32>) -> bool {
-        let p = self.processes.entry(tgid).or_insert_with(|| Process { name, start_time, threads: BTreeSet::new() });
+    fn add_threads(
+        &mut self,
+        tgid: u32,
+        name: Comm,
+        start_time: Option<u64>,
+        threads: BTreeSet<u32>,
+    ) -> bool {
+        let p = self.processes.entry(tgid).or_insert_with(|| Process {
+            name,
+            start_time,
+            threads: BTreeSet::new(),
+        });
         let mut grew = false;
         for tid in threads {
             if self.index.len() >= self.limits.max_threads && !self.index.contains_key(&tid) {
@@ -355,7 +369,9 @@ impl<P: ProcView> Tracker<P> {
             None => self.exited += 1,
             Some(l) if Some(l.start_time) != recorded => self.reused += 1,
             Some(_) if !still_target => self.exited += 1,
-            Some(_) => return self.replace_threads(tgid, threads.into_iter().map(|(t, _)| t).collect()),
+            Some(_) => {
+                return self.replace_threads(tgid, threads.into_iter().map(|(t, _)| t).collect())
+            }
         }
         self.forget(tgid);
         true

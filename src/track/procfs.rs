@@ -148,7 +148,10 @@ mod tests {
 
     #[test]
     fn stat_with_spaces_and_parens_in_comm() {
-        let s = Stat::parse(b"42 (a) b (c)) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 98765 1000 10\n").unwrap();
+        let s = Stat::parse(
+            b"42 (a) b (c)) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 98765 1000 10\n",
+        )
+        .unwrap();
         assert_eq!(s.comm, Comm::new(b"a) b (c)"));
         assert_eq!(s.flags, 4194560);
         assert_eq!(s.start_time, 98765);

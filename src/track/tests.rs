@@ -81,9 +81,16 @@ fn record_tgid_column_gives_the_group() {
 
 #[test]
 fn process_bound_drops_and_counts() {
-    let mut t = Tracker::new(Targets::new(&["nr-gnb"]), Limits { max_processes: 3, max_threads: 100 }, NoProc);
+    let mut t = Tracker::new(
+        Targets::new(&["nr-gnb"]),
+        Limits { max_processes: 3, max_threads: 100 },
+        NoProc,
+    );
     for pid in 1..=10 {
-        feed(&mut t, &format!("nr-gnb-{pid} [000] .... 1.0: bpf_trace_printk: stop: pid={pid} (nr-gnb)"));
+        feed(
+            &mut t,
+            &format!("nr-gnb-{pid} [000] .... 1.0: bpf_trace_printk: stop: pid={pid} (nr-gnb)"),
+        );
     }
     assert_eq!(t.stats().processes, 3);
     assert_eq!(t.stats().dropped, 7);
@@ -111,15 +118,24 @@ impl ProcView for &FakeProc {
     }
     fn task(&self, tid: u32) -> Option<TaskInfo> {
         let m = self.tasks.lock().unwrap();
-        m.get(&tid).map(|&(tgid, c, _)| TaskInfo { tgid, comm: Comm::new(c.as_bytes()), kernel_thread: c == "kthread" })
+        m.get(&tid).map(|&(tgid, c, _)| TaskInfo {
+            tgid,
+            comm: Comm::new(c.as_bytes()),
+            kernel_thread: c == "kthread",
+        })
     }
     fn process(&self, tgid: u32) -> Option<ProcessInfo> {
         let m = self.tasks.lock().unwrap();
-        m.get(&tgid).map(|&(_, c, start)| ProcessInfo { comm: Comm::new(c.as_bytes()), start_time: start })
+        m.get(&tgid)
+            .map(|&(_, c, start)| ProcessInfo { comm: Comm::new(c.as_bytes()), start_time: start })
     }
     fn threads(&self, tgid: u32) -> Vec<(u32, Comm)> {
         let m = self.tasks.lock().unwrap();
-        let mut v: Vec<_> = m.iter().filter(|(_, t)| t.0 == tgid).map(|(tid, t)| (*tid, Comm::new(t.1.as_bytes()))).collect();
+        let mut v: Vec<_> = m
+            .iter()
+            .filter(|(_, t)| t.0 == tgid)
+            .map(|(tid, t)| (*tid, Comm::new(t.1.as_bytes())))
+            .collect();
         v.sort();
         v
     }

@@ -83,7 +83,10 @@ impl Faulty {
         let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = tcp.local_addr().unwrap();
         let state = Self::state(Post::Accept, Token::Issue);
-        tokio::spawn(axum::serve(super::tls::TlsListener { tcp, acceptor }, Self::router(&state)).into_future());
+        tokio::spawn(
+            axum::serve(super::tls::TlsListener { tcp, acceptor }, Self::router(&state))
+                .into_future(),
+        );
         Faulty { addr, state }
     }
 
@@ -143,22 +146,40 @@ async fn token_handler(State(s): State<Arc<Faults>>) -> Response {
     let _guard = InFlight::enter(&s);
     s.token_requests.fetch_add(1, SeqCst);
     if *s.token.lock().unwrap() == Token::RejectKey {
-        return status(StatusCode::UNAUTHORIZED, r#"{"success":false,"error":"Public key verification failed: public key does not match"}"#);
+        return status(
+            StatusCode::UNAUTHORIZED,
+            r#"{"success":false,"error":"Public key verification failed: public key does not match"}"#,
+        );
     }
     let n = s.tokens_issued.fetch_add(1, SeqCst) + 1;
     let token = format!("faulty-token-{n}");
     *s.valid.lock().unwrap() = Some(token.clone());
-    status(StatusCode::OK, &format!(r#"{{"success":true,"message":"Token generated successfully","token":"{token}"}}"#))
+    status(
+        StatusCode::OK,
+        &format!(
+            r#"{{"success":true,"message":"Token generated successfully","token":"{token}"}}"#
+        ),
+    )
 }
 
-async fn strategies_handler(State(s): State<Arc<Faults>>, headers: HeaderMap, Json(body): Json<StrategiesRequest>) -> Response {
+async fn strategies_handler(
+    State(s): State<Arc<Faults>>,
+    headers: HeaderMap,
+    Json(body): Json<StrategiesRequest>,
+) -> Response {
     let _guard = InFlight::enter(&s);
     s.posts.fetch_add(1, SeqCst);
-    let bearer = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
     let valid = s.valid.lock().unwrap().clone();
     if bearer.is_none() || bearer != valid.as_deref() {
         s.unauthorized.fetch_add(1, SeqCst);
-        return status(StatusCode::UNAUTHORIZED, r#"{"success":false,"error":"Invalid or expired token: token has invalid claims: token is expired"}"#);
+        return status(
+            StatusCode::UNAUTHORIZED,
+            r#"{"success":false,"error":"Invalid or expired token: token has invalid claims: token is expired"}"#,
+        );
     }
     let mode = *s.post.lock().unwrap();
     match mode {
@@ -166,7 +187,10 @@ async fn strategies_handler(State(s): State<Arc<Faults>>, headers: HeaderMap, Js
             *s.accepted.lock().unwrap() = Some(body.strategies);
             status(StatusCode::OK, r#"{"success":true,"message":"Strategies saved"}"#)
         }
-        Post::Status500 => status(StatusCode::INTERNAL_SERVER_ERROR, r#"{"success":false,"error":"database on fire"}"#),
+        Post::Status500 => status(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            r#"{"success":false,"error":"database on fire"}"#,
+        ),
         Post::Hang => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             status(StatusCode::OK, "{}")

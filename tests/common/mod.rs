@@ -11,16 +11,16 @@ use gtp5g_operator::config::{Config, Purpose, Sources};
 use gtp5g_operator::local_api::LocalApi;
 use gtp5g_operator::signal::Control;
 use gtp5g_operator::stats::Stats;
-use std::sync::Arc;
-use tokio::sync::mpsc;
 use std::fs::File;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
+use tokio::sync::mpsc;
 use tokio::sync::oneshot;
 
 pub const SERVER_PRIVATE_KEY: &str = include_str!("../fixtures/server_private_key.pem");
@@ -96,12 +96,19 @@ impl Fifo {
         let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
         // SAFETY: a valid NUL-terminated path.
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo {}", path.display());
-        let writer = std::fs::OpenOptions::new().read(true).write(true).custom_flags(libc::O_NONBLOCK).open(&path).unwrap();
+        let writer = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&path)
+            .unwrap();
         Fifo { path, writer: Some(writer) }
     }
 
     pub fn write(&mut self, text: &str) {
-        let w = self.writer.get_or_insert_with(|| std::fs::OpenOptions::new().read(true).write(true).open(&self.path).unwrap());
+        let w = self.writer.get_or_insert_with(|| {
+            std::fs::OpenOptions::new().read(true).write(true).open(&self.path).unwrap()
+        });
         w.write_all(text.as_bytes()).unwrap();
     }
 
@@ -131,7 +138,13 @@ impl Api {
     pub fn new(addr: SocketAddr) -> Api {
         let dir = TempDir::new().unwrap();
         std::fs::write(dir.path().join("jwt_private_key.pem"), SERVER_PRIVATE_KEY).unwrap();
-        Api { api: LocalApi::open(dir.path(), TOKEN_LIFETIME).unwrap(), addr, dir, stop: None, task: None }
+        Api {
+            api: LocalApi::open(dir.path(), TOKEN_LIFETIME).unwrap(),
+            addr,
+            dir,
+            stop: None,
+            task: None,
+        }
     }
 
     pub async fn serve(&mut self) {
@@ -139,7 +152,12 @@ impl Api {
         self.addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
         let api = self.api.clone();
-        self.task = Some(tokio::spawn(async move { api.serve(listener, async { let _ = rx.await; }).await }));
+        self.task = Some(tokio::spawn(async move {
+            api.serve(listener, async {
+                let _ = rx.await;
+            })
+            .await
+        }));
         self.stop = Some(tx);
     }
 
@@ -200,7 +218,11 @@ impl Api {
         let deadline = tokio::time::Instant::now() + within;
         let held = || -> Option<Vec<Strategy>> {
             let list = self.api.strategies()?;
-            Some(list.into_iter().filter(|s| !ignore.iter().any(|&p| i64::from(p) == s.pid)).collect())
+            Some(
+                list.into_iter()
+                    .filter(|s| !ignore.iter().any(|&p| i64::from(p) == s.pid))
+                    .collect(),
+            )
         };
         loop {
             if held().as_deref() == Some(want) {
@@ -253,18 +275,30 @@ pub fn start_daemon(cfg: Config) -> (mpsc::UnboundedSender<Control>, tokio::task
     let (tx, rx) = mpsc::unbounded_channel();
     let reload_cfg = cfg.clone();
     let task = tokio::spawn(async move {
-        gtp5g_operator::daemon::run(cfg, Arc::new(Stats::default()), move || Ok(reload_cfg.clone()), rx, ()).await.unwrap();
+        gtp5g_operator::daemon::run(
+            cfg,
+            Arc::new(Stats::default()),
+            move || Ok(reload_cfg.clone()),
+            rx,
+            (),
+        )
+        .await
+        .unwrap();
     });
     (tx, task)
 }
 
 pub async fn stop_daemon(tx: mpsc::UnboundedSender<Control>, task: tokio::task::JoinHandle<()>) {
     tx.send(Control::Shutdown).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), task).await.expect("daemon stops promptly").unwrap();
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("daemon stops promptly")
+        .unwrap();
 }
 
 pub fn pids_of(list: Option<Vec<Strategy>>) -> Vec<i64> {
-    let mut p: Vec<i64> = list.unwrap_or_default().iter().map(|s| s.pid).filter(|&p| p != 0).collect();
+    let mut p: Vec<i64> =
+        list.unwrap_or_default().iter().map(|s| s.pid).filter(|&p| p != 0).collect();
     p.sort_unstable();
     p
 }
@@ -288,7 +322,12 @@ pub fn daemon_command(endpoint: &str, key: &Path, pipe: &Path) -> Command {
     daemon_command_with_config(endpoint, key, pipe, Path::new("/dev/null"))
 }
 
-pub fn daemon_command_with_config(endpoint: &str, key: &Path, pipe: &Path, config: &Path) -> Command {
+pub fn daemon_command_with_config(
+    endpoint: &str,
+    key: &Path,
+    pipe: &Path,
+    config: &Path,
+) -> Command {
     let mut c = Command::new(BIN);
     c.arg("run")
         .arg("--config")
@@ -314,7 +353,12 @@ impl Daemon {
     pub fn spawn(mut cmd: Command) -> Daemon {
         let dir = TempDir::new().unwrap();
         let log = dir.path().join("stderr.log");
-        let child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(File::create(&log).unwrap()).spawn().unwrap();
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
         Daemon { child, log, _dir: dir }
     }
 
