@@ -8,30 +8,8 @@ mod common;
 use common::*;
 use gtp5g_operator::api::Strategy;
 use std::io::{BufRead, BufReader};
-use std::os::fd::AsRawFd;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-
-/// Why this machine cannot run the test, if it cannot.
-fn missing_capability() -> Option<String> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Some("needs root to load BPF programs and read trace_pipe".into());
-    }
-    match gtp5g_operator::source::locate(None, true) {
-        Ok(_) => None,
-        Err(e) => Some(e.to_string()),
-    }
-}
-
-/// trace_pipe is one consumer queue for the whole machine: whoever else
-/// reads it (another test binary, a benchmark) waits for this lock.
-fn lock_trace_pipe() -> std::fs::File {
-    let f = std::fs::File::create("/tmp/gtp5g-operator-trace_pipe.lock").unwrap();
-    // SAFETY: flock on an fd we own.
-    assert_eq!(unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) }, 0);
-    f
-}
 
 /// A child killed (and reaped) when dropped, so a failing assertion leaves
 /// nothing running.
@@ -126,9 +104,8 @@ fn strategies_for(ids: &[u32]) -> Vec<Strategy> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_gtpu_traffic_boosts_exactly_nr_gnb_and_nr_ue_threads() {
-    if let Some(why) = missing_capability() {
-        eprintln!("skipped: {why}");
-        return;
+    if let Some(why) = missing_live_capability() {
+        return skip_unless_live(&why);
     }
     let _lock = lock_trace_pipe();
     let mut api = Api::start().await;

@@ -14,6 +14,7 @@ use gtp5g_operator::stats::Stats;
 use std::fs::File;
 use std::io::Write;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -26,6 +27,41 @@ use tokio::sync::oneshot;
 pub const SERVER_PRIVATE_KEY: &str = include_str!("../fixtures/server_private_key.pem");
 pub const TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 pub const BIN: &str = env!("CARGO_BIN_EXE_gtp5g-operator");
+
+/// Set to 1 (as `.ci/run` does) to turn every capability skip into a
+/// failure, so CI cannot go green on a machine without root, tracefs, BPF
+/// or a needed tool.
+pub const REQUIRE_LIVE: &str = "GTP5G_REQUIRE_LIVE";
+
+/// Called when this machine lacks a capability the test needs (root,
+/// tracefs, BPF, a tool, a container engine), just before the test returns
+/// early: prints `skipped: {why}`, or fails naming it when `REQUIRE_LIVE` is
+/// 1. Use as `return skip_unless_live(&why);`.
+pub fn skip_unless_live(why: &str) {
+    if std::env::var(REQUIRE_LIVE).is_ok_and(|v| v == "1") {
+        panic!("{REQUIRE_LIVE}=1 but this machine cannot run the test: {why}");
+    }
+    eprintln!("skipped: {why}");
+}
+
+/// Why this machine cannot load BPF programs and read trace_pipe, if it
+/// cannot: not root, or no tracefs.
+pub fn missing_live_capability() -> Option<String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("needs root to load BPF programs and read trace_pipe".into());
+    }
+    gtp5g_operator::source::locate(None, true).err().map(|e| e.to_string())
+}
+
+/// trace_pipe is one consumer queue for the whole machine: whoever else
+/// reads it (another test binary, a benchmark) waits for this lock.
+pub fn lock_trace_pipe() -> std::fs::File {
+    let f = std::fs::File::create("/tmp/gtp5g-operator-trace_pipe.lock").unwrap();
+    // SAFETY: flock on an fd we own.
+    assert_eq!(unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) }, 0);
+    f
+}
 
 /// Polls `f` every 20 ms until it holds or `timeout` passes; true if it held.
 pub async fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
