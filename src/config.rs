@@ -5,7 +5,7 @@
 use crate::api::Strategy;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// The shipped defaults (config/gtp5g-operator.toml): the one place they live.
 pub const DEFAULTS_TOML: &str = include_str!("../config/gtp5g-operator.toml");
@@ -245,7 +245,7 @@ impl Config {
                 format!("{:?}: need an http:// or https:// URL with a host", self.api.endpoint),
             ));
         }
-        read_public_key(&self.api.public_key_path)
+        crate::public_key::read_pem_file(&self.api.public_key_path)
             .map_err(|e| invalid("api.public_key_path", e))?;
         if let Some(ca) = &self.api.ca_file {
             let pem = std::fs::read(ca)
@@ -258,26 +258,13 @@ impl Config {
     }
 }
 
-/// The PEM public key the daemon trades for a token.
-pub fn read_public_key(path: &Path) -> Result<String, String> {
-    let pem = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    if !pem.contains("-----BEGIN PUBLIC KEY-----") {
-        return Err(format!(
-            "{}: not a PEM public key (expected -----BEGIN PUBLIC KEY-----)",
-            path.display()
-        ));
-    }
-    Ok(pem)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn key_file() -> tempfile::NamedTempFile {
         let f = tempfile::NamedTempFile::new().unwrap();
-        std::fs::write(f.path(), "-----BEGIN PUBLIC KEY-----\nMIIB\n-----END PUBLIC KEY-----\n")
-            .unwrap();
+        std::fs::write(f.path(), include_str!("../tests/fixtures/other_public_key.pem")).unwrap();
         f
     }
 

@@ -8,6 +8,7 @@ pub mod log;
 pub mod metrics;
 pub mod parse;
 pub mod pipeline;
+pub mod public_key;
 pub mod publish;
 pub mod signal;
 pub mod source;

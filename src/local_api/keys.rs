@@ -6,14 +6,12 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use base64::Engine;
 use rsa::pkcs1::{DecodeRsaPrivateKey, EncodeRsaPrivateKey, EncodeRsaPublicKey};
-use rsa::pkcs8::{
-    DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding,
-};
+use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey, LineEnding};
 use rsa::{RsaPrivateKey, RsaPublicKey};
 
 use super::LocalApiError;
+use crate::public_key::{self, PublicKeyError};
 
 pub(crate) const PRIVATE_KEY_FILE: &str = "jwt_private_key.pem";
 pub(crate) const PUBLIC_KEY_FILE: &str = "jwt_public_key.pem";
@@ -80,7 +78,7 @@ fn sync_public_key_file(
     pem: &str,
 ) -> Result<(), LocalApiError> {
     let current = match fs::read_to_string(path) {
-        Ok(text) => parse_public_key_pem(&text).ok(),
+        Ok(text) => public_key::parse_pem(&text).ok(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(io_error(path, e)),
     };
@@ -130,36 +128,10 @@ fn decoding_key(public: &RsaPublicKey) -> Result<jsonwebtoken::DecodingKey, Loca
 /// "Public key verification failed: ".
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub(crate) enum KeyCheckError {
-    #[error("failed to decode PEM block containing public key")]
-    NoPemBlock,
-    #[error("failed to parse public key: {0}")]
-    NotRsaSpki(String),
-    #[error("key is not an RSA public key")]
-    NotRsa,
+    #[error(transparent)]
+    Parse(#[from] PublicKeyError),
     #[error("public key does not match the server's key")]
     Mismatch,
-}
-
-/// Parses an RSA SubjectPublicKeyInfo PEM as leniently as Go's `pem.Decode`
-/// followed by `x509.ParsePKIXPublicKey`: text around the block, CRLF, odd
-/// line widths and the block label are not checked; only the DER counts.
-pub(crate) fn parse_public_key_pem(text: &str) -> Result<RsaPublicKey, KeyCheckError> {
-    let der = pem_block_contents(text).ok_or(KeyCheckError::NoPemBlock)?;
-    RsaPublicKey::from_public_key_der(&der).map_err(|e| match e {
-        // The SPKI parsed but names another algorithm (EC, Ed25519, ...);
-        // the error's OID is the one expected, which would only confuse.
-        rsa::pkcs8::spki::Error::OidUnknown { .. } => KeyCheckError::NotRsa,
-        other => KeyCheckError::NotRsaSpki(other.to_string()),
-    })
-}
-
-fn pem_block_contents(text: &str) -> Option<Vec<u8>> {
-    let after_begin = &text[text.find("-----BEGIN ")? + "-----BEGIN ".len()..];
-    let body_start = after_begin.find("-----")? + "-----".len();
-    let body = &after_begin[body_start..];
-    let body = &body[..body.find("-----END ")?];
-    let compact: String = body.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    base64::engine::general_purpose::STANDARD.decode(compact).ok()
 }
 
 fn io_error(path: &Path, source: std::io::Error) -> LocalApiError {
@@ -169,29 +141,6 @@ fn io_error(path: &Path, source: std::io::Error) -> LocalApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn small_key() -> RsaPublicKey {
-        RsaPrivateKey::new(&mut rand::thread_rng(), 1024).unwrap().to_public_key()
-    }
-
-    #[test]
-    fn parses_own_encoding_and_mangled_whitespace() {
-        let key = small_key();
-        let pem = key.to_public_key_pem(LineEnding::LF).unwrap();
-        assert_eq!(parse_public_key_pem(&pem).unwrap(), key);
-        let crlf = format!("junk before\r\n  {}\r\n", pem.replace('\n', "\r\n"));
-        assert_eq!(parse_public_key_pem(&crlf).unwrap(), key);
-        let one_line: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
-        let rewrapped = format!("-----BEGIN PUBLIC KEY-----\n{one_line}\n-----END PUBLIC KEY-----");
-        assert_eq!(parse_public_key_pem(&rewrapped).unwrap(), key);
-    }
-
-    #[test]
-    fn refuses_non_pem_and_non_spki() {
-        assert_eq!(parse_public_key_pem("hello"), Err(KeyCheckError::NoPemBlock));
-        let pkcs1 = small_key().to_pkcs1_pem(LineEnding::LF).unwrap();
-        assert!(matches!(parse_public_key_pem(&pkcs1), Err(KeyCheckError::NotRsaSpki(_))));
-    }
 
     #[test]
     fn tmp_path_is_a_sibling() {

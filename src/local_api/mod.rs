@@ -215,7 +215,7 @@ impl LocalApi {
     }
 
     fn public_key_matches(&self, pem: &str) -> Result<(), keys::KeyCheckError> {
-        let submitted = keys::parse_public_key_pem(pem)?;
+        let submitted = crate::public_key::parse_pem(pem)?;
         if submitted == self.inner.keys.public {
             Ok(())
         } else {

@@ -5,8 +5,8 @@ use crate::api::{
     StatusResponse, StrategiesRequest, Strategy, TokenRequest, TokenResponse, STRATEGIES_PATH,
     TOKEN_PATH,
 };
-use crate::config::{read_public_key, ApiConfig};
-use base64::Engine;
+use crate::config::ApiConfig;
+use crate::public_key;
 use std::fmt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -139,7 +139,7 @@ impl ApiClient {
 
     async fn authenticate(&self) -> Result<Token, PublishError> {
         const WHAT: &str = "token request";
-        let public_key = read_public_key(&self.key_path).map_err(PublishError::Setup)?;
+        let public_key = public_key::read_pem_file(&self.key_path).map_err(PublishError::Setup)?;
         let url = format!("{}{TOKEN_PATH}", self.base);
         let resp = self
             .http
@@ -241,18 +241,28 @@ fn snippet(body: &[u8]) -> String {
     }
 }
 
-/// The `exp` claim (seconds since the epoch), read without verifying: the
-/// client only schedules its refresh with it. Absent `exp` is allowed.
+/// The `exp` claim (seconds since the epoch), or None when the token has
+/// none (the contract allows that) or does not decode.
+///
+/// Read WITHOUT verifying the signature, on purpose. The client does hold
+/// the server's public key (it is what it trades for the token), so it
+/// could verify; but it only uses `exp` to schedule its own refresh, and
+/// the token goes back only to the server that issued it, which verifies
+/// it on every request. Verifying here would guard nothing and would add a
+/// way to fail: any server that signs with another algorithm or key than
+/// the v0.1 server's RS256 pair would leave the daemon without a token.
 fn expiry(jwt: &str) -> Option<u64> {
-    let payload = jwt.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload.trim_end_matches('='))
-        .ok()?;
     #[derive(serde::Deserialize)]
     struct Claims {
         exp: Option<u64>,
     }
-    serde_json::from_slice::<Claims>(&bytes).ok()?.exp
+    let mut unverified = jsonwebtoken::Validation::default();
+    unverified.insecure_disable_signature_validation();
+    unverified.required_spec_claims.clear();
+    unverified.validate_exp = false;
+    unverified.validate_aud = false;
+    let no_key = jsonwebtoken::DecodingKey::from_secret(&[]);
+    jsonwebtoken::decode::<Claims>(jwt, &no_key, &unverified).ok()?.claims.exp
 }
 
 fn refresh_instant(exp: u64, ahead: Duration) -> Instant {
@@ -266,6 +276,7 @@ mod tests {
     use super::*;
 
     fn jwt(claims: &str) -> String {
+        use base64::Engine;
         let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
         format!("{}.{}.sig", e.encode(r#"{"alg":"RS256"}"#), e.encode(claims))
     }
