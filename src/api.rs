@@ -1,9 +1,12 @@
 //! Wire types of the Gthulhu API contract (see README "API contract").
 //!
 //! Shared by the publisher (client) and the local API server so that both
-//! sides agree on one definition of the JSON.
+//! sides agree on one definition of the JSON. Two generations of the
+//! contract meet here: the v0.1 API (boolean `priority`, top-level `token`)
+//! and the current scheduler (integer `priority`, token inside `data`).
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
+use std::fmt;
 
 pub const TOKEN_PATH: &str = "/api/v1/auth/token";
 pub const STRATEGIES_PATH: &str = "/api/v1/scheduling/strategies";
@@ -16,13 +19,92 @@ pub struct Selector {
     pub value: String,
 }
 
+/// Highest priority level the current scheduler accepts (kernel mode: 0-9
+/// preempt, 10-20 a virtual-time reduction, lower is stronger).
+pub const MAX_PRIORITY_LEVEL: i64 = 20;
+
+/// A strategy's `priority`: the v0.1 API's boolean (true: minimum virtual
+/// time), or the current scheduler's integer. On the wire it is a plain JSON
+/// boolean or integer; a string or a fraction is refused, as Go's decoder
+/// refuses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Priority {
+    Flag(bool),
+    Level(i64),
+}
+
+impl Default for Priority {
+    /// Go's zero value of the v0.1 field.
+    fn default() -> Self {
+        Priority::Flag(false)
+    }
+}
+
+impl From<bool> for Priority {
+    fn from(flag: bool) -> Self {
+        Priority::Flag(flag)
+    }
+}
+
+impl Priority {
+    /// Why this priority is not one the current scheduler accepts, if so.
+    pub fn level_error(self) -> Option<String> {
+        match self {
+            Priority::Level(n) if !(0..=MAX_PRIORITY_LEVEL).contains(&n) => {
+                Some(format!("level {n} is outside 0-{MAX_PRIORITY_LEVEL}"))
+            }
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Priority {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Priority::Flag(b) => write!(f, "{b}"),
+            Priority::Level(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Priority {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(PriorityVisitor)
+    }
+}
+
+struct PriorityVisitor;
+
+impl serde::de::Visitor<'_> for PriorityVisitor {
+    type Value = Priority;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a boolean or an integer priority level")
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Priority, E> {
+        Ok(Priority::Flag(v))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Priority, E> {
+        Ok(Priority::Level(v))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Priority, E> {
+        i64::try_from(v)
+            .map(Priority::Level)
+            .map_err(|_| E::invalid_value(serde::de::Unexpected::Unsigned(v), &self))
+    }
+}
+
 /// One scheduling strategy. `pid` 0, empty `selectors` and empty
 /// `command_regex` are omitted on the wire, as the real server does.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Strategy {
     // Missing fields decode to zero values, as Go's encoding/json does.
     #[serde(default)]
-    pub priority: bool,
+    pub priority: Priority,
     /// Time slice in nanoseconds.
     #[serde(default)]
     pub execution_time: u64,
@@ -63,13 +145,37 @@ pub struct StatusResponse {
     pub error: Option<String>,
 }
 
-/// Answer of `POST /api/v1/auth/token`: `token` on success, `error` otherwise.
+/// Answer of `POST /api/v1/auth/token`: `token` (v0.1) or `data` (current)
+/// on success, `error` otherwise.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct TokenResponse {
     #[serde(flatten)]
     pub status: StatusResponse,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<TokenData>,
+}
+
+/// The current API's `data` member of a token answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenData {
+    pub token: String,
+    /// Unix seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expired_at: Option<u64>,
+}
+
+impl TokenResponse {
+    /// The token and the expiry the server states beside it (the current
+    /// API's `expired_at`), from either form of answer.
+    pub fn into_token(self) -> Option<(String, Option<u64>)> {
+        match (self.token, self.data) {
+            (Some(token), _) if !token.is_empty() => Some((token, None)),
+            (_, Some(data)) if !data.token.is_empty() => Some((data.token, data.expired_at)),
+            _ => None,
+        }
+    }
 }
 
 /// Answer of `GET /api/v1/scheduling/strategies`; `scheduling` is `null`
@@ -88,7 +194,7 @@ mod tests {
     #[test]
     fn zero_pid_and_empty_fields_are_omitted() {
         let s = Strategy {
-            priority: true,
+            priority: Priority::Flag(true),
             execution_time: 20_000_000,
             pid: 0,
             selectors: vec![],
@@ -101,12 +207,43 @@ mod tests {
     }
 
     #[test]
+    fn priority_is_a_boolean_or_an_integer_and_nothing_else() {
+        let decode = |p: &str| {
+            serde_json::from_str::<Strategy>(&format!(r#"{{"priority":{p},"execution_time":1}}"#))
+                .map(|s| s.priority)
+        };
+        assert_eq!(decode("true").unwrap(), Priority::Flag(true));
+        assert_eq!(decode("0").unwrap(), Priority::Level(0));
+        assert_eq!(decode("-3").unwrap(), Priority::Level(-3));
+        for bad in [r#""1""#, "1.5", "null", "18446744073709551615"] {
+            let err = decode(bad).unwrap_err().to_string();
+            assert!(err.contains("a boolean or an integer priority level"), "{bad}: {err}");
+        }
+        assert_eq!(serde_json::to_string(&Priority::Level(7)).unwrap(), "7");
+        assert_eq!(serde_json::to_string(&Priority::Flag(true)).unwrap(), "true");
+        assert_eq!(Priority::Level(21).level_error().unwrap(), "level 21 is outside 0-20");
+        assert_eq!(Priority::Level(-1).level_error().unwrap(), "level -1 is outside 0-20");
+        assert_eq!(Priority::Level(20).level_error(), None);
+    }
+
+    #[test]
+    fn token_from_either_answer() {
+        let read = |body: &str| serde_json::from_str::<TokenResponse>(body).unwrap().into_token();
+        assert_eq!(read(r#"{"success":true,"token":"a.b.c"}"#), Some(("a.b.c".into(), None)));
+        assert_eq!(
+            read(r#"{"success":true,"data":{"token":"d.e.f","expired_at":99},"timestamp":"x"}"#),
+            Some(("d.e.f".into(), Some(99)))
+        );
+        assert_eq!(read(r#"{"success":true,"data":{"token":""}}"#), None);
+        assert_eq!(read(r#"{"success":true}"#), None);
+    }
+
+    #[test]
     fn decoding_is_strict_by_type() {
         assert!(serde_json::from_str::<Strategy>(
             r#"{"priority":true,"execution_time":1,"pid":"123"}"#
         )
         .is_err());
-        assert!(serde_json::from_str::<Strategy>(r#"{"priority":1,"execution_time":1}"#).is_err());
         assert!(
             serde_json::from_str::<Strategy>(r#"{"priority":true,"execution_time":-1}"#).is_err()
         );

@@ -2,7 +2,7 @@
 //! environment variables, then command-line flags. Everything is validated
 //! before the daemon does anything, with errors that name the key.
 
-use crate::api::Strategy;
+use crate::api::{Priority, Strategy};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -57,7 +57,9 @@ pub struct ApiConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StrategyConfig {
-    pub priority: bool,
+    /// `true` for the v0.1 API; an integer level 0-20 for the local API in
+    /// its `current` schema (a v0.1 server refuses integers).
+    pub priority: Priority,
     pub execution_time_ns: u64,
     pub interval_s: u64,
     pub debounce_ms: u64,
@@ -227,6 +229,14 @@ impl Config {
         if self.trace.max_line_bytes < 256 {
             return Err(invalid("trace.max_line_bytes", "must be at least 256"));
         }
+        if let Some(reason) = self.strategy.priority.level_error() {
+            return Err(invalid("strategy.priority", reason));
+        }
+        if let Some(reason) =
+            self.strategy.static_strategies.iter().find_map(|s| s.priority.level_error())
+        {
+            return Err(invalid("strategy.static", format!("priority {reason}")));
+        }
         if self.strategy.static_strategies.iter().any(|s| s.pid == 0 && s.selectors.is_empty()) {
             return Err(invalid(
                 "strategy.static",
@@ -293,7 +303,7 @@ mod tests {
         assert_eq!(cfg.api.endpoint, "http://localhost:8081");
         assert_eq!(cfg.strategy.interval_s, 10);
         assert_eq!(cfg.strategy.execution_time_ns, 20_000_000);
-        assert!(cfg.strategy.priority);
+        assert_eq!(cfg.strategy.priority, Priority::Flag(true));
         assert_eq!(cfg.api.token_refresh_ahead_s, 300);
         assert_eq!(cfg.targets.names, vec!["nr-gnb", "nr-ue"]);
     }
@@ -346,6 +356,34 @@ mod tests {
         assert!(error_of(&[], Some("[log]\nformat = \"xml\"\n")).contains("xml"));
         assert!(error_of(&[], Some("[log]\nlevel = \"x=bogus\"\n")).contains("log.level"));
         assert!(error_of(&[], Some("not toml [")).contains("c.toml"));
+    }
+
+    #[test]
+    fn priority_is_a_boolean_or_a_level_0_to_20() {
+        let k = key_file();
+        let (kv, kp) = key_env(&k);
+        let priority = |toml: &str| with(&[(kv, &kp)], Some(toml)).map(|c| c.strategy.priority);
+        assert_eq!(priority("[strategy]\npriority = false\n").unwrap(), Priority::Flag(false));
+        assert_eq!(priority("[strategy]\npriority = 0\n").unwrap(), Priority::Level(0));
+        assert_eq!(priority("[strategy]\npriority = 20\n").unwrap(), Priority::Level(20));
+        let env = with(&[(kv, &kp), ("GTP5G_OPERATOR__STRATEGY__PRIORITY", "12")], None);
+        assert_eq!(env.unwrap().strategy.priority, Priority::Level(12));
+        for bad in ["21", "-1", "\"high\"", "1.5"] {
+            let err = error_of(&[], Some(&format!("[strategy]\npriority = {bad}\n")));
+            assert!(err.contains("strategy.priority"), "{bad}: {err}");
+        }
+        let static_level = "[[strategy.static]]\npriority = 99\nexecution_time = 5\npid = 7\n";
+        assert!(error_of(&[], Some(static_level)).contains("strategy.static"));
+    }
+
+    #[test]
+    fn a_public_key_file_that_does_not_parse_is_refused_before_start() {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(f.path(), "-----BEGIN PUBLIC KEY-----\nMIIB\n-----END PUBLIC KEY-----\n")
+            .unwrap();
+        let path = f.path().display().to_string();
+        let err = error_of(&[("PUBLIC_KEY_PATH", &path)], None);
+        assert!(err.contains("api.public_key_path") && err.contains(&path), "{err}");
     }
 
     #[test]

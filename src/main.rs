@@ -1,10 +1,10 @@
 //! gtp5g-operator: wires the library's stages to the command line.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use gtp5g_operator::config::{Config, LogFormat, Purpose, Sources};
 use gtp5g_operator::daemon::{self, Lifecycle};
-use gtp5g_operator::local_api::{self, LocalApiOptions};
+use gtp5g_operator::local_api::{self, LocalApiOptions, Schema, DEFAULT_PRIORITY_LEVEL};
 use gtp5g_operator::stats::Stats;
 use gtp5g_operator::{log, signal};
 use std::net::SocketAddr;
@@ -88,6 +88,24 @@ struct LocalApiArgs {
     /// Lifetime of issued tokens, in hours.
     #[arg(long, default_value_t = 24)]
     token_hours: u64,
+    /// Which Gthulhu to answer as: v0 is the v0.1 API the daemon targets
+    /// (boolean priorities, `null` for no strategies); current is what
+    /// today's scheduler (>= v0.6) polls (token in `data`, integer
+    /// priorities, `[]` for none). The daemon POSTs the same way to both.
+    #[arg(long, value_enum, default_value_t = SchemaArg::V0)]
+    schema: SchemaArg,
+    /// With --schema current: the integer served for a posted `true`
+    /// (default 1). Kernel mode (the Helm chart's default): 0-9 preempt,
+    /// 10-20 reduce virtual time, lower is stronger, above 20 is rejected.
+    /// User mode: any level above 0 boosts the task, 0 does not.
+    #[arg(long, value_name = "0-20", value_parser = clap::value_parser!(u8).range(0..=20))]
+    priority_level: Option<u8>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum SchemaArg {
+    V0,
+    Current,
 }
 
 fn main() -> ExitCode {
@@ -198,10 +216,18 @@ fn local_api(args: LocalApiArgs) -> Result<()> {
     let control = signal::listen().context("installing signal handlers")?;
     let runtime =
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let schema = match (args.schema, args.priority_level) {
+        (SchemaArg::V0, Some(_)) => bail!("--priority-level needs --schema current"),
+        (SchemaArg::V0, None) => Schema::V0,
+        (SchemaArg::Current, level) => {
+            Schema::Current { priority_level: level.unwrap_or(DEFAULT_PRIORITY_LEVEL) }
+        }
+    };
     let opts = LocalApiOptions {
         listen: args.listen,
         state_dir: args.state_dir,
         token_duration: Duration::from_secs(args.token_hours * 3600),
+        schema,
     };
     runtime.block_on(local_api::run(opts, shutdown_signal(control)))?;
     Ok(())

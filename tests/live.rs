@@ -93,7 +93,7 @@ fn strategies_for(ids: &[u32]) -> Vec<Strategy> {
     ids.sort_unstable();
     ids.iter()
         .map(|&pid| Strategy {
-            priority: true,
+            priority: true.into(),
             execution_time: 20_000_000,
             pid: pid.into(),
             selectors: vec![],

@@ -1,12 +1,14 @@
 //! The local Gthulhu API server against the contract in
-//! `gthulhu-api.md`, over real HTTP.
+//! `gthulhu-api.md`, over real HTTP. Every contract test runs once per
+//! schema (`NAME::v0`, `NAME::current`): the two share the key pair, auth
+//! rules and error bodies, and differ where the test asks the server.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use gtp5g_operator::api::{Strategy, HEALTH_PATH, STRATEGIES_PATH, TOKEN_PATH};
-use gtp5g_operator::local_api::{run, LocalApi, LocalApiError, LocalApiOptions};
+use gtp5g_operator::local_api::{run, LocalApi, LocalApiError, LocalApiOptions, Schema};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -18,8 +20,27 @@ const FIXTURE_PRIVATE_KEY: &str = include_str!("fixtures/server_private_key.pem"
 const OTHER_PUBLIC_KEY: &str = include_str!("fixtures/other_public_key.pem");
 const EC_PUBLIC_KEY: &str = include_str!("fixtures/ec_public_key.pem");
 const DAY: Duration = Duration::from_secs(24 * 3600);
+/// Not the default level, so that a test sees the setting at work.
+const CURRENT: Schema = Schema::Current { priority_level: 7 };
+
+/// `NAME::v0` and `NAME::current` for each `async fn NAME(schema)`.
+macro_rules! for_both_schemas {
+    ($($test:ident),+ $(,)?) => {$(
+        mod $test {
+            #[tokio::test]
+            async fn v0() {
+                super::$test(super::Schema::V0).await
+            }
+            #[tokio::test]
+            async fn current() {
+                super::$test(super::CURRENT).await
+            }
+        }
+    )+};
+}
 
 struct Server {
+    schema: Schema,
     api: LocalApi,
     base: String,
     client: reqwest::Client,
@@ -30,14 +51,14 @@ struct Server {
 
 /// A server on an ephemeral port whose state dir holds the fixture key, so
 /// tests do not pay for RSA key generation.
-async fn start() -> Server {
+async fn start(schema: Schema) -> Server {
     let dir = TempDir::new().unwrap();
     std::fs::write(dir.path().join("jwt_private_key.pem"), FIXTURE_PRIVATE_KEY).unwrap();
-    start_in(dir).await
+    start_in(dir, schema).await
 }
 
-async fn start_in(dir: TempDir) -> Server {
-    let api = LocalApi::open(dir.path(), DAY).unwrap();
+async fn start_in(dir: TempDir, schema: Schema) -> Server {
+    let api = LocalApi::open_schema(dir.path(), DAY, schema).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = oneshot::channel::<()>();
@@ -50,7 +71,7 @@ async fn start_in(dir: TempDir) -> Server {
             .await
         }
     });
-    Server { api, base, client: reqwest::Client::new(), dir, shutdown: Some(tx), task }
+    Server { schema, api, base, client: reqwest::Client::new(), dir, shutdown: Some(tx), task }
 }
 
 fn unix_now() -> u64 {
@@ -105,7 +126,39 @@ impl Server {
     async fn token(&self) -> String {
         let (status, body) = json_reply(self.request_token(self.api.public_key_pem()).await).await;
         assert_eq!(status, StatusCode::OK, "{body}");
-        body["token"].as_str().unwrap().to_owned()
+        self.token_in(&body).to_owned()
+    }
+
+    /// Where each schema puts the token: top level (v0.1) or in `data`.
+    fn token_in<'a>(&self, body: &'a Value) -> &'a str {
+        let token = match self.schema {
+            Schema::V0 => &body["token"],
+            Schema::Current { .. } => &body["data"]["token"],
+        };
+        token.as_str().unwrap_or_else(|| panic!("no token where {:?} puts it: {body}", self.schema))
+    }
+
+    /// How a GET shows a posted `strategy(pid)`.
+    fn served(&self, pid: i64) -> Value {
+        match self.schema {
+            Schema::V0 => strategy(pid),
+            Schema::Current { priority_level } => {
+                json!({"priority": priority_level, "execution_time": 20_000_000, "pid": pid})
+            }
+        }
+    }
+
+    fn served_list(&self, pids: &[i64]) -> Value {
+        pids.iter().map(|&p| self.served(p)).collect()
+    }
+
+    /// How a GET shows "nothing in force": `null` (v0.1) or `[]` (current,
+    /// whose scheduler keeps its old map on `null`).
+    fn served_empty(&self) -> Value {
+        match self.schema {
+            Schema::V0 => Value::Null,
+            Schema::Current { .. } => json!([]),
+        }
     }
 
     async fn post_raw(
@@ -154,18 +207,27 @@ impl Server {
 
 // ---- token ----
 
-#[tokio::test]
-async fn token_is_an_rs256_jwt_with_the_contract_claims() {
-    let server = start().await;
+async fn token_is_an_rs256_jwt_with_the_contract_claims(schema: Schema) {
+    let server = start(schema).await;
     let before = unix_now();
     let (status, body) = json_reply(server.request_token(server.api.public_key_pem()).await).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["success"], true);
-    assert_eq!(body["message"], "Token generated successfully");
     assert_timestamp(&body["timestamp"]);
     assert!(body.get("error").is_none());
+    let members: Vec<&str> = body.as_object().unwrap().keys().map(String::as_str).collect();
+    match schema {
+        Schema::V0 => {
+            assert_eq!(body["message"], "Token generated successfully");
+            assert_eq!(members, ["message", "success", "timestamp", "token"], "{body}");
+        }
+        Schema::Current { .. } => {
+            assert_eq!(members, ["data", "success", "timestamp"], "{body}");
+            assert_eq!(body["data"].as_object().unwrap().len(), 2, "{body}");
+        }
+    }
 
-    let token = body["token"].as_str().unwrap();
+    let token = server.token_in(&body);
     assert_eq!(jsonwebtoken::decode_header(token).unwrap().alg, Algorithm::RS256);
     let key = DecodingKey::from_rsa_pem(server.api.public_key_pem().as_bytes()).unwrap();
     let claims = jsonwebtoken::decode::<Value>(token, &key, &Validation::new(Algorithm::RS256))
@@ -176,12 +238,14 @@ async fn token_is_an_rs256_jwt_with_the_contract_claims() {
     assert!((before..=unix_now()).contains(&iat), "iat {iat}");
     assert_eq!(claims["nbf"].as_u64(), Some(iat));
     assert_eq!(claims["exp"].as_u64(), Some(iat + DAY.as_secs()));
+    if let Schema::Current { .. } = schema {
+        assert_eq!(body["data"]["expired_at"], claims["exp"], "{body}");
+    }
     assert!(claims["client_id"].is_string() && claims["sub"].is_string(), "{claims}");
 }
 
-#[tokio::test]
-async fn tokens_issued_in_the_same_second_are_identical() {
-    let server = start().await;
+async fn tokens_issued_in_the_same_second_are_identical(schema: Schema) {
+    let server = start(schema).await;
     let key = DecodingKey::from_rsa_pem(server.api.public_key_pem().as_bytes()).unwrap();
     let iat = |token: &str| {
         jsonwebtoken::decode::<Value>(token, &key, &Validation::new(Algorithm::RS256))
@@ -201,9 +265,8 @@ async fn tokens_issued_in_the_same_second_are_identical() {
     panic!("never got two tokens within one second");
 }
 
-#[tokio::test]
-async fn token_request_that_is_not_json_is_400() {
-    let server = start().await;
+async fn token_request_that_is_not_json_is_400(schema: Schema) {
+    let server = start(schema).await;
     for body in ["not json", "", "{\"public_key\": 5}"] {
         let response = server.client.post(server.url(TOKEN_PATH)).body(body).send().await.unwrap();
         let (status, reply) = json_reply(response).await;
@@ -211,18 +274,16 @@ async fn token_request_that_is_not_json_is_400() {
     }
 }
 
-#[tokio::test]
-async fn token_refused_for_foreign_garbage_or_non_rsa_keys() {
-    let server = start().await;
+async fn token_refused_for_foreign_garbage_or_non_rsa_keys(schema: Schema) {
+    let server = start(schema).await;
     for key in [OTHER_PUBLIC_KEY, "garbage", EC_PUBLIC_KEY, ""] {
         let (status, body) = json_reply(server.request_token(key).await).await;
         assert_failure(status, &body, StatusCode::UNAUTHORIZED, "Public key verification failed: ");
     }
 }
 
-#[tokio::test]
-async fn token_refusals_say_why() {
-    let server = start().await;
+async fn token_refusals_say_why(schema: Schema) {
+    let server = start(schema).await;
     for (key, reason) in [
         (OTHER_PUBLIC_KEY, "public key does not match the server's key"),
         (EC_PUBLIC_KEY, "key is not an RSA public key"),
@@ -233,9 +294,8 @@ async fn token_refusals_say_why() {
     }
 }
 
-#[tokio::test]
-async fn token_key_compared_by_value_not_text() {
-    let server = start().await;
+async fn token_key_compared_by_value_not_text(schema: Schema) {
+    let server = start(schema).await;
     let crlf = format!("\n  {}\n\n", server.api.public_key_pem().replace('\n', "\r\n"));
     let (status, body) = json_reply(server.request_token(&crlf).await).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -243,9 +303,8 @@ async fn token_key_compared_by_value_not_text() {
 
 // ---- auth ----
 
-#[tokio::test]
-async fn missing_authorization_is_401_required() {
-    let server = start().await;
+async fn missing_authorization_is_401_required(schema: Schema) {
+    let server = start(schema).await;
     let (status, body) = server.get_with(None).await;
     assert_failure(status, &body, StatusCode::UNAUTHORIZED, "");
     assert_eq!(body["error"], "Authorization header is required");
@@ -254,9 +313,8 @@ async fn missing_authorization_is_401_required() {
     assert_eq!(body["error"], "Authorization header is required");
 }
 
-#[tokio::test]
-async fn authorization_without_exact_bearer_prefix_is_401() {
-    let server = start().await;
+async fn authorization_without_exact_bearer_prefix_is_401(schema: Schema) {
+    let server = start(schema).await;
     let token = server.token().await;
     for auth in [
         format!("bearer {token}"),
@@ -270,9 +328,8 @@ async fn authorization_without_exact_bearer_prefix_is_401() {
     }
 }
 
-#[tokio::test]
-async fn expired_token_is_401_with_golang_jwt_wording() {
-    let server = start().await;
+async fn expired_token_is_401_with_golang_jwt_wording(schema: Schema) {
+    let server = start(schema).await;
     let now = unix_now();
     let token = server.sign(&json!({
         "iss": "bss-api-server", "iat": now - 100, "nbf": now - 100, "exp": now - 10,
@@ -285,17 +342,15 @@ async fn expired_token_is_401_with_golang_jwt_wording() {
     );
 }
 
-#[tokio::test]
-async fn signed_token_without_exp_is_accepted() {
-    let server = start().await;
+async fn signed_token_without_exp_is_accepted(schema: Schema) {
+    let server = start(schema).await;
     let token = server.sign(&json!({"iss": "bss-api-server", "client_id": "x"}));
     let (status, body) = server.get_with(Some(&format!("Bearer {token}"))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
 
-#[tokio::test]
-async fn malformed_foreign_or_wrong_algorithm_tokens_are_401() {
-    let server = start().await;
+async fn malformed_foreign_or_wrong_algorithm_tokens_are_401(schema: Schema) {
+    let server = start(schema).await;
     let now = unix_now();
     let claims = json!({"exp": now + 600});
     let hs256 = jsonwebtoken::encode(
@@ -317,9 +372,8 @@ async fn malformed_foreign_or_wrong_algorithm_tokens_are_401() {
 
 // ---- strategies ----
 
-#[tokio::test]
-async fn get_before_any_post_is_null() {
-    let server = start().await;
+async fn get_before_any_post_is_empty(schema: Schema) {
+    let server = start(schema).await;
     let auth = format!("Bearer {}", server.token().await);
     let response = server
         .client
@@ -330,13 +384,13 @@ async fn get_before_any_post_is_null() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let text = response.text().await.unwrap();
-    assert!(text.contains("\"scheduling\":null"), "{text}");
+    let empty = format!("\"scheduling\":{}", server.served_empty());
+    assert!(text.contains(&empty), "{text} lacks {empty}");
     assert_eq!(server.api.strategies(), None);
 }
 
-#[tokio::test]
-async fn post_replaces_the_whole_list() {
-    let server = start().await;
+async fn post_replaces_the_whole_list(schema: Schema) {
+    let server = start(schema).await;
     let (status, body) = server.post(json!([strategy(1), strategy(2)])).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["success"], true);
@@ -345,41 +399,64 @@ async fn post_replaces_the_whole_list() {
 
     server.post(json!([strategy(3)])).await;
     let body = server.get().await;
-    assert_eq!(body["scheduling"], json!([strategy(3)]));
+    assert_eq!(body["scheduling"], server.served_list(&[3]));
     assert_eq!(body["success"], true);
     assert_timestamp(&body["timestamp"]);
 }
 
-#[tokio::test]
-async fn get_preserves_order_and_drops_pid_zero_and_selector_entries() {
-    let server = start().await;
+async fn get_preserves_order_and_drops_pid_zero_and_selector_entries(schema: Schema) {
+    let server = start(schema).await;
     let selector = json!({"priority": true, "execution_time": 5,
         "selectors": [{"key": "app", "value": "ueransim"}], "command_regex": "nr-gnb"});
     let zero = json!({"priority": true, "execution_time": 5, "pid": 0});
     server.post(json!([strategy(30), zero, strategy(10), selector, strategy(20)])).await;
     let body = server.get().await;
-    assert_eq!(body["scheduling"], json!([strategy(30), strategy(10), strategy(20)]));
+    assert_eq!(body["scheduling"], server.served_list(&[30, 10, 20]));
     let pids: Vec<i64> = server.api.strategies().unwrap().iter().map(|s| s.pid).collect();
     assert_eq!(pids, [30, 10, 20]);
 }
 
-#[tokio::test]
-async fn list_of_only_dropped_entries_reads_as_null() {
-    let server = start().await;
+async fn list_of_only_dropped_entries_reads_as_empty(schema: Schema) {
+    let server = start(schema).await;
     server.post(json!([{"priority": false, "execution_time": 1}])).await;
-    assert_eq!(server.get().await["scheduling"], Value::Null);
+    assert_eq!(server.get().await["scheduling"], server.served_empty());
     server.post(json!([])).await;
-    assert_eq!(server.get().await["scheduling"], Value::Null);
+    assert_eq!(server.get().await["scheduling"], server.served_empty());
 }
 
-#[tokio::test]
-async fn strategies_are_decoded_strictly_by_type() {
-    let server = start().await;
+async fn false_and_integer_priorities(schema: Schema) {
+    let server = start(schema).await;
+    let off = json!({"priority": false, "execution_time": 5, "pid": 3});
+    let level = json!({"priority": 15, "execution_time": 5, "pid": 4});
+    let (status, body) = server.post(json!([strategy(2), off, level])).await;
+    match schema {
+        Schema::V0 => {
+            // The v0.1 server's decoder takes only a boolean.
+            assert_failure(status, &body, StatusCode::BAD_REQUEST, "Invalid request payload: ");
+            let error = body["error"].as_str().unwrap();
+            assert!(
+                error.contains("strategies[2].priority") && error.contains("current"),
+                "{error}"
+            );
+            server.post(json!([strategy(2), off])).await;
+            assert_eq!(server.get().await["scheduling"], json!([strategy(2), off]));
+        }
+        Schema::Current { .. } => {
+            assert_eq!(status, StatusCode::OK, "{body}");
+            assert_eq!(server.get().await["scheduling"], json!([server.served(2), level]));
+        }
+    }
+}
+
+async fn strategies_are_decoded_strictly_by_type(schema: Schema) {
+    let server = start(schema).await;
     server.post(json!([strategy(1)])).await;
     let auth = format!("Bearer {}", server.token().await);
     for bad in [
         r#"{"strategies":[{"priority":true,"execution_time":1,"pid":"123"}]}"#,
-        r#"{"strategies":[{"priority":1,"execution_time":1,"pid":1}]}"#,
+        r#"{"strategies":[{"priority":"1","execution_time":1,"pid":1}]}"#,
+        r#"{"strategies":[{"priority":21,"execution_time":1,"pid":1}]}"#,
+        r#"{"strategies":[{"priority":-1,"execution_time":1,"pid":1}]}"#,
         r#"{"strategies":[{"priority":true,"execution_time":-1,"pid":1}]}"#,
         r#"{"strategies":"#,
         "",
@@ -388,23 +465,21 @@ async fn strategies_are_decoded_strictly_by_type() {
         assert_failure(status, &body, StatusCode::BAD_REQUEST, "Invalid request payload: ");
     }
     assert_eq!(*server.api.posts().borrow(), 1, "a refused POST counted");
-    assert_eq!(server.get().await["scheduling"], json!([strategy(1)]));
+    assert_eq!(server.get().await["scheduling"], server.served_list(&[1]));
 }
 
-#[tokio::test]
-async fn trailing_data_and_unknown_fields_are_ignored() {
-    let server = start().await;
+async fn trailing_data_and_unknown_fields_are_ignored(schema: Schema) {
+    let server = start(schema).await;
     let auth = format!("Bearer {}", server.token().await);
     let body = r#"{"strategies":[{"priority":true,"execution_time":20000000,"pid":4,"weight":9}],
         "extra":{"a":1}} trailing {garbage"#;
     let (status, reply) = server.post_raw(Some(&auth), body).await;
     assert_eq!(status, StatusCode::OK, "{reply}");
-    assert_eq!(server.get().await["scheduling"], json!([strategy(4)]));
+    assert_eq!(server.get().await["scheduling"], server.served_list(&[4]));
 }
 
-#[tokio::test]
-async fn first_get_after_post_recalculates_later_ones_use_cache() {
-    let server = start().await;
+async fn first_get_after_post_recalculates_later_ones_use_cache(schema: Schema) {
+    let server = start(schema).await;
     server.post(json!([strategy(1)])).await;
     let recalculated = "Scheduling strategies recalculated due to pod changes";
     let cached = "Scheduling strategies retrieved from cache";
@@ -416,16 +491,15 @@ async fn first_get_after_post_recalculates_later_ones_use_cache() {
     assert_eq!(server.get().await["message"], cached);
 }
 
-#[tokio::test]
-async fn posts_counter_moves_on_each_successful_post() {
-    let server = start().await;
+async fn posts_counter_moves_on_each_successful_post(schema: Schema) {
+    let server = start(schema).await;
     let mut posts = server.api.posts();
     assert_eq!(*posts.borrow_and_update(), 0);
     server.post(json!([strategy(8)])).await;
     tokio::time::timeout(Duration::from_secs(5), posts.changed()).await.unwrap().unwrap();
     assert_eq!(*posts.borrow_and_update(), 1);
     let expected = Strategy {
-        priority: true,
+        priority: true.into(),
         execution_time: 20_000_000,
         pid: 8,
         selectors: vec![],
@@ -434,9 +508,8 @@ async fn posts_counter_moves_on_each_successful_post() {
     assert_eq!(server.api.strategies(), Some(vec![expected]));
 }
 
-#[tokio::test]
-async fn oversized_body_is_413() {
-    let server = start().await;
+async fn oversized_body_is_413(schema: Schema) {
+    let server = start(schema).await;
     let auth = format!("Bearer {}", server.token().await);
     let huge = format!(r#"{{"strategies":[],"pad":"{}"}}"#, "x".repeat(5 * 1024 * 1024));
     let (status, body) = server.post_raw(Some(&auth), huge).await;
@@ -445,9 +518,8 @@ async fn oversized_body_is_413() {
 
 // ---- other paths and methods ----
 
-#[tokio::test]
-async fn health_reports_healthy() {
-    let server = start().await;
+async fn health_reports_healthy(schema: Schema) {
+    let server = start(schema).await;
     let response = server.client.get(server.url(HEALTH_PATH)).send().await.unwrap();
     let (status, body) = json_reply(response).await;
     assert_eq!(status, StatusCode::OK);
@@ -456,9 +528,8 @@ async fn health_reports_healthy() {
     assert_timestamp(&body["timestamp"]);
 }
 
-#[tokio::test]
-async fn options_is_200_with_cors_on_any_path_without_auth() {
-    let server = start().await;
+async fn options_is_200_with_cors_on_any_path_without_auth(schema: Schema) {
+    let server = start(schema).await;
     for path in [STRATEGIES_PATH, TOKEN_PATH, HEALTH_PATH, "/no/such/path"] {
         let response =
             server.client.request(Method::OPTIONS, server.url(path)).send().await.unwrap();
@@ -473,9 +544,8 @@ async fn options_is_200_with_cors_on_any_path_without_auth() {
     }
 }
 
-#[tokio::test]
-async fn wrong_method_on_known_path_is_405_with_empty_body() {
-    let server = start().await;
+async fn wrong_method_on_known_path_is_405_with_empty_body(schema: Schema) {
+    let server = start(schema).await;
     for (method, path) in [
         (Method::GET, TOKEN_PATH),
         (Method::DELETE, STRATEGIES_PATH),
@@ -489,9 +559,8 @@ async fn wrong_method_on_known_path_is_405_with_empty_body() {
     }
 }
 
-#[tokio::test]
-async fn unknown_path_is_plain_text_404() {
-    let server = start().await;
+async fn unknown_path_is_plain_text_404(schema: Schema) {
+    let server = start(schema).await;
     for path in ["/", "/api/v1/nothing", "/api/v1/scheduling/strategies/extra"] {
         let response = server.client.get(server.url(path)).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
@@ -550,16 +619,14 @@ fn unreadable_private_key_is_an_error() {
     assert!(matches!(err, LocalApiError::KeyParse { .. }), "{err}");
 }
 
-#[tokio::test]
-async fn token_from_a_generated_key_works_end_to_end() {
-    let server = start_in(TempDir::new().unwrap()).await;
+async fn token_from_a_generated_key_works_end_to_end(schema: Schema) {
+    let server = start_in(TempDir::new().unwrap(), schema).await;
     server.post(json!([strategy(5)])).await;
-    assert_eq!(server.get().await["scheduling"], json!([strategy(5)]));
+    assert_eq!(server.get().await["scheduling"], server.served_list(&[5]));
 }
 
-#[tokio::test]
-async fn serve_stops_on_shutdown() {
-    let server = start().await;
+async fn serve_stops_on_shutdown(schema: Schema) {
+    let server = start(schema).await;
     server.post(json!([strategy(1)])).await;
     tokio::time::timeout(Duration::from_secs(5), server.stop()).await.unwrap();
 }
@@ -572,7 +639,7 @@ async fn run_reports_a_busy_port_and_stops_on_shutdown() {
     let opts = LocalApiOptions {
         listen: busy.local_addr().unwrap(),
         state_dir: dir.path().to_owned(),
-        token_duration: DAY,
+        ..LocalApiOptions::default()
     };
     let err = run(opts.clone(), async {}).await.unwrap_err();
     assert!(matches!(err, LocalApiError::Bind { .. }), "{err}");
@@ -588,4 +655,113 @@ fn default_options_are_loopback_8081_and_a_day() {
     assert_eq!(opts.listen, "127.0.0.1:8081".parse().unwrap());
     assert_eq!(opts.state_dir, Path::new("/var/lib/gtp5g-operator"));
     assert_eq!(opts.token_duration, DAY);
+    assert_eq!(opts.schema, Schema::V0);
+}
+
+for_both_schemas!(
+    token_is_an_rs256_jwt_with_the_contract_claims,
+    tokens_issued_in_the_same_second_are_identical,
+    token_request_that_is_not_json_is_400,
+    token_refused_for_foreign_garbage_or_non_rsa_keys,
+    token_refusals_say_why,
+    token_key_compared_by_value_not_text,
+    missing_authorization_is_401_required,
+    authorization_without_exact_bearer_prefix_is_401,
+    expired_token_is_401_with_golang_jwt_wording,
+    signed_token_without_exp_is_accepted,
+    malformed_foreign_or_wrong_algorithm_tokens_are_401,
+    get_before_any_post_is_empty,
+    post_replaces_the_whole_list,
+    get_preserves_order_and_drops_pid_zero_and_selector_entries,
+    list_of_only_dropped_entries_reads_as_empty,
+    false_and_integer_priorities,
+    strategies_are_decoded_strictly_by_type,
+    trailing_data_and_unknown_fields_are_ignored,
+    first_get_after_post_recalculates_later_ones_use_cache,
+    posts_counter_moves_on_each_successful_post,
+    oversized_body_is_413,
+    health_reports_healthy,
+    options_is_200_with_cors_on_any_path_without_auth,
+    wrong_method_on_known_path_is_405_with_empty_body,
+    unknown_path_is_plain_text_404,
+    serve_stops_on_shutdown,
+    token_from_a_generated_key_works_end_to_end,
+);
+
+// ---- the command line ----
+
+const BIN: &str = env!("CARGO_BIN_EXE_gtp5g-operator");
+
+#[test]
+fn schema_flags_are_checked_before_start() {
+    let dir = TempDir::new().unwrap();
+    for (args, want) in [
+        (&["--priority-level", "3"][..], "--priority-level needs --schema current"),
+        (&["--schema", "current", "--priority-level", "21"][..], "0..=20"),
+        (&["--schema", "v1"][..], "possible values: v0, current"),
+    ] {
+        let out = std::process::Command::new(BIN)
+            .args(["local-api", "--listen", "127.0.0.1:0", "--state-dir"])
+            .arg(dir.path())
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} accepted");
+        assert!(stderr.contains(want), "{args:?}: {stderr}");
+    }
+    assert!(!dir.path().join("jwt_private_key.pem").exists(), "a refused start made keys");
+}
+
+/// The binary with `--schema current --priority-level 12`: the flags reach
+/// the server (token in `data`, a posted `true` served as 12).
+#[tokio::test]
+async fn local_api_command_serves_the_current_schema() {
+    use std::io::{BufRead, BufReader};
+    let dir = TempDir::new().unwrap();
+    std::fs::write(dir.path().join("jwt_private_key.pem"), FIXTURE_PRIVATE_KEY).unwrap();
+    let mut child = std::process::Command::new(BIN)
+        .args(["local-api", "--listen", "127.0.0.1:0", "--schema", "current"])
+        .args(["--priority-level", "12", "--state-dir"])
+        .arg(dir.path())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read stderr to its end on a thread, so the server never writes to a
+    // full or closed pipe; the first address it logs is the one to use.
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            if let Some(addr) = line.split("listening on ").nth(1).and_then(|t| t.split(',').next())
+            {
+                let _ = tx.send(addr.to_owned());
+            }
+        }
+    });
+    let addr = rx.recv_timeout(Duration::from_secs(30)).expect("the server logs its address");
+    let pem = std::fs::read_to_string(dir.path().join("jwt_public_key.pem")).unwrap();
+    let client = reqwest::Client::new();
+    let base = format!("http://{addr}");
+    let answer: Value = client
+        .post(format!("{base}{TOKEN_PATH}"))
+        .json(&json!({ "public_key": pem }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = answer["data"]["token"].as_str().unwrap_or_else(|| panic!("{answer}"));
+    let strategies = json!({"strategies": [strategy(42)]});
+    let post = client.post(format!("{base}{STRATEGIES_PATH}")).bearer_auth(token).json(&strategies);
+    assert_eq!(post.send().await.unwrap().status(), StatusCode::OK);
+    let get = client.get(format!("{base}{STRATEGIES_PATH}")).bearer_auth(token);
+    let body: Value = get.send().await.unwrap().json().await.unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        body["scheduling"],
+        json!([{"priority": 12, "execution_time": 20_000_000, "pid": 42}])
+    );
 }

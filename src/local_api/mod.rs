@@ -6,6 +6,11 @@
 //! Differences from the real server are deliberate and limited to what a
 //! server without pods cannot do: there are no configured default strategies,
 //! and selector strategies never match anything (see `in_force`).
+//!
+//! It speaks one of two schemas (see `Schema`): the v0.1 API the daemon was
+//! written against, or the answers today's Gthulhu scheduler polls for, so
+//! that a current scheduler on a bare-metal testbed can take its exact
+//! thread ids from here.
 
 mod clock;
 mod keys;
@@ -20,7 +25,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::api::Strategy;
+use crate::api::{Priority, Strategy, MAX_PRIORITY_LEVEL};
 
 /// Issuer the real server puts in its tokens.
 const ISSUER: &str = "bss-api-server";
@@ -50,13 +55,63 @@ pub enum LocalApiError {
     },
     #[error("local API server failed: {0}")]
     Serve(#[source] std::io::Error),
+    #[error("--priority-level {0}: the current scheduler takes levels 0-{MAX_PRIORITY_LEVEL}")]
+    PriorityLevel(u8),
 }
+
+/// Which generation of the Gthulhu API the server speaks. The key pair, the
+/// auth rules, the error bodies and what POST accepts from the daemon are
+/// the same in both; the token answer and the GET answer differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Schema {
+    /// The v0.1 API (Step 11 era): top-level `token`, boolean priorities,
+    /// `null` for an empty list.
+    #[default]
+    V0,
+    /// What the current scheduler (>= v0.6) polls: the token inside `data`
+    /// with `expired_at`, integer priorities and `[]` for an empty list. A
+    /// posted `true` is served as `priority_level`; `false` is not served.
+    Current { priority_level: u8 },
+}
+
+impl Schema {
+    /// The `scheduling` member of a GET answer for the strategies in force.
+    /// The current scheduler keeps its old map on `null`, so an empty list
+    /// has to be `[]` for it to let go of exited threads.
+    fn scheduling(self, in_force: Option<Vec<Strategy>>) -> Option<Vec<Strategy>> {
+        let Schema::Current { priority_level } = self else { return in_force };
+        let as_level = |s: Strategy| match s.priority {
+            Priority::Flag(false) => None,
+            Priority::Flag(true) => {
+                Some(Strategy { priority: Priority::Level(priority_level.into()), ..s })
+            }
+            Priority::Level(_) => Some(s),
+        };
+        Some(in_force.unwrap_or_default().into_iter().filter_map(as_level).collect())
+    }
+
+    /// Why a posted priority cannot be served in this schema, if so.
+    fn priority_error(self, priority: Priority) -> Option<String> {
+        match (self, priority) {
+            (Schema::V0, Priority::Level(n)) => Some(format!(
+                "{n} is an integer; the v0.1 API takes a boolean \
+                 (integer levels need `local-api --schema current`)"
+            )),
+            _ => priority.level_error(),
+        }
+    }
+}
+
+/// `--priority-level` when not given: the strongest boost in user mode is
+/// any level above 0, and 1 is a strong preempting level in kernel mode.
+pub const DEFAULT_PRIORITY_LEVEL: u8 = 1;
 
 #[derive(Debug, Clone)]
 pub struct LocalApiOptions {
     pub listen: SocketAddr,
     pub state_dir: PathBuf,
     pub token_duration: Duration,
+    pub schema: Schema,
 }
 
 impl Default for LocalApiOptions {
@@ -67,6 +122,7 @@ impl Default for LocalApiOptions {
             listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
             state_dir: PathBuf::from("/var/lib/gtp5g-operator"),
             token_duration: Duration::from_secs(24 * 3600),
+            schema: Schema::V0,
         }
     }
 }
@@ -111,6 +167,7 @@ struct StrategyStore {
 }
 
 struct Inner {
+    schema: Schema,
     keys: keys::KeyPair,
     public_key_path: PathBuf,
     token_duration: Duration,
@@ -128,9 +185,24 @@ impl LocalApi {
     /// RSA-2048 pair on first start (private key mode 0600, public key as
     /// SubjectPublicKeyInfo PEM).
     pub fn open(state_dir: &Path, token_duration: Duration) -> Result<Self, LocalApiError> {
+        Self::open_schema(state_dir, token_duration, Schema::V0)
+    }
+
+    /// `open`, speaking `schema`.
+    pub fn open_schema(
+        state_dir: &Path,
+        token_duration: Duration,
+        schema: Schema,
+    ) -> Result<Self, LocalApiError> {
+        if let Schema::Current { priority_level } = schema {
+            if i64::from(priority_level) > MAX_PRIORITY_LEVEL {
+                return Err(LocalApiError::PriorityLevel(priority_level));
+            }
+        }
         let keys = keys::load_or_generate(state_dir)?;
         Ok(Self {
             inner: Arc::new(Inner {
+                schema,
                 keys,
                 public_key_path: state_dir.join(keys::PUBLIC_KEY_FILE),
                 token_duration,
@@ -138,6 +210,10 @@ impl LocalApi {
                 posts: watch::channel(0).0,
             }),
         })
+    }
+
+    pub fn schema(&self) -> Schema {
+        self.inner.schema
     }
 
     pub fn public_key_path(&self) -> PathBuf {
@@ -148,7 +224,8 @@ impl LocalApi {
         &self.inner.keys.public_pem
     }
 
-    /// What a GET would return right now (None when nothing is in force).
+    /// The posted strategies in force, as the daemon posted them (None when
+    /// nothing is); the GET answer is this in the server's schema.
     pub fn strategies(&self) -> Option<Vec<Strategy>> {
         in_force(self.store().posted.as_deref())
     }
@@ -186,26 +263,38 @@ impl LocalApi {
     fn read_strategies(&self) -> (Option<Vec<Strategy>>, bool) {
         let mut store = self.store();
         let recalculated = std::mem::replace(&mut store.recalculate, false);
-        (in_force(store.posted.as_deref()), recalculated)
+        (self.inner.schema.scheduling(in_force(store.posted.as_deref())), recalculated)
+    }
+
+    /// Why a posted list cannot be stored, naming the entry, if so.
+    fn check_priorities(&self, strategies: &[Strategy]) -> Result<(), String> {
+        let bad = strategies
+            .iter()
+            .enumerate()
+            .find_map(|(i, s)| self.inner.schema.priority_error(s.priority).map(|why| (i, why)));
+        bad.map_or(Ok(()), |(i, why)| Err(format!("strategies[{i}].priority: {why}")))
     }
 
     /// Claims depend only on the current second, and RS256 (PKCS#1 v1.5) is
     /// deterministic, so two requests in one second get the same token, as
     /// with the real server.
-    fn issue_token(&self, now: u64) -> Result<String, jsonwebtoken::errors::Error> {
+    /// The token and its `exp`.
+    fn issue_token(&self, now: u64) -> Result<(String, u64), jsonwebtoken::errors::Error> {
+        let exp = now.saturating_add(self.inner.token_duration.as_secs());
         let claims = Claims {
             client_id: CLIENT_ID.to_owned(),
-            exp: now.saturating_add(self.inner.token_duration.as_secs()),
+            exp,
             iat: now,
             nbf: now,
             iss: ISSUER.to_owned(),
             sub: CLIENT_ID.to_owned(),
         };
-        jsonwebtoken::encode(
+        let token = jsonwebtoken::encode(
             &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256),
             &claims,
             &self.inner.keys.encoding,
-        )
+        )?;
+        Ok((token, exp))
     }
 
     fn verify_token(&self, token: &str) -> Result<(), TokenError> {
@@ -272,12 +361,13 @@ pub async fn run(
     opts: LocalApiOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), LocalApiError> {
-    let api = LocalApi::open(&opts.state_dir, opts.token_duration)?;
+    let api = LocalApi::open_schema(&opts.state_dir, opts.token_duration, opts.schema)?;
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await
         .map_err(|source| LocalApiError::Bind { addr: opts.listen, source })?;
     let addr = listener.local_addr().map_err(LocalApiError::Serve)?;
     tracing::info!(
+        schema = ?opts.schema,
         "local API listening on {addr}, public key at {}",
         api.public_key_path().display()
     );
@@ -291,7 +381,7 @@ mod tests {
 
     fn pid(pid: i64) -> Strategy {
         Strategy {
-            priority: true,
+            priority: true.into(),
             execution_time: 20_000_000,
             pid,
             selectors: vec![],
@@ -312,5 +402,44 @@ mod tests {
         assert_eq!(in_force(None), None);
         assert_eq!(in_force(Some(&[])), None);
         assert_eq!(in_force(Some(&[pid(0)])), None);
+    }
+
+    #[test]
+    fn current_schema_serves_levels_and_an_empty_list_as_empty() {
+        let current = Schema::Current { priority_level: 4 };
+        let level = |n, p| Strategy { priority: Priority::Level(n), ..pid(p) };
+        let off = Strategy { priority: false.into(), ..pid(8) };
+        let served = current.scheduling(Some(vec![pid(3), off.clone(), level(15, 9)]));
+        assert_eq!(served, Some(vec![level(4, 3), level(15, 9)]));
+        assert_eq!(current.scheduling(None), Some(vec![]));
+        assert_eq!(Schema::V0.scheduling(Some(vec![off.clone()])), Some(vec![off]));
+        assert_eq!(Schema::V0.scheduling(None), None);
+    }
+
+    #[test]
+    fn v0_refuses_integer_priorities_current_refuses_levels_above_20() {
+        let current = Schema::Current { priority_level: 1 };
+        assert!(Schema::V0
+            .priority_error(Priority::Level(1))
+            .unwrap()
+            .contains("--schema current"));
+        assert_eq!(Schema::V0.priority_error(true.into()), None);
+        assert_eq!(current.priority_error(Priority::Level(20)), None);
+        assert!(current.priority_error(Priority::Level(21)).is_some());
+        assert_eq!(current.priority_error(false.into()), None);
+    }
+
+    #[test]
+    fn a_level_above_20_is_refused_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = LocalApi::open_schema(
+            dir.path(),
+            Duration::from_secs(1),
+            Schema::Current { priority_level: 21 },
+        )
+        .err()
+        .unwrap();
+        assert!(err.to_string().contains("--priority-level 21"), "{err}");
+        assert!(!dir.path().join(keys::PRIVATE_KEY_FILE).exists(), "checked before any key work");
     }
 }

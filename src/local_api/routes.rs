@@ -13,9 +13,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::clock::{rfc3339_utc, unix_now};
-use super::{LocalApi, TokenError};
+use super::{LocalApi, Schema, TokenError};
 use crate::api::{
-    StatusResponse, StrategiesRequest, StrategiesResponse, TokenRequest, TokenResponse,
+    StatusResponse, StrategiesRequest, StrategiesResponse, TokenData, TokenRequest, TokenResponse,
     HEALTH_PATH, STRATEGIES_PATH, TOKEN_PATH,
 };
 
@@ -131,21 +131,33 @@ async fn token(State(api): State<LocalApi>, body: Result<Bytes, BytesRejection>)
     }
     let now = unix_now();
     match api.issue_token(now) {
-        Ok(token) => json(
-            StatusCode::OK,
-            &TokenResponse {
-                status: StatusResponse {
-                    success: true,
-                    message: Some("Token generated successfully".to_owned()),
-                    timestamp: Some(rfc3339_utc(now)),
-                    error: None,
-                },
-                token: Some(token),
-            },
-        ),
+        Ok((token, exp)) => json(StatusCode::OK, &token_answer(api.schema(), token, exp, now)),
         Err(e) => {
             failure(StatusCode::INTERNAL_SERVER_ERROR, format!("Failed to generate token: {e}"))
         }
+    }
+}
+
+/// v0.1: `token` beside a message; current: `data{token, expired_at}` and
+/// no message, as each generation's server answers.
+fn token_answer(schema: Schema, token: String, exp: u64, now: u64) -> TokenResponse {
+    let timestamp = Some(rfc3339_utc(now));
+    match schema {
+        Schema::V0 => TokenResponse {
+            status: StatusResponse {
+                success: true,
+                message: Some("Token generated successfully".to_owned()),
+                timestamp,
+                error: None,
+            },
+            token: Some(token),
+            data: None,
+        },
+        Schema::Current { .. } => TokenResponse {
+            status: StatusResponse { success: true, timestamp, ..StatusResponse::default() },
+            token: None,
+            data: Some(TokenData { token, expired_at: Some(exp) }),
+        },
     }
 }
 
@@ -191,7 +203,9 @@ async fn post_strategies(
         Ok(body) => body,
         Err(rejection) => return body_error(&rejection),
     };
-    let request: StrategiesRequest = match decode_first(&body) {
+    let request: StrategiesRequest = match decode_first(&body)
+        .and_then(|r: StrategiesRequest| api.check_priorities(&r.strategies).map(|()| r))
+    {
         Ok(request) => request,
         Err(detail) => {
             return failure(StatusCode::BAD_REQUEST, format!("Invalid request payload: {detail}"))

@@ -159,16 +159,15 @@ impl ApiClient {
             let message = error_text(parsed.and_then(|r| r.status.error), &body);
             return Err(PublishError::Http { what: WHAT, status, message });
         }
-        let value = parsed
+        let (value, expired_at) = parsed
             .filter(|r| r.status.success)
-            .and_then(|r| r.token)
-            .filter(|t| !t.is_empty())
+            .and_then(TokenResponse::into_token)
             .ok_or_else(|| PublishError::Body {
                 what: WHAT,
                 status,
-                detail: "no token in a successful answer".into(),
+                detail: "no token in a successful answer (neither `token` nor `data.token`)".into(),
             })?;
-        let refresh_at = expiry(&value).map(|exp| refresh_instant(exp, self.refresh_ahead));
+        let refresh_at = refresh_at(&value, expired_at, self.refresh_ahead);
         tracing::info!(
             refresh_in_s =
                 refresh_at.map(|t| t.saturating_duration_since(Instant::now()).as_secs()),
@@ -265,6 +264,13 @@ fn expiry(jwt: &str) -> Option<u64> {
     jsonwebtoken::decode::<Claims>(jwt, &no_key, &unverified).ok()?.claims.exp
 }
 
+/// When to fetch the next token: `ahead` before the JWT's own `exp` (what
+/// the server enforces), else before the `expired_at` the current API
+/// states beside the token; never, when neither says.
+fn refresh_at(jwt: &str, expired_at: Option<u64>, ahead: Duration) -> Option<Instant> {
+    expiry(jwt).or(expired_at).map(|exp| refresh_instant(exp, ahead))
+}
+
 fn refresh_instant(exp: u64, ahead: Duration) -> Instant {
     let now_unix = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
     let left = Duration::from_secs(exp.saturating_sub(now_unix));
@@ -295,6 +301,19 @@ mod tests {
         let d = at.duration_since(Instant::now()).as_secs();
         assert!((3290..=3300).contains(&d), "{d}");
         assert!(refresh_instant(now - 10, Duration::from_secs(300)) <= Instant::now());
+    }
+
+    #[test]
+    fn expired_at_counts_only_when_the_jwt_has_no_exp() {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        let ahead = Duration::from_secs(300);
+        let secs_left = |at: Option<Instant>| at.unwrap().duration_since(Instant::now()).as_secs();
+        let with_exp = jwt(&format!(r#"{{"exp":{}}}"#, now + 3600));
+        let left = secs_left(refresh_at(&with_exp, Some(now + 7200), ahead));
+        assert!((3290..=3300).contains(&left), "{left}");
+        let left = secs_left(refresh_at(&jwt(r#"{"iss":"x"}"#), Some(now + 7200), ahead));
+        assert!((6890..=6900).contains(&left), "{left}");
+        assert_eq!(refresh_at(&jwt(r#"{"iss":"x"}"#), None, ahead), None);
     }
 
     #[test]

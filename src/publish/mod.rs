@@ -220,12 +220,12 @@ mod tests {
 
     fn cfg() -> StrategyConfig {
         StrategyConfig {
-            priority: true,
+            priority: true.into(),
             execution_time_ns: 20_000_000,
             interval_s: 10,
             debounce_ms: 200,
             static_strategies: vec![Strategy {
-                priority: true,
+                priority: true.into(),
                 execution_time: 1,
                 pid: 0,
                 selectors: vec![Selector { key: "app".into(), value: "ueransim".into() }],
@@ -239,7 +239,7 @@ mod tests {
         let s = strategies(&[30, 10, 20, 10, 0], &cfg());
         let pids: Vec<i64> = s.iter().map(|s| s.pid).collect();
         assert_eq!(pids, vec![10, 20, 30, 0]);
-        assert!(s[..3].iter().all(|s| s.priority && s.execution_time == 20_000_000));
+        assert!(s[..3].iter().all(|s| s.priority == true.into() && s.execution_time == 20_000_000));
         assert_eq!(s[3].selectors.len(), 1);
         assert_eq!(
             serde_json::to_string(&s[0]).unwrap(),
