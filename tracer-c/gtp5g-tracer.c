@@ -4,10 +4,10 @@
  * SIGINT/SIGTERM. Its programs print to the kernel's trace_pipe, which the
  * gtp5g-operator daemon tails.
  *
- * Every probe lives in its own skeleton instance (its own bpf_object) with
- * only that program autoloaded: libbpf loads an object all-or-nothing, and a
- * gtp5g build that lacks one function (e.g. policePacket in older releases)
- * must not cost the other probes.
+ * One BPF object per mode, loaded once with only the programs whose targets
+ * exist (BTF pre-checks decide each program's autoload): a gtp5g build that
+ * lacks one function (e.g. policePacket in older releases) must not cost the
+ * other probes, and parsing kernel BTF once per probe made start-up slow.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -32,6 +32,8 @@
 #define PROG "gtp5g-tracer"
 #include "cli.h"
 #define GTP5G_BTF "/sys/kernel/btf/gtp5g"
+/* How often -v reports the event counts. */
+#define STATS_PERIOD_S 10
 
 enum mode { MODE_AUTO, MODE_FENTRY, MODE_NETDEV };
 
@@ -66,16 +68,7 @@ static const struct probe probes[] = {
 };
 #define NPROBES (sizeof(probes) / sizeof(probes[0]))
 
-struct slot {
-	const struct probe *p;
-	struct gtp5g_fentry *fentry;
-	struct gtp5g_netdev *netdev;
-	struct bpf_link *link;
-};
-
-static struct slot slots[NPROBES];
 static bool verbose;
-static volatile sig_atomic_t stop_sig;
 
 /* The first libbpf warning of the current attempt is the one that says what
  * went wrong; later ones repeat it at object level. */
@@ -243,87 +236,6 @@ static bool netdev_target_ok(const char *tp, char *why, size_t len)
 	return true;
 }
 
-/* ---- per-probe load + attach ---- */
-
-static void only_this_program(struct bpf_object *obj, const char *prog_name)
-{
-	struct bpf_program *prog;
-
-	bpf_object__for_each_program(prog, obj)
-		bpf_program__set_autoload(prog, !strcmp(bpf_program__name(prog), prog_name));
-}
-
-static int attach_link(struct slot *s, struct bpf_object *obj, char *why, size_t len)
-{
-	struct bpf_program *prog = bpf_object__find_program_by_name(obj, s->p->prog);
-	int err;
-
-	if (!prog) {
-		snprintf(why, len, "internal error: program %s not in BPF object", s->p->prog);
-		return -ENOENT;
-	}
-	s->link = bpf_program__attach(prog);
-	if (!s->link) {
-		err = -errno;
-		failure_reason(why, len, "attach failed", err);
-		return err;
-	}
-	return 0;
-}
-
-static int load_fentry(struct slot *s, char *why, size_t len)
-{
-	int err;
-
-	if (!fentry_target_ok(s->p->func, why, len))
-		return -ENOENT;
-	reset_warn();
-	s->fentry = gtp5g_fentry__open();
-	if (!s->fentry) {
-		failure_reason(why, len, "open failed", -errno);
-		return -1;
-	}
-	only_this_program(s->fentry->obj, s->p->prog);
-	err = gtp5g_fentry__load(s->fentry);
-	if (err) {
-		failure_reason(why, len, "load failed", err);
-		return err;
-	}
-	return attach_link(s, s->fentry->obj, why, len);
-}
-
-static int load_netdev(struct slot *s, unsigned port, char *why, size_t len)
-{
-	int err;
-
-	if (!netdev_target_ok(s->p->func, why, len))
-		return -ENOENT;
-	reset_warn();
-	s->netdev = gtp5g_netdev__open();
-	if (!s->netdev) {
-		failure_reason(why, len, "open failed", -errno);
-		return -1;
-	}
-	s->netdev->rodata->gtpu_port = (__u16)port;
-	only_this_program(s->netdev->obj, s->p->prog);
-	err = gtp5g_netdev__load(s->netdev);
-	if (err) {
-		failure_reason(why, len, "load failed", err);
-		return err;
-	}
-	return attach_link(s, s->netdev->obj, why, len);
-}
-
-static void release(struct slot *s)
-{
-	bpf_link__destroy(s->link);
-	s->link = NULL;
-	gtp5g_fentry__destroy(s->fentry);
-	s->fentry = NULL;
-	gtp5g_netdev__destroy(s->netdev);
-	s->netdev = NULL;
-}
-
 /* ---- options ---- */
 
 static bool selected(const struct probe *p, char *only)
@@ -376,12 +288,18 @@ static void list_probes(void)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: " PROG " [--mode auto|fentry|netdev] [--only FUNC,...] [--port N] [--list] [-v]\n"
-		"  --mode    auto (default): fentry when " GTP5G_BTF " exists, else netdev\n"
-		"  --only    attach only these probes (function/tracepoint or probe name)\n"
-		"  --port    GTP-U UDP port for netdev mode (default 2152)\n"
-		"  --list    print the probes of each mode and exit\n"
-		"  -v        show libbpf debug output\n");
+		"usage: " PROG " [--mode auto|fentry|netdev] [--only FUNC,...] [--port N] [--rls-port N]\n"
+		"       [--refresh-ms MS] [--every-event] [--map-size N] [--list] [-v]\n"
+		"  --mode        auto (default): fentry when " GTP5G_BTF " exists, else netdev\n"
+		"  --only        attach only these probes (function/tracepoint or probe name)\n"
+		"  --port        GTP-U UDP port for netdev mode (default 2152)\n"
+		"  --rls-port    UERANSIM RLS UDP port for netdev mode (default 4997)\n"
+		"  --refresh-ms  print a thread's event at most once per MS (default 1000)\n"
+		"  --every-event print every event (no de-duplication)\n"
+		"  --map-size    threads remembered for de-duplication (default 16384)\n"
+		"  --list        print the probes of each mode and exit\n"
+		"  -v            show libbpf debug output and event counts every %d s\n",
+		STATS_PERIOD_S);
 }
 
 static const char *trace_pipe_path(void)
@@ -410,85 +328,305 @@ static void warn_tracing_off(void)
 	}
 }
 
-static void on_signal(int sig)
+/* ---- load + attach ---- */
+
+struct config {
+	unsigned gtpu_port;
+	unsigned rls_port;
+	unsigned long refresh_ms;
+	unsigned long map_size;
+	bool every_event;
+};
+
+/* A loaded BPF object: normally one per mode holding all its programs,
+ * one per program only after a joint load failed. */
+struct object {
+	struct gtp5g_fentry *fentry;
+	struct gtp5g_netdev *netdev;
+	struct bpf_object *obj;
+};
+
+static struct object objects[NPROBES];
+static int nobjects;
+static struct bpf_link *links[NPROBES];
+
+static void report(size_t i, const char *why)
 {
-	stop_sig = sig;
+	if (why)
+		printf(PROG ": %s: not attached: %s\n", probes[i].name, why);
+	else
+		printf(PROG ": %s: attached\n", probes[i].name);
+	fflush(stdout);
 }
 
-static int attach_mode(enum mode mode, char *only, unsigned port)
+static bool target_ok(const struct probe *p, char *why, size_t len)
+{
+	return p->mode == MODE_FENTRY ? fentry_target_ok(p->func, why, len)
+				      : netdev_target_ok(p->func, why, len);
+}
+
+/* Configuration goes into .rodata before load, so the verifier sees
+ * constants and drops the branches they rule out. */
+static struct bpf_object *open_object(struct object *o, enum mode mode, const struct config *c)
+{
+	__u64 refresh_ns = c->refresh_ms * 1000000ULL;
+
+	if (mode == MODE_FENTRY) {
+		o->fentry = gtp5g_fentry__open();
+		if (!o->fentry)
+			return NULL;
+		o->fentry->rodata->every_event = c->every_event;
+		o->fentry->rodata->refresh_ns = refresh_ns;
+		o->obj = o->fentry->obj;
+	} else {
+		o->netdev = gtp5g_netdev__open();
+		if (!o->netdev)
+			return NULL;
+		o->netdev->rodata->every_event = c->every_event;
+		o->netdev->rodata->refresh_ns = refresh_ns;
+		o->netdev->rodata->gtpu_port = (__u16)c->gtpu_port;
+		o->netdev->rodata->rls_port = (__u16)c->rls_port;
+		o->obj = o->netdev->obj;
+	}
+	return o->obj;
+}
+
+static void close_object(struct object *o)
+{
+	gtp5g_fentry__destroy(o->fentry);
+	gtp5g_netdev__destroy(o->netdev);
+	memset(o, 0, sizeof(*o));
+}
+
+static int probe_index(const char *prog_name)
+{
+	for (size_t i = 0; i < NPROBES; i++)
+		if (!strcmp(probes[i].prog, prog_name))
+			return (int)i;
+	return -1;
+}
+
+/* Every object shares the first one's maps, so that de-duplication stays
+ * per thread (not per object) and one counter array holds every event. */
+static int size_and_share_maps(struct bpf_object *obj, const struct config *c)
+{
+	static const char *shared[] = { "last_printed", "event_counts" };
+	int err = bpf_map__set_max_entries(bpf_object__find_map_by_name(obj, "last_printed"),
+					   (__u32)c->map_size);
+
+	for (size_t i = 0; !err && nobjects && i < 2; i++) {
+		struct bpf_map *first = bpf_object__find_map_by_name(objects[0].obj, shared[i]);
+		err = bpf_map__reuse_fd(bpf_object__find_map_by_name(obj, shared[i]),
+					bpf_map__fd(first));
+	}
+	return err;
+}
+
+/* Loads the programs marked in want[] as one new object, objects[nobjects]. */
+static int load_object(enum mode mode, const bool *want, const struct config *c, char *why,
+		       size_t len)
+{
+	struct object *o = &objects[nobjects];
+	struct bpf_program *prog;
+	int err;
+
+	reset_warn();
+	if (!open_object(o, mode, c)) {
+		err = -errno;
+		failure_reason(why, len, "open failed", err);
+		return err;
+	}
+	bpf_object__for_each_program(prog, o->obj) {
+		int i = probe_index(bpf_program__name(prog));
+		bpf_program__set_autoload(prog, i >= 0 && want[i]);
+	}
+	err = size_and_share_maps(o->obj, c);
+	if (!err)
+		err = bpf_object__load(o->obj);
+	if (err) {
+		failure_reason(why, len, "load failed", err);
+		close_object(o);
+		return err;
+	}
+	nobjects++;
+	return 0;
+}
+
+static int attach_loaded(struct bpf_object *obj, const bool *want)
 {
 	int attached = 0;
 
 	for (size_t i = 0; i < NPROBES; i++) {
-		struct slot *s = &slots[i];
-		char why[1024] = "";
-		int err;
+		struct bpf_program *prog;
+		char why[1024];
 
-		if (probes[i].mode != mode || !selected(&probes[i], only))
+		if (!want[i])
 			continue;
-		s->p = &probes[i];
-		err = mode == MODE_FENTRY ? load_fentry(s, why, sizeof(why))
-					  : load_netdev(s, port, why, sizeof(why));
-		if (err) {
-			printf(PROG ": %s: not attached: %s\n", s->p->name, why);
-			release(s);
-			s->p = NULL;
-		} else {
-			printf(PROG ": %s: attached\n", s->p->name);
-			attached++;
+		reset_warn();
+		prog = bpf_object__find_program_by_name(obj, probes[i].prog);
+		links[i] = prog ? bpf_program__attach(prog) : NULL;
+		if (!links[i]) {
+			failure_reason(why, sizeof(why), "attach failed", prog ? -errno : -ENOENT);
+			report(i, why);
+			continue;
 		}
-		fflush(stdout);
+		report(i, NULL);
+		attached++;
 	}
 	return attached;
 }
 
-int main(int argc, char **argv)
+/* libbpf loads an object all-or-nothing: when one program is refused (e.g.
+ * ip4_find_route's seven arguments on a kernel before 6.6), the others must
+ * still attach, and the report must name the one refused. */
+static int load_one_by_one(enum mode mode, const bool *want, const struct config *c)
+{
+	int attached = 0;
+
+	for (size_t i = 0; i < NPROBES; i++) {
+		bool one[NPROBES] = {};
+		char why[1024];
+
+		if (!want[i])
+			continue;
+		one[i] = true;
+		if (load_object(mode, one, c, why, sizeof(why))) {
+			report(i, why);
+			continue;
+		}
+		attached += attach_loaded(objects[nobjects - 1].obj, one);
+	}
+	return attached;
+}
+
+/* The pre-checks decide which programs are worth loading; then one load
+ * (kernel BTF parsed once, not once per probe). */
+static int attach_mode(enum mode mode, char *only, const struct config *c)
+{
+	bool want[NPROBES] = {};
+	int nwant = 0;
+	char why[1024];
+
+	for (size_t i = 0; i < NPROBES; i++) {
+		if (probes[i].mode != mode || !selected(&probes[i], only))
+			continue;
+		if (!target_ok(&probes[i], why, sizeof(why))) {
+			report(i, why);
+			continue;
+		}
+		want[i] = true;
+		nwant++;
+	}
+	if (!nwant)
+		return 0;
+	if (!load_object(mode, want, c, why, sizeof(why)))
+		return attach_loaded(objects[nobjects - 1].obj, want);
+	printf(PROG ": loading %d %s probes together failed (%s); loading them one by one\n", nwant,
+	       mode_name(mode), why);
+	return load_one_by_one(mode, want, c);
+}
+
+static void release_all(void)
+{
+	for (size_t i = 0; i < NPROBES; i++)
+		bpf_link__destroy(links[i]);
+	for (int i = 0; i < nobjects; i++)
+		close_object(&objects[i]);
+}
+
+/* Printed and suppressed events so far, summed over CPUs. */
+static void print_counts(void)
+{
+	int ncpus = libbpf_num_possible_cpus();
+	unsigned long long total[2] = {};
+	struct bpf_map *m;
+
+	if (!nobjects || ncpus <= 0)
+		return;
+	m = bpf_object__find_map_by_name(objects[0].obj, "event_counts");
+	for (__u32 key = 0; key < 2; key++) {
+		__u64 per_cpu[ncpus];
+
+		if (bpf_map_lookup_elem(bpf_map__fd(m), &key, per_cpu))
+			continue;
+		for (int cpu = 0; cpu < ncpus; cpu++)
+			total[key] += per_cpu[cpu];
+	}
+	printf(PROG ": events printed=%llu suppressed=%llu\n", total[0], total[1]);
+	fflush(stdout);
+}
+
+struct args {
+	enum mode mode;
+	char *only;
+	bool list;
+	struct config config;
+};
+
+/* 0 to go on, else the exit status (usage errors: 2). */
+static int parse_args(int argc, char **argv, struct args *a)
 {
 	static const struct option opts[] = {
 		{ "mode", required_argument, NULL, 'm' },
 		{ "only", required_argument, NULL, 'o' },
 		{ "port", required_argument, NULL, 'p' },
+		{ "rls-port", required_argument, NULL, 'r' },
+		{ "refresh-ms", required_argument, NULL, 'R' },
+		{ "every-event", no_argument, NULL, 'e' },
+		{ "map-size", required_argument, NULL, 's' },
 		{ "list", no_argument, NULL, 'l' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
-	enum mode mode = MODE_AUTO;
-	char *only = NULL;
-	unsigned long port = 2152;
-	bool list = false;
-	int c, attached;
+	unsigned long port;
+	int c;
 
 	while ((c = getopt_long(argc, argv, "m:o:p:lvh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'm':
 			if (!strcmp(optarg, "auto"))
-				mode = MODE_AUTO;
+				a->mode = MODE_AUTO;
 			else if (!strcmp(optarg, "fentry"))
-				mode = MODE_FENTRY;
+				a->mode = MODE_FENTRY;
 			else if (!strcmp(optarg, "netdev"))
-				mode = MODE_NETDEV;
+				a->mode = MODE_NETDEV;
 			else {
 				fprintf(stderr, PROG ": --mode must be auto, fentry or netdev, not '%s'\n", optarg);
 				return 2;
 			}
 			break;
 		case 'o':
-			only = optarg;
+			a->only = optarg;
 			break;
 		case 'p':
-			if (parse_ul("--port", optarg, 1, 65535, &port))
+		case 'r':
+			if (parse_ul(c == 'p' ? "--port" : "--rls-port", optarg, 1, 65535, &port))
+				return 2;
+			*(c == 'p' ? &a->config.gtpu_port : &a->config.rls_port) = (unsigned)port;
+			break;
+		case 'R':
+			/* An hour bounds the nanoseconds well inside 64 bits. */
+			if (parse_ul("--refresh-ms", optarg, 1, 3600000, &a->config.refresh_ms))
+				return 2;
+			break;
+		case 'e':
+			a->config.every_event = true;
+			break;
+		case 's':
+			/* The LRU map preallocates every entry: bound the memory. */
+			if (parse_ul("--map-size", optarg, 1, 1UL << 22, &a->config.map_size))
 				return 2;
 			break;
 		case 'l':
-			list = true;
+			a->list = true;
 			break;
 		case 'v':
 			verbose = true;
 			break;
 		case 'h':
 			usage(stdout);
-			return 0;
+			exit(0);
 		default:
 			usage(stderr);
 			return 2;
@@ -499,13 +637,62 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if (list) {
+	if (a->only && check_only(a->only))
+		return 2;
+	return 0;
+}
+
+static void load_btf(void)
+{
+	vmlinux_btf = btf__load_vmlinux_btf();
+	if (!access(GTP5G_BTF, F_OK) && vmlinux_btf) {
+		gtp5g_btf = btf__load_module_btf("gtp5g", vmlinux_btf);
+		if (!gtp5g_btf)
+			gtp5g_btf_err = -errno;
+	}
+}
+
+static enum mode resolve_auto(void)
+{
+	if (!access(GTP5G_BTF, F_OK)) {
+		printf(PROG ": mode auto: %s exists, using fentry\n", GTP5G_BTF);
+		return MODE_FENTRY;
+	}
+	printf(PROG ": mode auto: %s absent (gtp5g not loaded), using netdev\n", GTP5G_BTF);
+	return MODE_NETDEV;
+}
+
+/* Until one of the signals in *term; with -v the counts every period. */
+static int wait_for_signal(const sigset_t *term)
+{
+	const struct timespec period = { STATS_PERIOD_S, 0 };
+	int sig;
+
+	do {
+		sig = verbose ? sigtimedwait(term, NULL, &period) : sigwaitinfo(term, NULL);
+		if (sig < 0 && errno == EAGAIN)
+			print_counts();
+	} while (sig < 0);
+	return sig;
+}
+
+int main(int argc, char **argv)
+{
+	struct args a = {
+		.mode = MODE_AUTO,
+		.config = { .gtpu_port = 2152, .rls_port = 4997, .refresh_ms = 1000, .map_size = 16384 },
+	};
+	enum mode mode;
+	sigset_t term;
+	int err, attached, sig;
+
+	err = parse_args(argc, argv, &a);
+	if (err)
+		return err;
+	if (a.list) {
 		list_probes();
 		return 0;
 	}
-	if (only && check_only(only))
-		return 2;
-
 	if (!privileged()) {
 		fprintf(stderr, PROG ": not privileged: loading BPF tracing programs needs root "
 			"(CAP_SYS_ADMIN) or CAP_BPF+CAP_PERFMON\n");
@@ -513,54 +700,31 @@ int main(int argc, char **argv)
 	}
 
 	libbpf_set_print(libbpf_print);
+	load_btf();
+	mode = a.mode == MODE_AUTO ? resolve_auto() : a.mode;
 
-	vmlinux_btf = btf__load_vmlinux_btf();
-	if (!access(GTP5G_BTF, F_OK) && vmlinux_btf) {
-		gtp5g_btf = btf__load_module_btf("gtp5g", vmlinux_btf);
-		if (!gtp5g_btf)
-			gtp5g_btf_err = -errno;
-	}
-
-	bool was_auto = mode == MODE_AUTO;
-	if (mode == MODE_AUTO) {
-		if (!access(GTP5G_BTF, F_OK)) {
-			printf(PROG ": mode auto: %s exists, using fentry\n", GTP5G_BTF);
-			mode = MODE_FENTRY;
-		} else {
-			printf(PROG ": mode auto: %s absent (gtp5g not loaded), using netdev\n", GTP5G_BTF);
-			mode = MODE_NETDEV;
-		}
-	}
-
-	/* Blocked from here on and only taken in sigsuspend(): a SIGTERM that
+	/* Blocked from here on and only taken in sigwaitinfo(): a SIGTERM that
 	 * arrives during a slow load stays pending instead of killing us with
-	 * half the probes attached, and none is lost between check and wait. */
-	struct sigaction sa = { .sa_handler = on_signal };
-	sigset_t term, none;
-	sigemptyset(&sa.sa_mask);
+	 * half the probes attached. */
 	sigemptyset(&term);
 	sigaddset(&term, SIGINT);
 	sigaddset(&term, SIGTERM);
 	sigaddset(&term, SIGHUP);
 	sigprocmask(SIG_BLOCK, &term, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
 
-	attached = attach_mode(mode, only, (unsigned)port);
-	if (!attached) {
-		/* In auto mode gtp5g may be present but unusable (e.g. its
-		 * functions inlined); GTP-U on the wire is still visible. */
-		if (was_auto && mode == MODE_FENTRY) {
-			printf(PROG ": mode auto: no fentry probe attached, falling back to netdev\n");
-			mode = MODE_NETDEV;
-			attached = attach_mode(mode, only, (unsigned)port);
-		}
+	attached = attach_mode(mode, a.only, &a.config);
+	/* In auto mode gtp5g may be present but unusable (e.g. its functions
+	 * inlined); GTP-U on the wire is still visible. */
+	if (!attached && a.mode == MODE_AUTO && mode == MODE_FENTRY) {
+		printf(PROG ": mode auto: no fentry probe attached, falling back to netdev\n");
+		mode = MODE_NETDEV;
+		attached = attach_mode(mode, a.only, &a.config);
 	}
 	fflush(stdout);
 
 	if (!attached) {
 		fprintf(stderr, PROG ": no probe attached (mode %s), exiting\n", mode_name(mode));
+		release_all();
 		btf__free(gtp5g_btf);
 		btf__free(vmlinux_btf);
 		return 1;
@@ -571,20 +735,17 @@ int main(int argc, char **argv)
 		fprintf(stderr, PROG ": warning: tracefs not mounted; run: mount -t tracefs nodev /sys/kernel/tracing\n");
 	else
 		warn_tracing_off();
-	printf(PROG ": %d probes attached (mode %s), printing to %s\n", attached, mode_name(mode),
+	printf(PROG ": %d probes attached (mode %s, %s), printing to %s\n", attached,
+	       mode_name(mode), a.config.every_event ? "every event" : "de-duplicated",
 	       tp ? tp : "/sys/kernel/tracing/trace_pipe");
 	fflush(stdout);
 
-	sigemptyset(&none);
-	while (!stop_sig)
-		sigsuspend(&none);
-
-	for (size_t i = 0; i < NPROBES; i++)
-		if (slots[i].p)
-			release(&slots[i]);
+	sig = wait_for_signal(&term);
+	print_counts();
+	release_all();
 	btf__free(gtp5g_btf);
 	btf__free(vmlinux_btf);
-	printf(PROG ": detached %d probes (signal %d), exiting\n", attached, (int)stop_sig);
+	printf(PROG ": detached %d probes (signal %d), exiting\n", attached, sig);
 	fflush(stdout);
 	return 0;
 }

@@ -10,8 +10,13 @@
  * free5gc/gtp5g (src/gtpu/encap.c, pktinfo.c, src/pfcp/pdr.c, trTCM.c):
  * for fexit the return value comes after ALL arguments, so a wrong arity
  * would silently read an argument as the return value.
+ *
+ * De-duplication is per thread, across all probes: one packet runs several
+ * of these functions in the same thread, and the first of them in a refresh
+ * period (normally an fentry, which prints PID and TGID) stands for the
+ * rest. --every-event prints every call, as Step 11 did.
  */
-#include "gtp5g_common.bpf.h"
+#include "gtp5g_dedup.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -39,6 +44,8 @@ static __always_inline bool ptr_ok(const void *p)
 SEC("fentry/gtp5g_encap_recv")
 int BPF_PROG(fentry_gtp5g_encap_recv, struct sock *sk, struct sk_buff *skb)
 {
+	if (!should_print())
+		return 0;
 	__u32 len = 0;
 
 	if (skb) {
@@ -62,6 +69,8 @@ SEC("fexit/gtp5g_encap_recv")
 int BPF_PROG(fexit_gtp5g_encap_recv, struct sock *sk, struct sk_buff *skb,
 	     int ret)
 {
+	if (!should_print())
+		return 0;
 	EMIT_PID_TGID_CPU("fexit/gtp5g_encap_recv");
 	/* The skb may already be freed (dropped or consumed) when the function
 	 * returns, so its device is not read here. */
@@ -77,6 +86,8 @@ SEC("fentry/gtp5g_handle_skb_ipv4")
 int BPF_PROG(fentry_gtp5g_handle_skb_ipv4, struct sk_buff *skb,
 	     struct net_device *dev, struct gtp5g_pktinfo *pktinfo)
 {
+	if (!should_print())
+		return 0;
 	EMIT_PID_TGID_CPU("fentry/gtp5g_handle_skb_ipv4");
 	if (dev)
 		bpf_printk("fentry/gtp5g_handle_skb_ipv4: DEV=%s", dev->name);
@@ -88,6 +99,8 @@ SEC("fexit/gtp5g_handle_skb_ipv4")
 int BPF_PROG(fexit_gtp5g_handle_skb_ipv4, struct sk_buff *skb,
 	     struct net_device *dev, struct gtp5g_pktinfo *pktinfo, int ret)
 {
+	if (!should_print())
+		return 0;
 	__u64 id = bpf_get_current_pid_tgid();
 
 	/* "(skb ptr)" is kept from Step 11 so existing parsers keep matching;
@@ -103,6 +116,8 @@ SEC("fentry/gtp5g_xmit_skb_ipv4")
 int BPF_PROG(fentry_gtp5g_xmit_skb_ipv4, struct sk_buff *skb,
 	     struct gtp5g_pktinfo *pktinfo)
 {
+	if (!should_print())
+		return 0;
 	struct net_device *dev = NULL;
 
 	if (skb)
@@ -126,6 +141,8 @@ SEC("fexit/gtp5g_xmit_skb_ipv4")
 int BPF_PROG(fexit_gtp5g_xmit_skb_ipv4, struct sk_buff *skb,
 	     struct gtp5g_pktinfo *pktinfo)
 {
+	if (!should_print())
+		return 0;
 	/* udp_tunnel_xmit_skb() consumed the skb: only task facts are safe. */
 	EMIT_PID_TGID_CPU("fexit/gtp5g_xmit_skb_ipv4");
 	EMIT_COMM("fexit/gtp5g_xmit_skb_ipv4");
@@ -137,6 +154,8 @@ SEC("fentry/gtp5g_push_header")
 int BPF_PROG(fentry_gtp5g_push_header, struct sk_buff *skb,
 	     struct gtp5g_pktinfo *pktinfo)
 {
+	if (!should_print())
+		return 0;
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 len = skb ? skb->len : 0;
 
@@ -152,6 +171,8 @@ SEC("fexit/gtp5g_push_header")
 int BPF_PROG(fexit_gtp5g_push_header, struct sk_buff *skb,
 	     struct gtp5g_pktinfo *pktinfo)
 {
+	if (!should_print())
+		return 0;
 	/* The function returns void; Step 11 printed a RET field anyway, so it
 	 * stays (always 0) for format compatibility. LEN now includes the pushed
 	 * GTP-U header. */
@@ -171,6 +192,8 @@ SEC("fentry/pdr_find_by_gtp1u")
 int BPF_PROG(fentry_pdr_find_by_gtp1u, struct gtp5g_dev *gtp,
 	     struct sk_buff *skb, unsigned int hdrlen, __u32 teid, __u8 type)
 {
+	if (!should_print())
+		return 0;
 	__u64 id = bpf_get_current_pid_tgid();
 
 	bpf_printk("fentry/pdr_find_by_gtp1u: PID=%d, TGID=%d", CUR_PID(id),
@@ -184,6 +207,8 @@ int BPF_PROG(fexit_pdr_find_by_gtp1u, struct gtp5g_dev *gtp,
 	     struct sk_buff *skb, unsigned int hdrlen, __u32 teid, __u8 type,
 	     struct pdr *ret)
 {
+	if (!should_print())
+		return 0;
 	__u64 id = bpf_get_current_pid_tgid();
 
 	if (ptr_ok(ret))
@@ -198,6 +223,8 @@ int BPF_PROG(fexit_pdr_find_by_gtp1u, struct gtp5g_dev *gtp,
 SEC("fentry/policePacket")
 int BPF_PROG(fentry_policePacket, struct TrafficPolicer *p, int pkt_len)
 {
+	if (!should_print())
+		return 0;
 	EMIT_PID_TGID_CPU("fentry/policePacket");
 	EMIT_COMM("fentry/policePacket");
 	return 0;
@@ -213,6 +240,8 @@ int BPF_PROG(fentry_ip4_find_route, struct sk_buff *skb, struct iphdr *iph,
 	     struct sock *sk, struct net_device *gtp_dev, __be32 saddr,
 	     __be32 daddr, struct flowi4 *fl4)
 {
+	if (!should_print())
+		return 0;
 	EMIT_PID_TGID_CPU("fentry/ip4_find_route");
 	EMIT_COMM("fentry/ip4_find_route");
 	return 0;
@@ -223,6 +252,8 @@ int BPF_PROG(fexit_ip4_find_route, struct sk_buff *skb, struct iphdr *iph,
 	     struct sock *sk, struct net_device *gtp_dev, __be32 saddr,
 	     __be32 daddr, struct flowi4 *fl4, struct rtable *ret)
 {
+	if (!should_print())
+		return 0;
 	__u64 id = bpf_get_current_pid_tgid();
 
 	/* Failure is ERR_PTR(-ENOENT), not NULL. */

@@ -1,36 +1,51 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Portable GTP-U tracer: needs no gtp5g module, only BTF-enabled tracepoints.
- * It recognises GTP-U packets (UDP to or from the configured port, IPv4 or
- * IPv6) where they leave (net_dev_queue) or arrive (netif_receive_skb) on any
- * net device, and prints who was running at that moment. On the sending side
- * that is the thread that called send(); the operator boosts it.
+ * Portable user-plane tracer: needs no gtp5g module, only BTF-enabled
+ * tracepoints. It recognises GTP-U packets (UDP to or from gtpu_port) and
+ * UERANSIM's RLS user-data packets (UDP to or from rls_port: the nr-ue <->
+ * nr-gnb hop, where a real nr-ue never sends GTP-U), IPv4 or IPv6, where they
+ * leave (net_dev_queue) or arrive (netif_receive_skb) on any net device, and
+ * prints who was running at that moment. On the sending side that is the
+ * thread that called send(); the operator boosts it.
  *
- * Per packet, four lines (prefix tp/<tracepoint>):
+ * Per printed event, four lines (prefix tp/<tracepoint>):
  *   DEV=<ifname>, LEN=<skb->len>
- *   TEID=0x<teid>, TYPE=<gtp message type>
+ *   TEID=0x<teid>, TYPE=<gtp message type>     (GTP-U)
+ *   RLS=DATA, PSI=<pdu session id>, LEN=<pdu length>   (RLS)
  *   PID=<tid>, TGID=<pid>, CPU=<cpu>
  *   COMM=<current comm>
+ * Which events are printed: see should_print() (gtp5g_common.bpf.h).
  */
-#include "gtp5g_common.bpf.h"
+#include "gtp5g_dedup.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
 /* Set by the loader before load (rodata), so the verifier sees a constant. */
 const volatile __u16 gtpu_port = 2152;
+const volatile __u16 rls_port = 4997;
 
 #define ETH_P_IP_   0x0800
 #define ETH_P_IPV6_ 0x86DD
 #define IPV6_HDR_LEN 40
 #define UDP_HDR_LEN 8
 #define GTPU_HDR_LEN 8
+/* RLS PDU_TRANSMISSION header (UERANSIM): magic 3, version (3 bytes, not
+ * matched: receivers drop other versions, we need not), message type, sender
+ * id (8), PDU type, PDU id (4), payload field (4: the PDU session id for
+ * DATA), PDU length (4). Heartbeats (25 bytes) and acks (17) are shorter. */
+#define RLS_HDR_LEN 26
+#define RLS_MAGIC 3
+#define RLS_PDU_TRANSMISSION 6
+#define RLS_PDU_DATA 2
 /* Bounded walk over IPv6 extension headers: the verifier needs a fixed bound
  * and real GTP-U traffic rarely carries any. */
 #define MAX_IPV6_EXT 4
 
-struct gtpu_info {
-	__u32 teid;
-	__u8 type;
+struct pkt_info {
+	bool rls;
+	__u8 type;   /* GTP-U message type */
+	__u32 teid;  /* GTP-U TEID, or the RLS PDU session id */
+	__u32 len;   /* RLS PDU length */
 };
 
 static __always_inline int read_at(void *dst, __u32 len, unsigned char *head,
@@ -39,8 +54,47 @@ static __always_inline int read_at(void *dst, __u32 len, unsigned char *head,
 	return bpf_probe_read_kernel(dst, len, head + off);
 }
 
+static __always_inline __u32 be32_at(const __u8 *p)
+{
+	return ((__u32)p[0] << 24) | ((__u32)p[1] << 16) | ((__u32)p[2] << 8) | p[3];
+}
+
+static __always_inline bool parse_gtpu_hdr(unsigned char *head, __u32 off,
+					   struct pkt_info *out)
+{
+	__u8 gtp[GTPU_HDR_LEN];
+
+	if (read_at(gtp, sizeof(gtp), head, off))
+		return false;
+	/* Version 1 with the PT bit set is GTP; anything else on the port
+	 * (GTP' or garbage) is not GTP-U. */
+	if ((gtp[0] >> 5) != 1 || !(gtp[0] & 0x10))
+		return false;
+	out->type = gtp[1];
+	out->teid = be32_at(&gtp[4]);
+	return true;
+}
+
+/* Only user data counts: heartbeats, acks and RRC PDUs flow for an idle UE
+ * too, and the operator must not boost an idle UE. */
+static __always_inline bool parse_rls_data(unsigned char *head, __u32 off,
+					   struct pkt_info *out)
+{
+	__u8 rls[RLS_HDR_LEN];
+
+	if (read_at(rls, sizeof(rls), head, off))
+		return false;
+	if (rls[0] != RLS_MAGIC || rls[4] != RLS_PDU_TRANSMISSION ||
+	    rls[13] != RLS_PDU_DATA)
+		return false;
+	out->rls = true;
+	out->teid = be32_at(&rls[18]);
+	out->len = be32_at(&rls[22]);
+	return true;
+}
+
 /*
- * Locate the L3 header and parse down to the GTP-U header.
+ * Locate the L3 header and parse down to the GTP-U or RLS header.
  *
  * Egress (net_dev_queue): __dev_queue_xmit() has reset the mac header to
  * skb->data, i.e. data points at the link-layer header (14-byte Ethernet on lo
@@ -51,8 +105,8 @@ static __always_inline int read_at(void *dst, __u32 len, unsigned char *head,
  * the link-layer header, so data is L3; network_header is only reset by
  * __netif_receive_skb_core() after this tracepoint and may be stale.
  */
-static __always_inline bool parse_gtpu(struct sk_buff *skb, bool egress,
-				       struct gtpu_info *out)
+static __always_inline bool parse_pkt(struct sk_buff *skb, bool egress,
+				      struct pkt_info *out)
 {
 	unsigned char *head = skb->head;
 	__u32 tail = skb->tail; /* offset from head on 64-bit kernels */
@@ -116,7 +170,7 @@ static __always_inline bool parse_gtpu(struct sk_buff *skb, bool egress,
 
 	if (l4proto != IPPROTO_UDP)
 		return false;
-	/* GTP-U header must be in the linear area; fragments of a non-linear skb
+	/* Headers must be in the linear area; fragments of a non-linear skb
 	 * are not worth chasing for a scheduling hint. */
 	if (l4 + UDP_HDR_LEN + GTPU_HDR_LEN > tail)
 		return false;
@@ -126,24 +180,17 @@ static __always_inline bool parse_gtpu(struct sk_buff *skb, bool egress,
 		return false;
 	__u16 sport = (udp[0] << 8) | udp[1];
 	__u16 dport = (udp[2] << 8) | udp[3];
-	if (dport != gtpu_port && sport != gtpu_port)
-		return false;
-
-	__u8 gtp[GTPU_HDR_LEN];
-	if (read_at(gtp, sizeof(gtp), head, l4 + UDP_HDR_LEN))
-		return false;
-	/* Version 1 with the PT bit set is GTP; anything else on the port
-	 * (GTP' or garbage) is not GTP-U. */
-	if ((gtp[0] >> 5) != 1 || !(gtp[0] & 0x10))
-		return false;
-
-	out->type = gtp[1];
-	out->teid = ((__u32)gtp[4] << 24) | ((__u32)gtp[5] << 16) |
-		    ((__u32)gtp[6] << 8) | gtp[7];
-	return true;
+	if (dport == gtpu_port || sport == gtpu_port)
+		return parse_gtpu_hdr(head, l4 + UDP_HDR_LEN, out);
+	if ((dport == rls_port || sport == rls_port) &&
+	    l4 + UDP_HDR_LEN + RLS_HDR_LEN <= tail)
+		return parse_rls_data(head, l4 + UDP_HDR_LEN, out);
+	return false;
 }
 
-#define EMIT_GTPU(prefix, skb, info)                                          \
+/* One record; the RLS line stands where GTP-U's TEID line is, so both share
+ * the DEV, PID and COMM lines the daemon already reads. */
+#define EMIT_EVENT(prefix, skb, info)                                         \
 	do {                                                                  \
 		struct net_device *__dev = (skb)->dev;                        \
 		if (__dev)                                                    \
@@ -151,8 +198,12 @@ static __always_inline bool parse_gtpu(struct sk_buff *skb, bool egress,
 				   (skb)->len);                               \
 		else                                                          \
 			bpf_printk(prefix ": DEV=?, LEN=%u", (skb)->len);      \
-		bpf_printk(prefix ": TEID=0x%x, TYPE=%u", (info).teid,         \
-			   (unsigned int)(info).type);                        \
+		if ((info).rls)                                               \
+			bpf_printk(prefix ": RLS=DATA, PSI=%u, LEN=%u",        \
+				   (info).teid, (info).len);                  \
+		else                                                          \
+			bpf_printk(prefix ": TEID=0x%x, TYPE=%u", (info).teid, \
+				   (unsigned int)(info).type);                \
 		EMIT_PID_TGID_CPU(prefix);                                    \
 		EMIT_COMM(prefix);                                            \
 	} while (0)
@@ -160,21 +211,21 @@ static __always_inline bool parse_gtpu(struct sk_buff *skb, bool egress,
 SEC("tp_btf/net_dev_queue")
 int BPF_PROG(tp_net_dev_queue, struct sk_buff *skb)
 {
-	struct gtpu_info info = {};
+	struct pkt_info info = {};
 
-	if (!skb || !parse_gtpu(skb, true, &info))
+	if (!skb || !parse_pkt(skb, true, &info) || !should_print())
 		return 0;
-	EMIT_GTPU("tp/net_dev_queue", skb, info);
+	EMIT_EVENT("tp/net_dev_queue", skb, info);
 	return 0;
 }
 
 SEC("tp_btf/netif_receive_skb")
 int BPF_PROG(tp_netif_receive_skb, struct sk_buff *skb)
 {
-	struct gtpu_info info = {};
+	struct pkt_info info = {};
 
-	if (!skb || !parse_gtpu(skb, false, &info))
+	if (!skb || !parse_pkt(skb, false, &info) || !should_print())
 		return 0;
-	EMIT_GTPU("tp/netif_receive_skb", skb, info);
+	EMIT_EVENT("tp/netif_receive_skb", skb, info);
 	return 0;
 }
