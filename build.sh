@@ -130,6 +130,15 @@ cmd_install() {
 			[ -e "$unit" ] || continue
 			install -m644 "$unit" "$unitdir/$(basename "$unit")"
 		done
+		# The local API's environment file (its schema): never overwritten.
+		local defaults="$DESTDIR/etc/default/gtp5g-local-api"
+		if [ -e "$defaults" ]; then
+			say "keep existing $defaults (never overwritten)"
+		else
+			say "install systemd/gtp5g-local-api.default as $defaults"
+			install -d -m755 "$(dirname "$defaults")"
+			install -m644 systemd/gtp5g-local-api.default "$defaults"
+		fi
 	fi
 
 	if [ -f config/gtp5g-operator.toml ]; then

@@ -137,7 +137,7 @@ fn local_api_keeps_its_key_where_the_operator_looks() {
     assert_has(
         "gtp5g-local-api.service",
         &[
-            "ExecStart=/usr/local/bin/gtp5g-operator local-api --listen 127.0.0.1:8081 --state-dir /var/lib/gtp5g-operator",
+            "ExecStart=/usr/local/bin/gtp5g-operator local-api --listen 127.0.0.1:8081 --state-dir /var/lib/gtp5g-operator --schema ${GTP5G_LOCAL_API_SCHEMA} $GTP5G_LOCAL_API_ARGS",
             "StateDirectory=gtp5g-operator",
         ],
     );
@@ -145,4 +145,31 @@ fn local_api_keeps_its_key_where_the_operator_looks() {
     let config = std::fs::read_to_string(repo().join("config/gtp5g-operator.toml")).unwrap();
     assert!(config.contains("public_key_path = \"/var/lib/gtp5g-operator/jwt_public_key.pem\""));
     assert!(config.contains("endpoint = \"http://localhost:8081\""));
+}
+
+/// The schema comes from the optional environment file, v0 when it is
+/// absent; the shipped example names only values the binary accepts.
+#[test]
+fn local_api_takes_its_schema_from_its_environment_file() {
+    assert_has(
+        "gtp5g-local-api.service",
+        &[
+            "Environment=GTP5G_LOCAL_API_SCHEMA=v0",
+            "Environment=GTP5G_LOCAL_API_ARGS=",
+            "EnvironmentFile=-/etc/default/gtp5g-local-api",
+        ],
+    );
+    let example = std::fs::read_to_string(repo().join("systemd/gtp5g-local-api.default")).unwrap();
+    let values: Vec<&str> = example
+        .lines()
+        .filter_map(|l| l.trim_start_matches('#').split_once('='))
+        .filter(|(k, _)| k.starts_with("GTP5G_LOCAL_API_"))
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(values, ["current", "--priority-level 1"]);
+    let mut args = vec!["local-api", "--schema", values[0]];
+    args.extend(values[1].split(' '));
+    args.push("--help");
+    let out = Command::new(env!("CARGO_BIN_EXE_gtp5g-operator")).args(&args).output().unwrap();
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }

@@ -8,7 +8,7 @@ pub mod tls;
 
 use gtp5g_operator::api::Strategy;
 use gtp5g_operator::config::{Config, Purpose, Sources};
-use gtp5g_operator::local_api::LocalApi;
+use gtp5g_operator::local_api::{LocalApi, Schema};
 use gtp5g_operator::signal::Control;
 use gtp5g_operator::stats::Stats;
 use std::fs::File;
@@ -158,6 +158,7 @@ impl Fifo {
 pub struct Api {
     pub api: LocalApi,
     pub addr: SocketAddr,
+    schema: Schema,
     dir: TempDir,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
@@ -165,18 +166,27 @@ pub struct Api {
 
 impl Api {
     pub async fn start() -> Api {
-        let mut api = Api::new("127.0.0.1:0".parse().unwrap());
+        Api::start_schema(Schema::V0).await
+    }
+
+    pub async fn start_schema(schema: Schema) -> Api {
+        let mut api = Api::new_schema("127.0.0.1:0".parse().unwrap(), schema);
         api.serve().await;
         api
     }
 
     /// Keys on disk, not yet listening on `addr`.
     pub fn new(addr: SocketAddr) -> Api {
+        Api::new_schema(addr, Schema::V0)
+    }
+
+    pub fn new_schema(addr: SocketAddr, schema: Schema) -> Api {
         let dir = TempDir::new().unwrap();
         std::fs::write(dir.path().join("jwt_private_key.pem"), SERVER_PRIVATE_KEY).unwrap();
         Api {
-            api: LocalApi::open(dir.path(), TOKEN_LIFETIME).unwrap(),
+            api: LocalApi::open_schema(dir.path(), TOKEN_LIFETIME, schema).unwrap(),
             addr,
+            schema,
             dir,
             stop: None,
             task: None,
@@ -209,7 +219,7 @@ impl Api {
     /// A new server process on the same port and key: the list is gone.
     pub async fn restart(&mut self) {
         self.stop().await;
-        self.api = LocalApi::open(self.dir.path(), TOKEN_LIFETIME).unwrap();
+        self.api = LocalApi::open_schema(self.dir.path(), TOKEN_LIFETIME, self.schema).unwrap();
         self.serve().await;
     }
 
