@@ -1,17 +1,14 @@
 //! The daemon: source thread -> parse -> track, and the publisher task,
-//! until told to stop. Also the replay of a recorded trace through the same
-//! reader and pipeline.
+//! until told to stop.
 
-use crate::api::Strategy;
 use crate::config::{Config, ConfigError};
 use crate::pipeline::Pipeline;
-use crate::publish::{self, PidSource, Publisher, Settings};
+use crate::publish::{PidSource, Publisher, Settings};
 use crate::signal::{stop_requested, Control};
 use crate::source::{self, AtEnd, Event, Reader};
-use crate::stats::{Counts, Stats};
+use crate::stats::Stats;
 use crate::track::procfs::{LiveProc, NoProc, ProcView};
-use crate::track::{Limits, Targets, TrackedProcess, Tracker};
-use std::path::{Path, PathBuf};
+use crate::track::{Limits, Targets, Tracker};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,14 +17,14 @@ use tokio::sync::{mpsc, watch, Notify};
 /// How long an in-flight POST may finish after SIGTERM.
 pub const DRAIN: Duration = Duration::from_secs(5);
 
-type Shared<P> = Arc<Mutex<Tracker<P>>>;
+pub(crate) type Shared<P> = Arc<Mutex<Tracker<P>>>;
 
-fn lock<P>(t: &Shared<P>) -> std::sync::MutexGuard<'_, Tracker<P>> {
+pub(crate) fn lock<P>(t: &Shared<P>) -> std::sync::MutexGuard<'_, Tracker<P>> {
     // A panic elsewhere must not stop the daemon from reading its state.
     t.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn tracker<P: ProcView>(cfg: &Config, proc: P) -> Shared<P> {
+pub(crate) fn tracker<P: ProcView>(cfg: &Config, proc: P) -> Shared<P> {
     Arc::new(Mutex::new(Tracker::new(Targets::new(&cfg.targets.names), limits(cfg), proc)))
 }
 
@@ -37,7 +34,7 @@ fn limits(cfg: &Config) -> Limits {
 
 /// The reader thread's handler: chunks go through the pipeline into the
 /// tracker; growth wakes the publisher.
-fn feeder<P: ProcView + 'static>(
+pub(crate) fn feeder<P: ProcView + 'static>(
     max_line: usize,
     tracker: Shared<P>,
     stats: Arc<Stats>,
@@ -282,47 +279,4 @@ fn log_counts(s: &Stats) {
             + s.posts_failed_body.load(Relaxed),
         "counters"
     );
-}
-
-/// What a replay found, and the exact list that would be posted.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct ReplayReport {
-    pub counts: Counts,
-    pub dropped: u64,
-    pub processes: Vec<TrackedProcess>,
-    pub strategies: Vec<Strategy>,
-}
-
-/// Runs a recorded trace through the daemon's reader and pipeline. /proc is
-/// not consulted: its processes are not the recorded ones.
-pub fn replay(path: &Path, cfg: &Config) -> Result<ReplayReport, source::SourceError> {
-    let tracker = tracker(cfg, NoProc);
-    let stats = Arc::new(Stats::default());
-    let failure: Arc<Mutex<Option<source::SourceError>>> = Arc::default();
-    let mut feed =
-        feeder(cfg.trace.max_line_bytes, tracker.clone(), stats.clone(), Arc::new(Notify::new()));
-    let failed = failure.clone();
-    let path: PathBuf = path.to_path_buf();
-    let reader = Reader::spawn(
-        move || Ok(path.clone()),
-        AtEnd::Finish,
-        move |event| match event {
-            Event::Down { error, .. } => {
-                *failed.lock().unwrap_or_else(|e| e.into_inner()) = Some(error)
-            }
-            other => feed(other),
-        },
-    )
-    .map_err(|e| source::SourceError::Read { path: PathBuf::from("<reader thread>"), source: e })?;
-    reader.join();
-    if let Some(e) = failure.lock().unwrap_or_else(|e| e.into_inner()).take() {
-        return Err(e);
-    }
-    let t = lock(&tracker);
-    Ok(ReplayReport {
-        counts: stats.counts(),
-        dropped: t.stats().dropped,
-        processes: t.processes(),
-        strategies: publish::strategies(&t.pids(cfg.targets.threads), &cfg.strategy),
-    })
 }

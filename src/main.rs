@@ -3,9 +3,11 @@
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use gtp5g_operator::config::{Config, LogFormat, Purpose, Sources};
-use gtp5g_operator::daemon::{self, Lifecycle};
+use gtp5g_operator::daemon;
 use gtp5g_operator::local_api::{self, LocalApiOptions, Schema, DEFAULT_PRIORITY_LEVEL};
+use gtp5g_operator::replay;
 use gtp5g_operator::stats::Stats;
+use gtp5g_operator::systemd::Systemd;
 use gtp5g_operator::{log, signal};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -163,37 +165,20 @@ fn run(args: RunArgs) -> Result<()> {
         Arc::new(Stats::default()),
         reload,
         control,
-        Systemd::new(),
+        Systemd::default(),
     ))?;
     Ok(())
 }
 
 fn replay(args: ReplayArgs) -> Result<()> {
     let cfg = Config::load(&Sources::from_process_env(args.config.config), Purpose::Replay)?;
-    let report = daemon::replay(&args.file, &cfg)?;
-    if args.json {
-        return print_out(&format!("{}\n", serde_json::to_string_pretty(&report)?));
-    }
-    let c = &report.counts;
-    let mut out = format!(
-        "{}: {} lines, {} parsed, {} events, {} skipped, {} malformed, {} lost events, {} oversized, {} dropped\n",
-        args.file.display(), c.lines, c.parsed, c.events, c.skipped, c.malformed, c.lost_events, c.oversized, report.dropped
-    );
-    if report.processes.is_empty() {
-        out += &format!("no target processes found ({})\n", cfg.targets.names.join(", "));
-    }
-    for p in &report.processes {
-        let pid = p.pid.map_or("unknown".to_string(), |p| p.to_string());
-        let threads: Vec<String> = p.threads.iter().map(u32::to_string).collect();
-        out += &format!("{:<8} process {:<8} threads {}\n", p.name, pid, threads.join(" "));
-    }
-    let body = gtp5g_operator::api::StrategiesRequest { strategies: report.strategies };
-    out += &format!(
-        "would POST {}:\n{}\n",
-        gtp5g_operator::api::STRATEGIES_PATH,
-        serde_json::to_string(&body)?
-    );
-    print_out(&out)
+    let report = replay::replay(&args.file, &cfg)?;
+    let text = if args.json {
+        format!("{}\n", serde_json::to_string_pretty(&report)?)
+    } else {
+        report.text(&args.file, &cfg.targets.names)?
+    };
+    print_out(&text)
 }
 
 /// Writes to stdout; a reader that went away (`| head`) is not an error.
@@ -237,52 +222,6 @@ async fn shutdown_signal(mut control: tokio::sync::mpsc::UnboundedReceiver<signa
     while let Some(c) = control.recv().await {
         if c == signal::Control::Shutdown {
             return;
-        }
-    }
-}
-
-/// systemd `Type=notify`: READY/RELOADING/STOPPING, and the watchdog fed
-/// from the runtime (so a wedged runtime gets restarted).
-struct Systemd {
-    watchdog: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Systemd {
-    fn new() -> Self {
-        Systemd { watchdog: None }
-    }
-
-    fn notify(state: &[sd_notify::NotifyState]) {
-        if let Err(e) = sd_notify::notify(false, state) {
-            tracing::debug!(error = %e, "sd_notify failed");
-        }
-    }
-}
-
-impl Lifecycle for Systemd {
-    fn ready(&mut self) {
-        Self::notify(&[sd_notify::NotifyState::Ready]);
-        let mut usec = 0u64;
-        if self.watchdog.is_none() && sd_notify::watchdog_enabled(false, &mut usec) {
-            let every = Duration::from_micros(usec / 2);
-            self.watchdog = Some(tokio::spawn(async move {
-                let mut tick = tokio::time::interval(every);
-                loop {
-                    tick.tick().await;
-                    Systemd::notify(&[sd_notify::NotifyState::Watchdog]);
-                }
-            }));
-        }
-    }
-
-    fn reloading(&mut self) {
-        Self::notify(&[sd_notify::NotifyState::Reloading]);
-    }
-
-    fn stopping(&mut self) {
-        Self::notify(&[sd_notify::NotifyState::Stopping]);
-        if let Some(w) = self.watchdog.take() {
-            w.abort();
         }
     }
 }

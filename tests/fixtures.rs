@@ -3,7 +3,7 @@
 //! counts, and the exact strategy list).
 
 use gtp5g_operator::config::{Config, Purpose, Sources};
-use gtp5g_operator::daemon::replay;
+use gtp5g_operator::replay::replay;
 use std::path::{Path, PathBuf};
 
 fn fixtures() -> Vec<PathBuf> {

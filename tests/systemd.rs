@@ -5,9 +5,10 @@
 
 mod common;
 
-use common::{skip_unless_live, tracer_binary};
+use common::{daemon_command, skip_unless_live, tracer_binary, Api, Daemon, Fifo};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 const UNITS: [&str; 3] =
     ["gtp5g-tracer.service", "gtp5g-operator.service", "gtp5g-local-api.service"];
@@ -172,4 +173,61 @@ fn local_api_takes_its_schema_from_its_environment_file() {
     args.push("--help");
     let out = Command::new(env!("CARGO_BIN_EXE_gtp5g-operator")).args(&args).output().unwrap();
     assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The next notification that mentions `state`, skipping the others.
+async fn next_notice(sock: &tokio::net::UnixDatagram, state: &str) -> String {
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(10), sock.recv(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("no {state} notification within 10 s"))
+            .unwrap();
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if text.lines().any(|l| l == state) {
+            return text;
+        }
+    }
+}
+
+/// `Type=notify` against a real notification socket: READY once running,
+/// WATCHDOG again and again, RELOADING then READY on SIGHUP, STOPPING on
+/// SIGTERM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daemon_notifies_ready_watchdog_reload_and_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let notify_path = dir.path().join("notify");
+    let sock = tokio::net::UnixDatagram::bind(&notify_path).unwrap();
+    let fifo = Fifo::create(&dir.path().join("trace_pipe"));
+    let mut api = Api::start().await;
+    let daemon_cmd = daemon_command(&api.url(), &api.key_path(), &fifo.path);
+    // systemd names the watched process in WATCHDOG_PID; the pid is only
+    // known once started, so a shell exports its own and execs the daemon.
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", r#"WATCHDOG_PID=$$ exec "$@""#, "sh"])
+        .arg(daemon_cmd.get_program())
+        .args(daemon_cmd.get_args())
+        .env("NOTIFY_SOCKET", &notify_path)
+        .env("WATCHDOG_USEC", "400000");
+    for (key, value) in daemon_cmd.get_envs() {
+        match value {
+            Some(v) => cmd.env(key, v),
+            None => cmd.env_remove(key),
+        };
+    }
+    let mut daemon = Daemon::spawn(cmd);
+
+    next_notice(&sock, "READY=1").await;
+    next_notice(&sock, "WATCHDOG=1").await;
+    let first = Instant::now();
+    next_notice(&sock, "WATCHDOG=1").await;
+    eprintln!("WATCHDOG=1 every {:?} (WATCHDOG_USEC 400 ms: every 200 ms)", first.elapsed());
+    daemon.signal(libc::SIGHUP);
+    next_notice(&sock, "RELOADING=1").await;
+    next_notice(&sock, "READY=1").await;
+    daemon.signal(libc::SIGTERM);
+    next_notice(&sock, "STOPPING=1").await;
+    let status = daemon.wait_exit(Duration::from_secs(10)).await.expect("daemon exits");
+    assert!(status.success(), "{status:?}");
+    api.stop().await;
 }

@@ -1,0 +1,93 @@
+//! Replay: a recorded trace through the daemon's reader and pipeline, and
+//! the report of what the daemon would have posted.
+
+use crate::api::{StrategiesRequest, Strategy, STRATEGIES_PATH};
+use crate::config::Config;
+use crate::daemon::{feeder, lock, tracker};
+use crate::publish;
+use crate::source::{self, AtEnd, Event, Reader};
+use crate::stats::{Counts, Stats};
+use crate::track::procfs::NoProc;
+use crate::track::TrackedProcess;
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use tokio::sync::Notify;
+
+/// What a replay found, and the exact list that would be posted.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ReplayReport {
+    pub counts: Counts,
+    pub dropped: u64,
+    pub processes: Vec<TrackedProcess>,
+    pub strategies: Vec<Strategy>,
+}
+
+/// Runs a recorded trace through the daemon's reader and pipeline. /proc is
+/// not consulted: its processes are not the recorded ones.
+pub fn replay(path: &Path, cfg: &Config) -> Result<ReplayReport, source::SourceError> {
+    let tracker = tracker(cfg, NoProc);
+    let stats = Arc::new(Stats::default());
+    let failure: Arc<Mutex<Option<source::SourceError>>> = Arc::default();
+    let mut feed =
+        feeder(cfg.trace.max_line_bytes, tracker.clone(), stats.clone(), Arc::new(Notify::new()));
+    let failed = failure.clone();
+    let path: PathBuf = path.to_path_buf();
+    let reader = Reader::spawn(
+        move || Ok(path.clone()),
+        AtEnd::Finish,
+        move |event| match event {
+            Event::Down { error, .. } => {
+                *failed.lock().unwrap_or_else(|e| e.into_inner()) = Some(error)
+            }
+            other => feed(other),
+        },
+    )
+    .map_err(|e| source::SourceError::Read { path: PathBuf::from("<reader thread>"), source: e })?;
+    reader.join();
+    if let Some(e) = failure.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        return Err(e);
+    }
+    let t = lock(&tracker);
+    Ok(ReplayReport {
+        counts: stats.counts(),
+        dropped: t.stats().dropped,
+        processes: t.processes(),
+        strategies: publish::strategies(&t.pids(cfg.targets.threads), &cfg.strategy),
+    })
+}
+
+impl ReplayReport {
+    /// The human-readable report: counters, the processes found and the
+    /// exact POST body. `file` and `names` only label it.
+    pub fn text(&self, file: &Path, names: &[String]) -> Result<String, serde_json::Error> {
+        let c = &self.counts;
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = writeln!(
+            out,
+            "{}: {} lines, {} parsed, {} events, {} skipped, {} malformed, {} lost events, \
+             {} oversized, {} dropped",
+            file.display(),
+            c.lines,
+            c.parsed,
+            c.events,
+            c.skipped,
+            c.malformed,
+            c.lost_events,
+            c.oversized,
+            self.dropped
+        );
+        if self.processes.is_empty() {
+            let _ = writeln!(out, "no target processes found ({})", names.join(", "));
+        }
+        for p in &self.processes {
+            let pid = p.pid.map_or("unknown".to_string(), |p| p.to_string());
+            let threads: Vec<String> = p.threads.iter().map(u32::to_string).collect();
+            let _ = writeln!(out, "{:<8} process {:<8} threads {}", p.name, pid, threads.join(" "));
+        }
+        let body = StrategiesRequest { strategies: self.strategies.clone() };
+        let _ = writeln!(out, "would POST {STRATEGIES_PATH}:\n{}", serde_json::to_string(&body)?);
+        Ok(out)
+    }
+}
