@@ -247,7 +247,7 @@ impl Config {
     }
 
     fn validate_api(&self) -> Result<(), ConfigError> {
-        let url = url::Url::parse(&self.api.endpoint)
+        let url = reqwest::Url::parse(&self.api.endpoint)
             .map_err(|e| invalid("api.endpoint", format!("{:?}: {e}", self.api.endpoint)))?;
         if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
             return Err(invalid(

@@ -50,20 +50,14 @@ pub enum Body<'a> {
     Note(&'a [u8]),
 }
 
-/// `KEY=VALUE` fields the tracer prints; absent keys are `None`.
+/// The `KEY=VALUE` fields the tracker reads, absent ones `None`. The other
+/// keys the tracers print (CPU, DEV, LEN, TS, RET, PDR, Route, TEID, TYPE,
+/// RLS, PSI) name no task, so they are stepped over unparsed: this runs for
+/// every trace line.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Fields<'a> {
     pub pid: Option<u32>,
     pub tgid: Option<u32>,
-    pub cpu: Option<u32>,
-    pub dev: Option<&'a [u8]>,
-    pub len: Option<u32>,
-    pub ts: Option<u64>,
-    pub ret: Option<&'a [u8]>,
-    pub pdr_found: Option<bool>,
-    pub route_found: Option<bool>,
-    pub teid: Option<u32>,
-    pub msg_type: Option<u8>,
     pub comm: Option<&'a [u8]>,
 }
 
@@ -142,17 +136,7 @@ fn set_field<'a>(f: &mut Fields<'a>, key: &[u8], val: &'a [u8]) -> Result<(), Un
     match key {
         b"PID" => f.pid = Some(number(val)?),
         b"TGID" => f.tgid = Some(number(val)?),
-        b"CPU" => f.cpu = Some(number(val)?),
-        b"LEN" => f.len = Some(number(val)?),
-        b"TS" => f.ts = Some(number(val)?),
-        b"TYPE" => f.msg_type = Some(number(val)?),
-        b"TEID" => f.teid = Some(hex(val)?),
-        b"DEV" => f.dev = Some(val),
-        b"RET" => f.ret = Some(val),
         b"COMM" => f.comm = Some(val),
-        b"PDR" => f.pdr_found = Some(found(val)?),
-        b"Route" => f.route_found = Some(found(val)?),
-        // Fields a newer tracer adds are passed over, not an error.
         _ => {}
     }
     Ok(())
@@ -165,22 +149,6 @@ fn number<T: TryFrom<u64>>(val: &[u8]) -> Result<T, UnknownMessage> {
         .parse(val)
         .map(|(_, n)| n)
         .map_err(|_| UnknownMessage("field value is not a number"))
-}
-
-fn hex(val: &[u8]) -> Result<u32, UnknownMessage> {
-    let digits = val.strip_prefix(b"0x").unwrap_or(val);
-    std::str::from_utf8(digits)
-        .ok()
-        .and_then(|s| u32::from_str_radix(s, 16).ok())
-        .ok_or(UnknownMessage("TEID is not hexadecimal"))
-}
-
-fn found(val: &[u8]) -> Result<bool, UnknownMessage> {
-    match val {
-        b"Found" => Ok(true),
-        b"Not Found" => Ok(false),
-        _ => Err(UnknownMessage("expected Found or Not Found")),
-    }
 }
 
 #[cfg(test)]
@@ -204,26 +172,23 @@ mod tests {
     #[test]
     fn every_gtp5g_tracer_format() {
         let f = fields_of("fentry/gtp5g_encap_recv: PID=1150369, TGID=1150348, CPU=5");
-        assert_eq!((f.pid, f.tgid, f.cpu), (Some(1150369), Some(1150348), Some(5)));
-        assert_eq!(fields_of("fentry/gtp5g_encap_recv: DEV=n3").dev, Some(&b"n3"[..]));
-        assert_eq!(fields_of("fentry/gtp5g_encap_recv: LEN=120").len, Some(120));
-        let f = fields_of("fentry/gtp5g_xmit_skb_ipv4: LEN=84, TS=34202967771000");
-        assert_eq!((f.len, f.ts), (Some(84), Some(34202967771000)));
+        assert_eq!((f.pid, f.tgid), (Some(1150369), Some(1150348)));
+        // Keys that name no task are stepped over, whatever their value.
+        for msg in [
+            "fentry/gtp5g_encap_recv: DEV=n3",
+            "fentry/gtp5g_encap_recv: LEN=120",
+            "fentry/gtp5g_xmit_skb_ipv4: LEN=84, TS=34202967771000",
+            "fexit/gtp5g_push_header: RET=0x0 (skb ptr), LEN=99, TS=5",
+        ] {
+            assert_eq!(fields_of(msg), Fields::default(), "{msg}");
+        }
         let f = fields_of("fexit/gtp5g_handle_skb_ipv4: PID=7, TGID=6, RET=0x0 (skb ptr)");
-        assert_eq!((f.pid, f.tgid, f.ret), (Some(7), Some(6), Some(&b"0x0 (skb ptr)"[..])));
+        assert_eq!((f.pid, f.tgid), (Some(7), Some(6)));
         let f = fields_of("fentry/gtp5g_push_header: PID=7, TGID=6, LEN=99");
-        assert_eq!(f.len, Some(99));
-        let f = fields_of("fexit/gtp5g_push_header: RET=0x0 (skb ptr), LEN=99, TS=5");
-        assert_eq!((f.ret, f.len, f.ts), (Some(&b"0x0 (skb ptr)"[..]), Some(99), Some(5)));
-        assert_eq!(fields_of("fexit/pdr_find_by_gtp1u: PID=7, PDR=Found").pdr_found, Some(true));
-        assert_eq!(
-            fields_of("fexit/pdr_find_by_gtp1u: PID=7, PDR=Not Found").pdr_found,
-            Some(false)
-        );
-        assert_eq!(
-            fields_of("fexit/ip4_find_route: PID=7, Route=Not Found").route_found,
-            Some(false)
-        );
+        assert_eq!((f.pid, f.tgid), (Some(7), Some(6)));
+        assert_eq!(fields_of("fexit/pdr_find_by_gtp1u: PID=7, PDR=Found").pid, Some(7));
+        assert_eq!(fields_of("fexit/pdr_find_by_gtp1u: PID=7, PDR=Not Found").pid, Some(7));
+        assert_eq!(fields_of("fexit/ip4_find_route: PID=8, Route=Not Found").pid, Some(8));
         assert_eq!(fields_of("fentry/policePacket: PID=7, TGID=6, CPU=0").tgid, Some(6));
         let p = probe("fexit/gtp5g_encap_recv: PID=1, TGID=2, CPU=3");
         assert_eq!((p.kind, p.function), (ProbeKind::Fexit, &b"gtp5g_encap_recv"[..]));
@@ -241,8 +206,8 @@ mod tests {
     fn netdev_formats_and_comm_lines() {
         let p = probe("tp/net_dev_queue: DEV=lo, LEN=70");
         assert_eq!(p.kind, ProbeKind::Tracepoint);
-        let f = fields_of("tp/net_dev_queue: TEID=0x1000, TYPE=255");
-        assert_eq!((f.teid, f.msg_type), (Some(0x1000), Some(255)));
+        assert_eq!(fields_of("tp/net_dev_queue: TEID=0x1000, TYPE=255"), Fields::default());
+        assert_eq!(fields_of("tp/net_dev_queue: RLS=DATA, PSI=1, LEN=40"), Fields::default());
         assert_eq!(fields_of("tp/netif_receive_skb: COMM=nr-gnb").comm, Some(&b"nr-gnb"[..]));
         assert_eq!(fields_of("fentry/policePacket: COMM=a, B=c").comm, Some(&b"a, B=c"[..]));
     }
@@ -266,8 +231,7 @@ mod tests {
             "kprobe/foo: PID=1",
             "fentry/: PID=1",
             "fentry/f: PID=abc",
-            "fentry/f: PDR=Maybe",
-            "tp/x: TEID=0xzz",
+            "fentry/f: TGID=-1",
             "stop: pid=1 (unterminated",
             "",
         ] {
