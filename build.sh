@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Build, test and install gtp5g-operator and its C/eBPF tracer.
 #
-#   ./build.sh [build|deps|test|install]     (default: build)
+#   ./build.sh [build|deps|test|install|image|version]     (default: build)
 #
 # Environment: PREFIX (default /usr/local), DESTDIR (staging root for
-# packaging), CARGO (default cargo), MAKE (default make).
+# packaging), CARGO (default cargo), MAKE (default make). For `image`:
+# IMAGE (default gtp5g-operator:<Cargo.toml version>), GTP5G_IMAGE_FROM
+# (auto|source|host), RUST_IMAGE, DEBIAN_IMAGE (see cmd_image).
 set -euo pipefail
 
 cd "$(dirname "$(readlink -f "$0")")"
@@ -106,6 +108,71 @@ cmd_test() {
 	# The Rust tests serialise trace_pipe access themselves.
 	say "$CARGO test"
 	"$CARGO" test
+	# The image and the Kubernetes manifests (skips without an engine,
+	# saying why).
+	scripts/test-container.sh
+}
+
+cargo_version() {
+	sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n1
+}
+
+# The container image (deploy/container/Containerfile), tagged IMAGE.
+# GTP5G_IMAGE_FROM=source compiles both halves inside RUST_IMAGE and
+# DEBIAN_IMAGE; host puts this machine's release build in the image; auto
+# (default) is source when both builder images are present locally, else
+# host (a machine without registry access cannot pull them).
+cmd_image() {
+	local version from
+	version=$(cargo_version)
+	IMAGE=${IMAGE:-gtp5g-operator:$version}
+	RUST_IMAGE=${RUST_IMAGE:-docker.io/library/rust:1-bookworm}
+	DEBIAN_IMAGE=${DEBIAN_IMAGE:-docker.io/library/debian:bookworm}
+	# shellcheck source=scripts/container-lib.sh
+	. scripts/container-lib.sh
+	ct_engine_setup any || die "image: $CT_SKIP_REASON"
+	from=${GTP5G_IMAGE_FROM:-auto}
+	if [ "$from" = auto ]; then
+		from=source
+		local img
+		for img in "$RUST_IMAGE" "$DEBIAN_IMAGE"; do
+			if ! ct image inspect "$img" >/dev/null 2>&1; then
+				say "image: builder image $img is not here: using binaries built on this machine (GTP5G_IMAGE_FROM=source pulls it)"
+				from=host
+			fi
+		done
+	fi
+	case "$from" in
+		source) image_from_source "$version" ;;
+		host) image_from_host "$version" ;;
+		*) die "GTP5G_IMAGE_FROM=$from: expected auto, source or host" ;;
+	esac
+	say "image: built $IMAGE ($(ct image inspect --format '{{.Size}}' "$IMAGE") bytes)"
+}
+
+image_from_source() {
+	say "image: compiling in $RUST_IMAGE and $DEBIAN_IMAGE"
+	ct build -f deploy/container/Containerfile --build-arg "VERSION=$1" \
+		--build-arg "RUST_IMAGE=$RUST_IMAGE" --build-arg "DEBIAN_IMAGE=$DEBIAN_IMAGE" \
+		-t "$IMAGE" .
+}
+
+image_from_host() {
+	cmd_build
+	local ctx=${CARGO_TARGET_DIR:-target}/image-context base=$DEBIAN_IMAGE
+	say "image: staging the host's release binaries in $ctx"
+	rm -rf "$ctx"
+	install -d "$ctx/host-bin" "$ctx/config" "$ctx/deploy/container"
+	install -s -m755 "${CARGO_TARGET_DIR:-target}/release/gtp5g-operator" tracer-c/build/gtp5g-tracer "$ctx/host-bin/"
+	install -m644 config/gtp5g-operator.toml "$ctx/config/"
+	install -m755 deploy/container/collect-rootfs.sh "$ctx/deploy/container/"
+	if ! ct image inspect "$base" >/dev/null 2>&1; then
+		base=$(debian_rootfs_image localhost/gtp5g-operator-base libbpf1 libelf1 zlib1g) ||
+			die "image: could not create a Debian base image"
+		say "image: $DEBIAN_IMAGE is not here: created $base locally from Debian 12 packages (mmdebstrap)"
+	fi
+	ct build -f deploy/container/Containerfile --build-arg "VERSION=$1" --build-arg ROOTFS=host \
+		--build-arg "DEBIAN_IMAGE=$base" -t "$IMAGE" "$ctx"
 }
 
 cmd_install() {
@@ -166,8 +233,10 @@ case "${1:-build}" in
 	deps) cmd_deps ;;
 	test) cmd_test ;;
 	install) cmd_install ;;
+	image) cmd_image ;;
+	version) cargo_version ;;
 	-h|--help|help)
-		sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
+		sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
 		;;
-	*) die "unknown command '$1' (build|deps|test|install)" ;;
+	*) die "unknown command '$1' (build|deps|test|install|image|version)" ;;
 esac
