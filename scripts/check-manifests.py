@@ -1,7 +1,9 @@
 """What deploy/kubernetes/deployment.yaml promises beyond schema validity.
 
-    python3 scripts/check-manifests.py   (needs PyYAML; scripts/test-container.sh
-                                          runs it in its kubernetes-validate venv)
+    python3 scripts/check-manifests.py [--write]
+        (needs PyYAML; scripts/test-container.sh runs it in its
+        kubernetes-validate venv; --write first copies config/gtp5g-operator.toml
+        into the ConfigMap)
 
 Checks that the ConfigMap is config/gtp5g-operator.toml verbatim, that the
 image tag follows Cargo.toml's version, and that the privileges, mounts,
@@ -36,14 +38,26 @@ def env_value(container, name):
     return by_name(container.get("env")).get(name, {})
 
 
+def write_config_map():
+    """Replaces the ConfigMap's config.toml block (up to the next document)."""
+    text = MANIFEST.read_text()
+    head, rest = text.split("  config.toml: |\n", 1)
+    tail = rest[rest.index("\n---\n") + 1:]
+    block = "".join("    " + line if line.strip() else "\n"
+                    for line in CONFIG.read_text().splitlines(True))
+    MANIFEST.write_text(head + "  config.toml: |\n" + block + tail)
+
+
 def main():
+    if "--write" in sys.argv[1:]:
+        write_config_map()
     docs = {d["kind"]: d for d in yaml.safe_load_all(MANIFEST.read_text()) if d}
     config_map, daemon_set = docs["ConfigMap"], docs["DaemonSet"]
     shipped = CONFIG.read_text()
     check(
         "ConfigMap config.toml is config/gtp5g-operator.toml verbatim",
         config_map["data"]["config.toml"] == shipped,
-        "they differ: copy config/gtp5g-operator.toml into the ConfigMap, indented 4 spaces",
+        "they differ: run scripts/check-manifests.py --write",
     )
 
     pod = daemon_set["spec"]["template"]["spec"]
