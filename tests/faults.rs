@@ -69,8 +69,10 @@ async fn api_down_at_start_backs_off_then_delivers_as_soon_as_it_is_up() {
     let up = Instant::now();
     assert!(eventually(LONG, || api.pids() == s.want()).await, "not delivered: {:?}", api.pids());
     let took = up.elapsed();
-    eprintln!("delivered {took:?} after the API came up");
-    assert!(took < Duration::from_millis(2500), "{took:?}: more than the 1 s backoff cap + margin");
+    eprintln!("delivered {took:?} after the API came up (backoff cap 1 s)");
+    // Generous for a loaded 2-core machine; an uncapped backoff would be
+    // past 8 s by now.
+    assert!(took < Duration::from_secs(5), "{took:?}: far more than the 1 s backoff cap");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -85,7 +87,8 @@ async fn api_restart_gets_the_list_back_within_one_interval() {
     assert!(eventually(LONG, || api.pids() == s.want()).await);
     let took = restarted.elapsed();
     eprintln!("list restored {took:?} after the restart (interval 1 s)");
-    assert!(took < Duration::from_millis(1800), "{took:?}");
+    // Generous; the default interval (10 s) would miss it.
+    assert!(took < Duration::from_secs(5), "{took:?}: far more than the 1 s interval");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -105,8 +108,9 @@ async fn status_500_and_hangs_are_logged_and_retried_one_request_at_a_time() {
         "posts during 3+ s of hanging: {during}; max concurrent: {}",
         Faulty::n(&f.state.max_in_flight)
     );
-    // 500 ms timeout + 250-1000 ms backoff each: a handful, never a pile.
-    assert!((2..=8).contains(&during), "{during}");
+    // 500 ms timeout + 250-1000 ms backoff each: 2 to 4, and a loaded
+    // machine may manage fewer; never a pile.
+    assert!((1..=8).contains(&during), "{during}");
 
     f.set_post(Post::Accept);
     assert!(eventually(LONG, || f.accepted_pids() == s.want()).await);
@@ -141,7 +145,8 @@ async fn a_rejected_key_is_named_and_retried_slowly() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let attempts = Faulty::n(&f.state.token_requests) - first;
     eprintln!("token requests in 3 s with the key rejected: {attempts}");
-    assert!((2..=8).contains(&attempts), "{attempts}");
+    // Still retried, at the backoff's pace (a loaded machine may manage one).
+    assert!((1..=8).contains(&attempts), "{attempts}");
 
     f.set_token(Token::Issue);
     assert!(eventually(LONG, || f.accepted_pids() == s.want()).await);
@@ -205,7 +210,8 @@ async fn a_missing_trace_pipe_is_reported_and_retried_until_it_appears() {
     assert!(eventually(LONG, || api.pids() == vec![target.pid() as i64]).await);
     let took = created.elapsed();
     eprintln!("delivered {took:?} after the pipe appeared (reader backoff cap 2 s)");
-    assert!(took < Duration::from_millis(3500), "{took:?}");
+    // Generous: two full backoff periods and then some.
+    assert!(took < Duration::from_secs(6), "{took:?}: far more than the 2 s backoff cap");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -251,7 +257,8 @@ async fn exited_targets_drop_out_and_a_non_target_pid_is_never_boosted() {
     assert!(eventually(LONG, || api.pids() == vec![other.pid() as i64]).await);
     let took = killed.elapsed();
     eprintln!("exited pid dropped from the API after {took:?} (interval 1 s)");
-    assert!(took < Duration::from_millis(1800), "{took:?}");
+    // Generous; the default interval (10 s) would miss it.
+    assert!(took < Duration::from_secs(5), "{took:?}: far more than the 1 s interval");
 
     let sent: Vec<String> = d
         .log_text()
@@ -304,7 +311,8 @@ async fn sigterm_with_a_post_in_flight_exits_zero_within_the_drain_deadline() {
     assert!(eventually(LONG, || Faulty::n(&f.state.posts) == 1).await, "no POST in flight");
     d.signal(libc::SIGTERM);
     let sent = Instant::now();
-    let status = d.wait_exit(gtp5g_operator::daemon::DRAIN + Duration::from_secs(2)).await;
+    // The daemon abandons the POST after DRAIN; the margin is for a loaded machine.
+    let status = d.wait_exit(gtp5g_operator::daemon::DRAIN + Duration::from_secs(5)).await;
     let took = sent.elapsed();
     eprintln!("exit {status:?} {took:?} after SIGTERM with a hung POST (drain 5 s)");
     assert_eq!(status.map(|s| s.code()), Some(Some(0)), "{}", d.log_text());

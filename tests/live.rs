@@ -128,17 +128,20 @@ async fn live_gtpu_traffic_boosts_exactly_nr_gnb_and_nr_ue_threads() {
     let mut want: Vec<u32> = vec![gnb.pid, ue.pid];
     want.extend(&gnb.tids);
     want.extend(&ue.tids);
-    api.expect_ignoring(&strategies_for(&want), &foreign, Duration::from_secs(5)).await;
+    // Generous bounds for a loaded 2-core machine; the figures are printed.
+    api.expect_ignoring(&strategies_for(&want), &foreign, Duration::from_secs(10)).await;
     eprintln!("API held all {} ids {:?} after the traffic started", want.len(), started.elapsed());
     let held: Vec<i64> = api.api.strategies().unwrap().iter().map(|s| s.pid).collect();
     assert!(!held.contains(&(std::process::id() as i64)));
     assert!(!held.contains(&(bystander.pid as i64)));
 
-    // The nr-ue process exits: it is dropped within one interval.
+    // The nr-ue process exits: it is dropped at the next refresh (interval 1 s).
     drop(ue.proc);
+    let exited = std::time::Instant::now();
     let mut still: Vec<u32> = vec![gnb.pid];
     still.extend(&gnb.tids);
-    api.expect_ignoring(&strategies_for(&still), &foreign, Duration::from_secs(3)).await;
+    api.expect_ignoring(&strategies_for(&still), &foreign, Duration::from_secs(6)).await;
+    eprintln!("nr-ue dropped {:?} after its exit (interval 1 s)", exited.elapsed());
 
     stop_daemon(tx, daemon).await;
     drop(gnb.proc);
