@@ -21,6 +21,7 @@ pub struct Config {
     pub strategy: StrategyConfig,
     pub log: LogConfig,
     pub metrics: MetricsConfig,
+    pub state: StateConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -38,6 +39,11 @@ pub struct TargetConfig {
     pub names: Vec<String>,
     pub threads: bool,
     pub check_proc: bool,
+    /// With `check_proc = false`: seconds an entry lives after the last
+    /// trace line that named it.
+    pub ttl_s: u64,
+    /// Watch tracked processes' exits with pidfds (else the /proc poll).
+    pub pidfd: bool,
     pub max_processes: usize,
     pub max_threads: usize,
 }
@@ -63,8 +69,20 @@ pub struct StrategyConfig {
     pub execution_time_ns: u64,
     pub interval_s: u64,
     pub debounce_ms: u64,
+    pub on_stop: OnStop,
     #[serde(default, rename = "static")]
     pub static_strategies: Vec<Strategy>,
+}
+
+/// What the daemon leaves at the API when it stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnStop {
+    /// The boosts stay: a restart restores the tracked set from the state
+    /// file, so running targets are never unboosted in between.
+    Keep,
+    /// Only the static strategies stay (decommissioning).
+    Clear,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,6 +108,17 @@ pub struct MetricsConfig {
     pub max_post_failure_s: u64,
     pub max_source_down_s: u64,
 }
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    /// Holds tracked.json (and the local API's key pair).
+    pub dir: PathBuf,
+}
+
+/// The tracer prints a busy thread again once per `--refresh-ms` (1 s by
+/// default): an entry must outlive several missed periods.
+pub const MIN_TTL_S: u64 = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -226,6 +255,15 @@ impl Config {
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(invalid(key, "must be greater than zero"));
         }
+        if self.targets.ttl_s < MIN_TTL_S {
+            return Err(invalid(
+                "targets.ttl_s",
+                format!(
+                    "must be at least {MIN_TTL_S} s: several of the tracer's --refresh-ms periods \
+                     (1 s by default), or a quiet but live target is dropped between lines"
+                ),
+            ));
+        }
         if self.trace.max_line_bytes < 256 {
             return Err(invalid("trace.max_line_bytes", "must be at least 256"));
         }
@@ -306,6 +344,31 @@ mod tests {
         assert_eq!(cfg.strategy.priority, Priority::Flag(true));
         assert_eq!(cfg.api.token_refresh_ahead_s, 300);
         assert_eq!(cfg.targets.names, vec!["nr-gnb", "nr-ue"]);
+        assert_eq!(cfg.targets.ttl_s, 60);
+        assert!(cfg.targets.pidfd);
+        assert_eq!(cfg.strategy.on_stop, OnStop::Keep);
+        assert_eq!(cfg.state.dir, PathBuf::from("/var/lib/gtp5g-operator"));
+    }
+
+    #[test]
+    fn state_dir_on_stop_and_ttl_from_the_environment() {
+        let k = key_file();
+        let (kv, kp) = key_env(&k);
+        let cfg = with(
+            &[
+                (kv, &kp),
+                ("GTP5G_OPERATOR__STATE__DIR", "/tmp/op-state"),
+                ("GTP5G_OPERATOR__STRATEGY__ON_STOP", "clear"),
+                ("GTP5G_OPERATOR__TARGETS__TTL_S", "30"),
+            ],
+            None,
+        )
+        .unwrap();
+        assert_eq!(cfg.state.dir, PathBuf::from("/tmp/op-state"));
+        assert_eq!(cfg.strategy.on_stop, OnStop::Clear);
+        assert_eq!(cfg.targets.ttl_s, 30);
+        assert!(error_of(&[], Some("[targets]\nttl_s = 2\n")).contains("targets.ttl_s"));
+        assert!(error_of(&[], Some("[strategy]\non_stop = \"wipe\"\n")).contains("wipe"));
     }
 
     #[test]

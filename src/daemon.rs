@@ -2,65 +2,58 @@
 //! until told to stop.
 
 use crate::config::{Config, ConfigError};
-use crate::pipeline::Pipeline;
-use crate::publish::{PidSource, Publisher, Settings};
-use crate::signal::{stop_requested, Control};
+use crate::publish::{Publisher, Settings};
+use crate::signal::Control;
 use crate::source::{self, AtEnd, Event, Reader};
 use crate::stats::Stats;
+use crate::track::owner::{self, Inbox, Input, OwnerSettings};
 use crate::track::procfs::{LiveProc, NoProc, ProcView};
+use crate::track::state::StateFilePath;
 use crate::track::{Limits, Targets, Tracker};
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-use tokio::sync::{mpsc, watch, Notify};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
-/// How long an in-flight POST may finish after SIGTERM.
+/// How long POSTs may still run after SIGTERM (an in-flight one, and the
+/// clearing one of `strategy.on_stop = "clear"`).
 pub const DRAIN: Duration = Duration::from_secs(5);
 
-pub(crate) type Shared<P> = Arc<Mutex<Tracker<P>>>;
+/// A source that stayed open this long before failing had been up: its
+/// next failure starts a new "down since". A FIFO without a writer ends at
+/// once on every reopen and so stays down.
+const SOURCE_UP_AFTER: Duration = Duration::from_secs(1);
 
-pub(crate) fn lock<P>(t: &Shared<P>) -> std::sync::MutexGuard<'_, Tracker<P>> {
-    // A panic elsewhere must not stop the daemon from reading its state.
-    t.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-pub(crate) fn tracker<P: ProcView>(cfg: &Config, proc: P) -> Shared<P> {
-    Arc::new(Mutex::new(Tracker::new(Targets::new(&cfg.targets.names), limits(cfg), proc)))
+pub(crate) fn tracker<P: ProcView>(cfg: &Config, proc: P) -> Tracker<P> {
+    Tracker::new(Targets::new(&cfg.targets.names), limits(cfg), proc)
 }
 
 fn limits(cfg: &Config) -> Limits {
     Limits { max_processes: cfg.targets.max_processes, max_threads: cfg.targets.max_threads }
 }
 
-/// The reader thread's handler: chunks go through the pipeline into the
-/// tracker; growth wakes the publisher.
-pub(crate) fn feeder<P: ProcView + 'static>(
-    max_line: usize,
-    tracker: Shared<P>,
-    stats: Arc<Stats>,
-    changed: Arc<Notify>,
-) -> impl FnMut(Event<'_>) + Send + 'static {
-    let mut pipeline = Pipeline::new(max_line);
+/// The reader thread's handler: chunks go to the tracker thread as they
+/// are; the source's ups and downs go to the stats and the log.
+fn forward(inbox: Inbox, stats: Arc<Stats>) -> impl FnMut(Event<'_>) + Send + 'static {
     // The last problem reported, so that a source that keeps failing the
     // same way (a FIFO without writer) is reported once, not per retry.
     let mut last_error = String::new();
     let mut announced = false;
+    let mut opened_at = Instant::now();
     move |event| match event {
         Event::Data(chunk) => {
             if !last_error.is_empty() {
                 tracing::info!("trace source delivering again");
                 last_error.clear();
             }
-            let grew = pipeline.push(chunk, &mut lock(&tracker));
-            stats.bytes.fetch_add(chunk.len() as u64, Relaxed);
-            stats.add_counts(&pipeline.take_counts());
-            if grew {
-                changed.notify_one();
-            }
+            stats.source_down_since_unix_ms.store(0, Relaxed);
+            inbox.send(Input::Chunk(chunk.to_vec()));
         }
         Event::Opened(path) => {
             stats.source_up.store(true, Relaxed);
-            stats.source_down_since_unix_ms.store(0, Relaxed);
+            opened_at = Instant::now();
+            inbox.send(Input::SourceOpened);
             if !announced {
                 tracing::info!(path = %path.display(), "reading trace lines");
                 announced = true;
@@ -70,12 +63,12 @@ pub(crate) fn feeder<P: ProcView + 'static>(
         }
         Event::Down { error, retry_in } => {
             stats.source_up.store(false, Relaxed);
-            let _ = stats.source_down_since_unix_ms.compare_exchange(
-                0,
-                crate::stats::now_unix_ms(),
-                Relaxed,
-                Relaxed,
-            );
+            let now = crate::stats::now_unix_ms();
+            if opened_at.elapsed() >= SOURCE_UP_AFTER {
+                stats.source_down_since_unix_ms.store(now, Relaxed);
+            } else {
+                let _ = stats.source_down_since_unix_ms.compare_exchange(0, now, Relaxed, Relaxed);
+            }
             stats.source_reopens.fetch_add(1, Relaxed);
             let text = error.to_string();
             if text != last_error {
@@ -85,29 +78,7 @@ pub(crate) fn feeder<P: ProcView + 'static>(
                 tracing::debug!(error = %text, "trace source still unavailable");
             }
         }
-        Event::End => {
-            if pipeline.finish(&mut lock(&tracker)) {
-                changed.notify_one();
-            }
-            stats.add_counts(&pipeline.take_counts());
-        }
-    }
-}
-
-struct TrackerPids<P> {
-    tracker: Shared<P>,
-    stats: Arc<Stats>,
-}
-
-impl<P: ProcView> PidSource for TrackerPids<P> {
-    fn current_pids(&mut self, threads: bool) -> Vec<u32> {
-        let mut t = lock(&self.tracker);
-        t.refresh();
-        let s = t.stats();
-        self.stats.tracked_processes.store(s.processes as u64, Relaxed);
-        self.stats.tracked_threads.store(s.threads as u64, Relaxed);
-        self.stats.tracker_dropped.store(s.dropped, Relaxed);
-        t.pids(threads)
+        Event::End => {}
     }
 }
 
@@ -115,10 +86,19 @@ fn settings(cfg: &Config) -> Settings {
     Settings { api: cfg.api.clone(), strategy: cfg.strategy.clone(), threads: cfg.targets.threads }
 }
 
+fn owner_settings(cfg: &Config) -> OwnerSettings {
+    OwnerSettings {
+        max_line: cfg.trace.max_line_bytes,
+        ttl: Duration::from_secs(cfg.targets.ttl_s),
+        pidfd: cfg.targets.pidfd,
+        state: Some(StateFilePath::in_dir(&cfg.state.dir)),
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
-    #[error("starting the trace reader thread: {0}")]
-    Reader(std::io::Error),
+    #[error("starting the {0} thread: {1}")]
+    Thread(&'static str, std::io::Error),
     #[error(transparent)]
     Metrics(#[from] crate::metrics::MetricsError),
 }
@@ -132,13 +112,13 @@ pub trait Lifecycle: Send {
 
 impl Lifecycle for () {}
 
-/// Runs the daemon until a `Control::Shutdown` arrives (or the channel
-/// closes). `reload` re-reads the configuration for SIGHUP.
+/// Runs the daemon until `control.stop` is cancelled. `reload` re-reads
+/// the configuration when `control.reload` is notified (SIGHUP).
 pub async fn run(
     cfg: Config,
     stats: Arc<Stats>,
     reload: impl Fn() -> Result<Config, ConfigError>,
-    control: mpsc::UnboundedReceiver<Control>,
+    control: Control,
     lifecycle: impl Lifecycle,
 ) -> Result<(), DaemonError> {
     if cfg.targets.check_proc {
@@ -153,56 +133,54 @@ async fn run_with<P: ProcView + 'static>(
     cfg: Config,
     stats: Arc<Stats>,
     reload: impl Fn() -> Result<Config, ConfigError>,
-    mut control: mpsc::UnboundedReceiver<Control>,
+    control: Control,
     mut lifecycle: impl Lifecycle,
 ) -> Result<(), DaemonError> {
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop = control.stop.clone();
     let metrics = match cfg.metrics.listen {
         Some(addr) => Some(tokio::spawn(
-            crate::metrics::serve(addr, stats.clone(), (&cfg.metrics).into(), {
-                let mut stop = stop_rx.clone();
-                async move { stop_requested(&mut stop).await }
-            })
+            crate::metrics::serve(
+                addr,
+                stats.clone(),
+                (&cfg.metrics).into(),
+                stop.clone().cancelled_owned(),
+            )
             .await?,
         )),
         None => None,
     };
-    let tracker = tracker(&cfg, proc);
-    let changed = Arc::new(Notify::new());
+    let (tracked_tx, tracked_rx) = watch::channel(None);
+    let (inbox, tracker_thread) =
+        owner::spawn(tracker(&cfg, proc), owner_settings(&cfg), stats.clone(), tracked_tx)
+            .map_err(|e| DaemonError::Thread("tracker", e))?;
     let (pipe, mount) = (cfg.trace.pipe.clone(), cfg.trace.mount_tracefs);
     let reader = Reader::spawn(
         move || source::locate(pipe.as_deref(), mount),
         AtEnd::Follow,
-        feeder(cfg.trace.max_line_bytes, tracker.clone(), stats.clone(), changed.clone()),
+        forward(inbox.clone(), stats.clone()),
     )
-    .map_err(DaemonError::Reader)?;
+    .map_err(|e| DaemonError::Thread("trace reader", e))?;
 
     let (settings_tx, settings_rx) = watch::channel(settings(&cfg));
-    let publisher = Publisher::new(
-        settings_rx,
-        TrackerPids { tracker: tracker.clone(), stats: stats.clone() },
-        changed,
-        stats.clone(),
-        DRAIN,
-    );
-    let publisher = tokio::spawn(publisher.run(stop_rx.clone()));
+    let publisher = Publisher::new(settings_rx, tracked_rx, stats.clone(), DRAIN);
+    let publisher = tokio::spawn(publisher.run(stop.clone()));
     let stats_log = tokio::spawn(log_stats(
         stats.clone(),
         Duration::from_secs(cfg.log.stats_interval_s),
-        stop_rx.clone(),
+        stop.clone(),
     ));
     lifecycle.ready();
     tracing::info!(targets = ?cfg.targets.names, endpoint = %cfg.api.endpoint, "gtp5g-operator running");
 
     let mut current = cfg;
-    while let Some(msg) = control.recv().await {
-        match msg {
-            Control::Shutdown => break,
-            Control::Reload => {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = control.reload.notified() => {
                 lifecycle.reloading();
                 match reload() {
                     Ok(new) => {
-                        apply_reload(&current, &new, &tracker, &settings_tx);
+                        apply_reload(&current, &new, &inbox, &settings_tx);
                         current = new;
                     }
                     Err(e) => {
@@ -216,8 +194,13 @@ async fn run_with<P: ProcView + 'static>(
 
     lifecycle.stopping();
     tracing::info!("shutting down");
-    let _ = stop_tx.send(true);
-    let _ = tokio::task::spawn_blocking(move || reader.stop_and_join()).await;
+    drop(inbox);
+    // The tracker thread ends once the reader, the last sender, is gone.
+    let _ = tokio::task::spawn_blocking(move || {
+        reader.stop_and_join();
+        let _ = tracker_thread.join();
+    })
+    .await;
     if tokio::time::timeout(DRAIN + Duration::from_secs(1), publisher).await.is_err() {
         tracing::warn!("publisher did not stop within the drain deadline");
     }
@@ -229,12 +212,7 @@ async fn run_with<P: ProcView + 'static>(
     Ok(())
 }
 
-fn apply_reload<P: ProcView>(
-    old: &Config,
-    new: &Config,
-    tracker: &Shared<P>,
-    settings: &watch::Sender<Settings>,
-) {
+fn apply_reload(old: &Config, new: &Config, inbox: &Inbox, settings: &watch::Sender<Settings>) {
     if old.trace != new.trace {
         tracing::warn!("trace.* changes take effect on restart");
     }
@@ -244,17 +222,25 @@ fn apply_reload<P: ProcView>(
     if old.metrics != new.metrics {
         tracing::warn!("metrics.* changes take effect on restart");
     }
-    lock(tracker).set_targets(Targets::new(&new.targets.names), limits(new));
+    if old.state != new.state
+        || (old.targets.check_proc, old.targets.ttl_s, old.targets.pidfd)
+            != (new.targets.check_proc, new.targets.ttl_s, new.targets.pidfd)
+    {
+        tracing::warn!(
+            "state.dir and targets.check_proc/ttl_s/pidfd changes take effect on restart"
+        );
+    }
+    inbox.send(Input::Targets(Targets::new(&new.targets.names), limits(new)));
     let _ = settings.send(self::settings(new));
     tracing::info!(targets = ?new.targets.names, endpoint = %new.api.endpoint, "configuration reloaded");
 }
 
-async fn log_stats(stats: Arc<Stats>, every: Duration, mut stop: watch::Receiver<bool>) {
+async fn log_stats(stats: Arc<Stats>, every: Duration, stop: CancellationToken) {
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     loop {
         tokio::select! {
             _ = tick.tick() => log_counts(&stats),
-            _ = stop_requested(&mut stop) => return,
+            _ = stop.cancelled() => return,
         }
     }
 }

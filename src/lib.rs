@@ -1,6 +1,7 @@
 //! gtp5g-operator: trace_pipe (source) -> parse -> track -> publish.
 
 pub mod api;
+pub mod backoff;
 pub mod config;
 pub mod daemon;
 pub mod local_api;
@@ -16,3 +17,4 @@ pub mod source;
 pub mod stats;
 pub mod systemd;
 pub mod track;
+pub mod wake;

@@ -214,14 +214,6 @@ fn local_api(args: LocalApiArgs) -> Result<()> {
         token_duration: Duration::from_secs(args.token_hours * 3600),
         schema,
     };
-    runtime.block_on(local_api::run(opts, shutdown_signal(control)))?;
+    runtime.block_on(local_api::run(opts, control.stop.cancelled_owned()))?;
     Ok(())
-}
-
-async fn shutdown_signal(mut control: tokio::sync::mpsc::UnboundedReceiver<signal::Control>) {
-    while let Some(c) = control.recv().await {
-        if c == signal::Control::Shutdown {
-            return;
-        }
-    }
 }

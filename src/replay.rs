@@ -3,16 +3,15 @@
 
 use crate::api::{StrategiesRequest, Strategy, STRATEGIES_PATH};
 use crate::config::Config;
-use crate::daemon::{feeder, lock, tracker};
+use crate::daemon::tracker;
+use crate::pipeline::Pipeline;
 use crate::publish;
 use crate::source::{self, AtEnd, Event, Reader};
-use crate::stats::{Counts, Stats};
+use crate::stats::Counts;
 use crate::track::procfs::NoProc;
 use crate::track::TrackedProcess;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use tokio::sync::Notify;
 
 /// What a replay found, and the exact list that would be posted.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -26,35 +25,41 @@ pub struct ReplayReport {
 /// Runs a recorded trace through the daemon's reader and pipeline. /proc is
 /// not consulted: its processes are not the recorded ones.
 pub fn replay(path: &Path, cfg: &Config) -> Result<ReplayReport, source::SourceError> {
-    let tracker = tracker(cfg, NoProc);
-    let stats = Arc::new(Stats::default());
-    let failure: Arc<Mutex<Option<source::SourceError>>> = Arc::default();
-    let mut feed =
-        feeder(cfg.trace.max_line_bytes, tracker.clone(), stats.clone(), Arc::new(Notify::new()));
-    let failed = failure.clone();
+    let mut tracker = tracker(cfg, NoProc);
+    let mut pipeline = Pipeline::new(cfg.trace.max_line_bytes);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (threads, strategy) = (cfg.targets.threads, cfg.strategy.clone());
     let path: PathBuf = path.to_path_buf();
     let reader = Reader::spawn(
         move || Ok(path.clone()),
         AtEnd::Finish,
         move |event| match event {
-            Event::Down { error, .. } => {
-                *failed.lock().unwrap_or_else(|e| e.into_inner()) = Some(error)
+            Event::Data(chunk) => {
+                pipeline.push(chunk, &mut tracker);
             }
-            other => feed(other),
+            Event::Down { error, .. } => {
+                let _ = tx.send(Err(error));
+            }
+            Event::End => {
+                pipeline.finish(&mut tracker);
+                let _ = tx.send(Ok(ReplayReport {
+                    counts: pipeline.take_counts(),
+                    dropped: tracker.stats().dropped,
+                    processes: tracker.processes(),
+                    strategies: publish::strategies(&tracker.pids(threads), &strategy),
+                }));
+            }
+            Event::Opened(_) => {}
         },
     )
-    .map_err(|e| source::SourceError::Read { path: PathBuf::from("<reader thread>"), source: e })?;
+    .map_err(reader_error)?;
     reader.join();
-    if let Some(e) = failure.lock().unwrap_or_else(|e| e.into_inner()).take() {
-        return Err(e);
-    }
-    let t = lock(&tracker);
-    Ok(ReplayReport {
-        counts: stats.counts(),
-        dropped: t.stats().dropped,
-        processes: t.processes(),
-        strategies: publish::strategies(&t.pids(cfg.targets.threads), &cfg.strategy),
-    })
+    // The first word is the one that counts: a failed open is followed by End.
+    rx.recv().map_err(|_| reader_error(std::io::Error::other("ended without a report")))?
+}
+
+fn reader_error(source: std::io::Error) -> source::SourceError {
+    source::SourceError::Read { path: PathBuf::from("<reader thread>"), source }
 }
 
 impl ReplayReport {

@@ -1,33 +1,33 @@
-//! Unix signals as control messages: SIGINT/SIGTERM stop, SIGHUP reloads.
+//! Unix signals, through signal-hook only: SIGINT/SIGTERM cancel the one
+//! stop token every task watches, SIGHUP asks for a reload.
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
-use tokio::sync::mpsc;
+use std::sync::Arc;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Control {
-    Shutdown,
-    Reload,
+/// How the daemon is told to stop or to reload.
+#[derive(Debug, Clone, Default)]
+pub struct Control {
+    pub stop: CancellationToken,
+    /// One stored permit: reloads asked while one runs coalesce.
+    pub reload: Arc<Notify>,
 }
 
-/// Resolves once `stop` turns true (or its sender is gone): how the
-/// daemon's tasks learn of shutdown.
-pub async fn stop_requested(stop: &mut tokio::sync::watch::Receiver<bool>) {
-    // The guard wait_for returns is not Send: drop it before going on.
-    let _ = stop.wait_for(|s| *s).await.map(|_| ());
-}
-
-/// Starts a thread that turns signals into `Control` messages.
-pub fn listen() -> std::io::Result<mpsc::UnboundedReceiver<Control>> {
-    let (tx, rx) = mpsc::unbounded_channel();
+/// Starts a thread that turns signals into `Control` calls.
+pub fn listen() -> std::io::Result<Control> {
+    let control = Control::default();
     let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])?;
+    let c = control.clone();
     std::thread::Builder::new().name("signals".into()).spawn(move || {
         for sig in signals.forever() {
-            let msg = if sig == SIGHUP { Control::Reload } else { Control::Shutdown };
-            if tx.send(msg).is_err() {
-                break;
+            if sig == SIGHUP {
+                c.reload.notify_one();
+            } else {
+                c.stop.cancel();
             }
         }
     })?;
-    Ok(rx)
+    Ok(control)
 }

@@ -2,12 +2,13 @@
 //! dedicated thread. The thread blocks in poll(2) on the data and on a wake
 //! pipe, so it never busy-waits and still stops at once on shutdown.
 
+use crate::backoff::Backoff;
+use crate::wake::{self, WakeFd, Waker};
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Where tracefs lives, newest first.
@@ -18,6 +19,10 @@ pub const TRACEFS_DIRS: [&str; 2] = ["/sys/kernel/tracing", "/sys/kernel/debug/t
 const READ_BUF: usize = 64 * 1024;
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
+
+fn backoff() -> Backoff {
+    Backoff::new(BACKOFF_MIN, BACKOFF_MAX)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
@@ -68,57 +73,19 @@ fn mount_tracefs(dir: &str) -> Result<(), SourceError> {
     Ok(())
 }
 
-/// Wakes the reader out of poll(2) for shutdown.
-#[derive(Debug, Clone)]
-pub struct Stopper {
-    write: Arc<OwnedFd>,
-}
-
-impl Stopper {
-    pub fn stop(&self) {
-        let byte = 1u8;
-        // SAFETY: writing one byte from a valid buffer to an fd we own.
-        unsafe { libc::write(self.write.as_raw_fd(), (&byte as *const u8).cast(), 1) };
-    }
-}
-
-struct Wake {
-    read: OwnedFd,
-}
-
-fn wake_pair() -> io::Result<(Wake, Stopper)> {
-    let mut fds = [0 as RawFd; 2];
-    // SAFETY: fds is a valid 2-element array for pipe2 to fill.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: pipe2 succeeded, so both fds are open and ours alone.
-    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    Ok((Wake { read: r }, Stopper { write: Arc::new(w) }))
-}
+/// The reader's wake pipe: a byte in it means stop.
+struct Wake(WakeFd);
 
 impl Wake {
     fn stopped(&self) -> bool {
-        let mut b = 0u8;
-        // SAFETY: reading one byte into a valid buffer from a non-blocking fd.
-        unsafe { libc::read(self.read.as_raw_fd(), (&mut b as *mut u8).cast(), 1) == 1 }
+        self.0.take_one()
     }
 
     /// Blocks until `fd` is readable (true) or stop was asked or the
     /// timeout passed (false).
     fn wait(&self, fd: Option<RawFd>, timeout: Option<Duration>) -> bool {
-        let mut fds = [
-            libc::pollfd { fd: self.read.as_raw_fd(), events: libc::POLLIN, revents: 0 },
-            libc::pollfd { fd: fd.unwrap_or(-1), events: libc::POLLIN, revents: 0 },
-        ];
-        let ms = timeout.map_or(-1, |t| t.as_millis().min(i32::MAX as u128) as i32);
-        loop {
-            // SAFETY: fds is a valid array of 2 pollfd; a negative fd is ignored.
-            let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
-            if n >= 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-                break;
-            }
-        }
+        let mut fds = [wake::pollin(self.0.fd()), wake::pollin(fd.unwrap_or(-1))];
+        wake::poll(&mut fds, timeout);
         fds[0].revents == 0 && fds[1].revents != 0
     }
 }
@@ -148,7 +115,7 @@ pub enum Event<'a> {
 }
 
 pub struct Reader {
-    stopper: Stopper,
+    stopper: Waker,
     thread: std::thread::JoinHandle<()>,
 }
 
@@ -159,19 +126,15 @@ impl Reader {
         at_end: AtEnd,
         mut on_event: impl FnMut(Event<'_>) + Send + 'static,
     ) -> io::Result<Reader> {
-        let (wake, stopper) = wake_pair()?;
+        let (wake, stopper) = wake::pipe()?;
         let thread = std::thread::Builder::new()
             .name("trace-reader".into())
-            .spawn(move || read_loop(&wake, &path, at_end, &mut on_event))?;
+            .spawn(move || read_loop(&Wake(wake), &path, at_end, &mut on_event))?;
         Ok(Reader { stopper, thread })
     }
 
-    pub fn stopper(&self) -> Stopper {
-        self.stopper.clone()
-    }
-
     pub fn stop_and_join(self) {
-        self.stopper.stop();
+        self.stopper.wake();
         let _ = self.thread.join();
     }
 
@@ -187,12 +150,12 @@ fn read_loop(
     on_event: &mut dyn FnMut(Event<'_>),
 ) {
     let mut buf = vec![0u8; READ_BUF];
-    let mut backoff = BACKOFF_MIN;
+    let mut reopen = backoff();
     while !wake.stopped() {
         let outcome = path().and_then(|p| {
             let file = open(&p)?;
             on_event(Event::Opened(&p));
-            drain(wake, &file, &p, &mut buf, at_end, &mut backoff, on_event)
+            drain(wake, &file, &p, &mut buf, at_end, &mut reopen, on_event)
         });
         match outcome {
             Ok(Drained::Stopped) => return,
@@ -206,11 +169,11 @@ fn read_loop(
                     on_event(Event::End);
                     return;
                 }
-                on_event(Event::Down { error, retry_in: backoff });
-                if !wake.wait(None, Some(backoff)) && wake.stopped() {
+                let retry_in = reopen.wait();
+                on_event(Event::Down { error, retry_in });
+                if !wake.wait(None, Some(retry_in)) && wake.stopped() {
                     return;
                 }
-                backoff = (backoff * 2).min(BACKOFF_MAX);
             }
         }
     }
@@ -235,21 +198,20 @@ fn drain(
     path: &Path,
     buf: &mut [u8],
     at_end: AtEnd,
-    backoff: &mut Duration,
+    reopen: &mut Backoff,
     on_event: &mut dyn FnMut(Event<'_>),
 ) -> Result<Drained, SourceError> {
     let regular = file.metadata().map(|m| m.file_type().is_file()).unwrap_or(false);
     let is_fifo = file.metadata().map(|m| m.file_type().is_fifo()).unwrap_or(false);
-    let mut tail_wait = BACKOFF_MIN;
+    let mut tail = backoff();
     loop {
         match file.read(buf) {
             Ok(0) if at_end == AtEnd::Finish => return Ok(Drained::End),
             Ok(0) if regular => {
                 // Following a file: wait for it to grow, without spinning.
-                if !wake.wait(None, Some(tail_wait)) && wake.stopped() {
+                if !wake.wait(None, Some(tail.wait())) && wake.stopped() {
                     return Ok(Drained::Stopped);
                 }
-                tail_wait = (tail_wait * 2).min(BACKOFF_MAX);
             }
             Ok(0) => {
                 let what = if is_fifo {
@@ -263,8 +225,8 @@ fn drain(
                 });
             }
             Ok(n) => {
-                *backoff = BACKOFF_MIN;
-                tail_wait = BACKOFF_MIN;
+                reopen.reset();
+                tail.reset();
                 let filled = n + top_up(file, &mut buf[n..]);
                 on_event(Event::Data(&buf[..filled]));
             }

@@ -5,16 +5,17 @@
 pub mod client;
 
 use crate::api::Strategy;
-use crate::config::{ApiConfig, StrategyConfig};
-use crate::signal::stop_requested;
+use crate::backoff::Backoff;
+use crate::config::{ApiConfig, OnStop, StrategyConfig};
 use crate::stats::{now_unix_ms, Stats};
+use crate::track::owner::Tracked;
 use client::{ApiClient, FailureKind, PublishError};
-use rand::Rng;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 use tokio::time::{sleep_until, Instant};
+use tokio_util::sync::CancellationToken;
 
 /// Turns tracked ids into the POST body: one strategy per pid, sorted, then
 /// the configured static strategies so that the overwrite keeps them.
@@ -44,78 +45,59 @@ pub struct Settings {
     pub threads: bool,
 }
 
-/// Where the publisher gets the ids to boost: the tracker, refreshed first.
-pub trait PidSource: Send {
-    fn current_pids(&mut self, threads: bool) -> Vec<u32>;
-}
-
-/// Doubling backoff from 0.5 s to a cap, each wait jittered to 50-100 % so
-/// that many operators do not retry in step.
-#[derive(Debug)]
-struct Backoff {
-    next: Duration,
-    cap: Duration,
-}
-
+/// The first retry waits about this long; the cap is `api.retry_max_s`.
 const BACKOFF_START: Duration = Duration::from_millis(500);
 
-impl Backoff {
-    fn new(cap: Duration) -> Self {
-        Backoff { next: BACKOFF_START, cap }
-    }
-
-    fn reset(&mut self) {
-        self.next = BACKOFF_START;
-    }
-
-    fn wait(&mut self) -> Duration {
-        let base = self.next.min(self.cap);
-        self.next = (self.next * 2).min(self.cap);
-        base.mul_f64(rand::thread_rng().gen_range(0.5..=1.0))
-    }
+fn backoff(api: &ApiConfig) -> Backoff {
+    Backoff::jittered(BACKOFF_START, Duration::from_secs(api.retry_max_s))
 }
 
-pub struct Publisher<S> {
+pub struct Publisher {
     settings: watch::Receiver<Settings>,
-    source: S,
-    changed: Arc<Notify>,
+    /// None until the tracker has restored its state and published a set.
+    tracked: watch::Receiver<Option<Tracked>>,
     stats: Arc<Stats>,
-    /// How long an in-flight POST may run on after shutdown is asked.
+    /// How long POSTs may still run once a stop is asked.
     drain: Duration,
+    stopped_at: OnceLock<Instant>,
 }
 
-impl<S: PidSource> Publisher<S> {
+impl Publisher {
     pub fn new(
         settings: watch::Receiver<Settings>,
-        source: S,
-        changed: Arc<Notify>,
+        tracked: watch::Receiver<Option<Tracked>>,
         stats: Arc<Stats>,
         drain: Duration,
     ) -> Self {
-        Publisher { settings, source, changed, stats, drain }
+        Publisher { settings, tracked, stats, drain, stopped_at: OnceLock::new() }
     }
 
-    /// Runs until `stop` turns true; a POST in flight then gets `drain` to
-    /// finish.
-    pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
+    /// Runs until `stop` is cancelled, then applies `strategy.on_stop`;
+    /// POSTs get `drain` from the stop to finish.
+    pub async fn run(mut self, stop: CancellationToken) {
         let mut settings = self.settings.borrow_and_update().clone();
         let mut client = self.new_client(&settings);
-        let mut backoff = Backoff::new(Duration::from_secs(settings.api.retry_max_s));
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = self.tracked.wait_for(Option::is_some) => {}
+        }
+        let mut backoff = backoff(&settings.api);
+        // None: not known, as at start (another client or an earlier run may
+        // have left anything), so the first list always goes out.
         let mut in_force: Option<Vec<Strategy>> = None;
         let mut next_periodic = Instant::now();
         let mut retry_at: Option<Instant> = None;
-        loop {
-            let list = strategies(&self.source.current_pids(settings.threads), &settings.strategy);
+        while !stop.is_cancelled() {
+            let list = strategies(&self.current_pids(settings.threads), &settings.strategy);
             let due = retry_at.is_some_and(|t| Instant::now() >= t)
                 || (retry_at.is_none()
                     && (Instant::now() >= next_periodic || in_force.as_ref() != Some(&list)));
-            // An empty list is sent once, to clear what was in force; never
-            // repeatedly, and not at all if nothing was ever sent.
-            let worth_sending =
-                !list.is_empty() || in_force.as_ref().is_some_and(|l| !l.is_empty());
+            // An empty list is not repeated: the API already holds it, and
+            // repeating it would only erase another client's list.
+            let worth_sending = !list.is_empty() || in_force.as_ref() != Some(&list);
             if due && worth_sending {
                 let outcome = match client.as_mut() {
-                    Ok(c) => self.send(c, &list, stop.clone()).await,
+                    Ok(c) => self.send(c, &list, &stop).await,
                     Err(e) => Some(Err(PublishError::Setup(e.to_string()))),
                 };
                 match outcome {
@@ -124,8 +106,7 @@ impl<S: PidSource> Publisher<S> {
                         in_force = Some(list);
                         backoff.reset();
                         retry_at = None;
-                        next_periodic =
-                            Instant::now() + Duration::from_secs(settings.strategy.interval_s);
+                        next_periodic = Instant::now() + interval(&settings);
                     }
                     Some(Err(e)) => {
                         let wait = backoff.wait();
@@ -134,31 +115,64 @@ impl<S: PidSource> Publisher<S> {
                     }
                 }
             } else if due {
-                // Nothing to send (and nothing to clear): no retry pending
-                // either, or a stale retry time would wake this loop at once.
+                // The API holds the list wanted: nothing is failing any more,
+                // and no retry is pending (a stale retry time would wake this
+                // loop at once).
                 retry_at = None;
                 backoff.reset();
-                next_periodic = Instant::now() + Duration::from_secs(settings.strategy.interval_s);
+                self.stats.first_failure_unix_ms.store(0, Relaxed);
+                next_periodic = Instant::now() + interval(&settings);
             }
             let wake_at = retry_at.unwrap_or(next_periodic);
             tokio::select! {
-                _ = stop_requested(&mut stop) => return,
+                _ = stop.cancelled() => break,
                 _ = sleep_until(wake_at) => {}
-                _ = self.changed.notified() => {
+                Ok(()) = self.tracked.changed() => {
                     // Let a burst of changes (a process starting its threads) settle.
-                    tokio::time::sleep(Duration::from_millis(settings.strategy.debounce_ms)).await;
+                    let debounce = Duration::from_millis(settings.strategy.debounce_ms);
+                    tokio::select! {
+                        _ = stop.cancelled() => break,
+                        _ = tokio::time::sleep(debounce) => {}
+                    }
                 }
                 Ok(()) = self.settings.changed() => {
                     let new = self.settings.borrow_and_update().clone();
                     if new.api != settings.api {
                         client = self.new_client(&new);
-                        backoff = Backoff::new(Duration::from_secs(new.api.retry_max_s));
+                        backoff = self::backoff(&new.api);
                         retry_at = None;
                         in_force = None;
                     }
                     settings = new;
                 }
             }
+        }
+        if settings.strategy.on_stop == OnStop::Clear {
+            self.clear(client.as_mut().ok(), &settings, &stop).await;
+        }
+    }
+
+    fn current_pids(&mut self, threads: bool) -> Vec<u32> {
+        self.tracked
+            .borrow_and_update()
+            .as_ref()
+            .map(|t| t.pids(threads).to_vec())
+            .unwrap_or_default()
+    }
+
+    /// `on_stop = "clear"`: leave only the static strategies in force.
+    async fn clear(
+        &self,
+        client: Option<&mut ApiClient>,
+        settings: &Settings,
+        stop: &CancellationToken,
+    ) {
+        let list = strategies(&[], &settings.strategy);
+        let Some(client) = client else { return };
+        match self.send(client, &list, stop).await {
+            Some(Ok(())) => tracing::info!("stopping: boosts cleared (strategy.on_stop = clear)"),
+            Some(Err(e)) => tracing::warn!(error = %e, "stopping: clearing the boosts failed"),
+            None => {}
         }
     }
 
@@ -167,18 +181,23 @@ impl<S: PidSource> Publisher<S> {
             .inspect_err(|e| tracing::error!(error = %e, "cannot build the API client"))
     }
 
-    /// None when shutdown cut the POST off.
+    /// When POSTs must be done by: `drain` after the stop was first seen.
+    fn drain_deadline(&self) -> Instant {
+        *self.stopped_at.get_or_init(Instant::now) + self.drain
+    }
+
+    /// None when the stop's drain deadline cut the POST off.
     async fn send(
         &self,
         client: &mut ApiClient,
         list: &[Strategy],
-        mut stop: watch::Receiver<bool>,
+        stop: &CancellationToken,
     ) -> Option<Result<(), PublishError>> {
         let post = client.post_strategies(list);
         tokio::pin!(post);
         let drained = async {
-            stop_requested(&mut stop).await;
-            tokio::time::sleep(self.drain).await;
+            stop.cancelled().await;
+            sleep_until(self.drain_deadline()).await;
         };
         let result = tokio::select! {
             r = &mut post => r,
@@ -213,10 +232,15 @@ impl<S: PidSource> Publisher<S> {
     }
 }
 
+fn interval(settings: &Settings) -> Duration {
+    Duration::from_secs(settings.strategy.interval_s)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::api::Selector;
+    use crate::local_api::LocalApi;
 
     fn cfg() -> StrategyConfig {
         StrategyConfig {
@@ -224,6 +248,7 @@ mod tests {
             execution_time_ns: 20_000_000,
             interval_s: 10,
             debounce_ms: 200,
+            on_stop: OnStop::Keep,
             static_strategies: vec![Strategy {
                 priority: true.into(),
                 execution_time: 1,
@@ -247,68 +272,170 @@ mod tests {
         );
     }
 
-    /// Counts how often the publisher looks at the tracked set.
-    struct Scripted {
-        calls: Arc<std::sync::atomic::AtomicU64>,
-    }
-
-    impl PidSource for Scripted {
-        fn current_pids(&mut self, _threads: bool) -> Vec<u32> {
-            // A target appears once, then exits before any post succeeded.
-            if self.calls.fetch_add(1, Relaxed) == 0 {
-                vec![5]
-            } else {
-                vec![]
-            }
-        }
-    }
-
-    #[tokio::test]
-    async fn no_busy_loop_when_a_failed_list_empties() {
-        let key = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/other_public_key.pem");
-        let settings = Settings {
+    fn settings(
+        endpoint: String,
+        public_key_path: std::path::PathBuf,
+        debounce_ms: u64,
+    ) -> Settings {
+        Settings {
             api: ApiConfig {
-                // Nothing listens on port 1: every send fails.
-                endpoint: "http://127.0.0.1:1".into(),
-                public_key_path: key.into(),
+                endpoint,
+                public_key_path,
                 ca_file: None,
                 timeout_ms: 200,
                 token_refresh_ahead_s: 300,
                 retry_max_s: 1,
             },
-            strategy: StrategyConfig { static_strategies: vec![], ..cfg() },
+            strategy: StrategyConfig { static_strategies: vec![], debounce_ms, ..cfg() },
             threads: true,
-        };
-        let calls = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let (_settings_tx, settings_rx) = watch::channel(settings);
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let publisher = Publisher::new(
-            settings_rx,
-            Scripted { calls: calls.clone() },
-            Arc::new(Notify::new()),
-            Arc::new(Stats::default()),
-            Duration::from_millis(100),
-        );
-        let task = tokio::spawn(publisher.run(stop_rx));
-        tokio::time::sleep(Duration::from_millis(1500)).await;
-        stop_tx.send(true).unwrap();
-        task.await.unwrap();
-        // One failed send, one retry that finds the set empty, then quiet
-        // until the 10 s interval.
-        let n = calls.load(Relaxed);
-        assert!((2..=4).contains(&n), "publisher looked {n} times in 1.5 s");
+        }
     }
 
-    #[test]
-    fn backoff_doubles_to_the_cap_with_jitter() {
-        let mut b = Backoff::new(Duration::from_secs(4));
-        let waits: Vec<Duration> = (0..6).map(|_| b.wait()).collect();
-        let bases = [0.5, 1.0, 2.0, 4.0, 4.0, 4.0];
-        for (w, base) in waits.iter().zip(bases) {
-            let s = w.as_secs_f64();
-            assert!(s >= base * 0.5 - 1e-9 && s <= base + 1e-9, "{s} for {base}");
+    fn other_key() -> std::path::PathBuf {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/other_public_key.pem").into()
+    }
+
+    fn tracked(pids: &[u32]) -> Option<Tracked> {
+        Some(Tracked::from_pids(pids.to_vec(), pids.to_vec()))
+    }
+
+    struct Running {
+        tracked: watch::Sender<Option<Tracked>>,
+        stats: Arc<Stats>,
+        stop: CancellationToken,
+        task: tokio::task::JoinHandle<()>,
+        _settings: watch::Sender<Settings>,
+    }
+
+    fn start(settings: Settings, first: &[u32]) -> Running {
+        let (settings_tx, settings_rx) = watch::channel(settings);
+        let (tracked_tx, tracked_rx) = watch::channel(tracked(first));
+        let stats = Arc::new(Stats::default());
+        let stop = CancellationToken::new();
+        let publisher =
+            Publisher::new(settings_rx, tracked_rx, stats.clone(), Duration::from_secs(2));
+        let task = tokio::spawn(publisher.run(stop.clone()));
+        Running { tracked: tracked_tx, stats, stop, task, _settings: settings_tx }
+    }
+
+    fn failures(stats: &Stats) -> u64 {
+        stats.posts_failed_transport.load(Relaxed) + stats.posts_failed_auth.load(Relaxed)
+    }
+
+    #[tokio::test]
+    async fn no_busy_loop_when_a_failed_list_empties() {
+        // Nothing listens on port 1: every send fails.
+        let p = start(settings("http://127.0.0.1:1".into(), other_key(), 200), &[5]);
+        let started = Instant::now();
+        while failures(&p.stats) == 0 && started.elapsed() < Duration::from_secs(10) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        b.reset();
-        assert!(b.wait() <= BACKOFF_START);
+        // The target exits before any post succeeded.
+        p.tracked.send_replace(tracked(&[]));
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        p.stop.cancel();
+        p.task.await.unwrap();
+        // Retries of the empty list (still owed: nothing was ever in force)
+        // follow the backoff, 0.25-1 s apart; a busy loop makes thousands.
+        let n = failures(&p.stats);
+        eprintln!("{n} failed sends in about 3 s");
+        assert!((1..=20).contains(&n), "{n} failed sends in about 3 s");
+    }
+
+    /// The local API, served in process on 127.0.0.1:0 until `stop`.
+    async fn local_api(
+        dir: &std::path::Path,
+    ) -> (LocalApi, String, tokio::sync::oneshot::Sender<()>) {
+        std::fs::write(
+            dir.join("jwt_private_key.pem"),
+            include_str!("../../tests/fixtures/server_private_key.pem"),
+        )
+        .unwrap();
+        let api = LocalApi::open(dir, Duration::from_secs(3600)).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let served = api.clone();
+        tokio::spawn(async move {
+            served
+                .serve(listener, async {
+                    let _ = rx.await;
+                })
+                .await
+        });
+        (api, url, tx)
+    }
+
+    async fn wait_until(what: &str, mut f: impl FnMut() -> bool) -> Duration {
+        let started = Instant::now();
+        while !f() {
+            assert!(started.elapsed() < Duration::from_secs(10), "{what}: not within 10 s");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        started.elapsed()
+    }
+
+    #[tokio::test]
+    async fn the_failure_time_clears_when_the_api_already_holds_the_list() {
+        let dir = tempfile::tempdir().unwrap();
+        let (api, url, api_stop) = local_api(dir.path()).await;
+        let p = start(settings(url, api.public_key_path(), 20), &[]);
+        // The empty list goes out at start (reconcile): it is in force.
+        wait_until("first POST", || p.stats.posts_ok.load(Relaxed) == 1).await;
+        assert_eq!((*api.posts().borrow(), api.strategies()), (1, None));
+        let _ = api_stop.send(());
+        p.tracked.send_replace(tracked(&[5]));
+        wait_until("a failed send", || failures(&p.stats) > 0).await;
+        assert_ne!(p.stats.first_failure_unix_ms.load(Relaxed), 0);
+        // The target leaves: the list wanted is the one in force, nothing
+        // is failing any more, so /healthz must not stay unhealthy.
+        p.tracked.send_replace(tracked(&[]));
+        let took =
+            wait_until("failure time cleared", || p.stats.first_failure_unix_ms.load(Relaxed) == 0)
+                .await;
+        eprintln!("failure time cleared {} ms after the list emptied", took.as_millis());
+        p.stop.cancel();
+        p.task.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_stop_during_the_debounce_starts_no_post() {
+        let dir = tempfile::tempdir().unwrap();
+        let (api, url, _api_stop) = local_api(dir.path()).await;
+        let p = start(settings(url, api.public_key_path(), 5_000), &[]);
+        wait_until("first POST", || p.stats.posts_ok.load(Relaxed) == 1).await;
+        p.tracked.send_replace(tracked(&[5]));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let asked = Instant::now();
+        p.stop.cancel();
+        p.task.await.unwrap();
+        let took = asked.elapsed();
+        eprintln!("stopped {} ms after the stop, debounce 5000 ms", took.as_millis());
+        assert!(took < Duration::from_secs(3), "waited out the debounce: {took:?}");
+        assert_eq!(p.stats.posts_ok.load(Relaxed), 1, "no POST after the stop");
+        assert_eq!((*api.posts().borrow(), api.strategies()), (1, None));
+    }
+
+    #[tokio::test]
+    async fn on_stop_clear_leaves_the_static_strategies_and_keep_leaves_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let (api, url, _api_stop) = local_api(dir.path()).await;
+        for on_stop in [OnStop::Keep, OnStop::Clear] {
+            let mut s = settings(url.clone(), api.public_key_path(), 20);
+            s.strategy = StrategyConfig { on_stop, ..cfg() };
+            let before = *api.posts().borrow();
+            let p = start(s, &[7]);
+            wait_until("first POST", || *api.posts().borrow() > before).await;
+            let posts = *api.posts().borrow();
+            // The GET view leaves the static (selector) strategies out.
+            let want =
+                Some(strategies(&[7], &StrategyConfig { static_strategies: vec![], ..cfg() }));
+            assert_eq!(api.strategies(), want);
+            p.stop.cancel();
+            p.task.await.unwrap();
+            let (left, more) = if on_stop == OnStop::Keep { (want, 0) } else { (None, 1) };
+            assert_eq!(api.strategies(), left, "{on_stop:?}");
+            assert_eq!(*api.posts().borrow(), posts + more, "{on_stop:?}");
+        }
     }
 }

@@ -1,7 +1,9 @@
 //! Track stage: which nr-gnb / nr-ue processes and threads to boost.
 
 pub mod memory;
+pub mod owner;
 pub mod procfs;
+pub mod state;
 
 use crate::parse::{Body, Header, Message};
 use memory::Memory;
@@ -70,6 +72,15 @@ impl Default for Limits {
     }
 }
 
+/// A tracked process as the state file keeps it: enough to tell, after a
+/// restart, the same process from another one that got its pid.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Persisted {
+    pub pid: u32,
+    pub start_time: u64,
+    pub name: String,
+}
+
 /// A tracked process, as reported by `processes()`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct TrackedProcess {
@@ -101,6 +112,14 @@ struct Process {
 /// (it may be stale, or `<...>`).
 const PROC_RECHECK: Duration = Duration::from_secs(1);
 
+/// A tracked thread: its group (0 for an orphan) and when a trace line last
+/// named it (what `expire` goes by when /proc is not consulted).
+#[derive(Debug, Clone, Copy)]
+struct Member {
+    tgid: u32,
+    seen: Instant,
+}
+
 pub struct Tracker<P> {
     targets: Targets,
     limits: Limits,
@@ -109,8 +128,11 @@ pub struct Tracker<P> {
     processes: BTreeMap<u32, Process>,
     /// Threads whose group is not known (replay only): tid -> name.
     orphans: BTreeMap<u32, Comm>,
-    /// Every tracked thread -> its tgid (0 for orphans): the hot path's check.
-    index: HashMap<u32, u32, BuildHasherDefault<TidHasher>>,
+    /// Every tracked thread: the hot path's check.
+    index: HashMap<u32, Member, BuildHasherDefault<TidHasher>>,
+    /// The time stamped on what lines say; set once per chunk by the owner,
+    /// so that the hot path does not read the clock per line.
+    now: Instant,
     dropped: u64,
     exited: u64,
     reused: u64,
@@ -154,7 +176,9 @@ fn subject<'a>(header: &Header<'a>, msg: &Message<'a>) -> Subject<'a> {
     match msg {
         Message::Sched { pid, comm, .. } => Subject {
             tid: *pid,
-            tgid: None,
+            // Only when the header's task is the subject does its
+            // record-tgid column speak of the subject's group.
+            tgid: if *pid == header.pid { header.tgid.flatten() } else { None },
             told_name: Some(comm),
             header_name: None,
             from_probe: false,
@@ -193,6 +217,7 @@ impl<P: ProcView> Tracker<P> {
             processes: BTreeMap::new(),
             orphans: BTreeMap::new(),
             index: HashMap::default(),
+            now: Instant::now(),
             dropped: 0,
             exited: 0,
             reused: 0,
@@ -202,6 +227,16 @@ impl<P: ProcView> Tracker<P> {
     pub fn set_targets(&mut self, targets: Targets, limits: Limits) {
         self.targets = targets;
         self.limits = limits;
+    }
+
+    /// The time that lines fed from now on are stamped with.
+    pub fn set_clock(&mut self, now: Instant) {
+        self.now = now;
+    }
+
+    /// Whether /proc is consulted (else `expire` is how entries go).
+    pub fn is_live(&self) -> bool {
+        self.proc.is_live()
     }
 
     /// Feeds one recognised event; true when the tracked set grew.
@@ -247,10 +282,11 @@ impl<P: ProcView> Tracker<P> {
     }
 
     fn track(&mut self, tid: u32, tgid: Option<u32>, name: Comm) -> bool {
-        match self.index.get(&tid) {
-            Some(&0) if tgid.is_some() => {}
-            Some(_) => return false,
-            None => {}
+        if let Some(m) = self.index.get_mut(&tid) {
+            m.seen = self.now;
+            if m.tgid != 0 || tgid.is_none() {
+                return false;
+            }
         }
         if self.proc.is_live() {
             // Lines of a dead task can trail it: ask /proc at a bounded rate.
@@ -267,7 +303,7 @@ impl<P: ProcView> Tracker<P> {
                 return false;
             }
             self.orphans.insert(tid, name);
-            self.index.insert(tid, 0);
+            self.index.insert(tid, Member { tgid: 0, seen: self.now });
             return true;
         };
         if self.orphans.remove(&tid).is_some() {
@@ -334,7 +370,7 @@ impl<P: ProcView> Tracker<P> {
                 continue;
             }
             if p.threads.insert(tid) {
-                self.index.insert(tid, tgid);
+                self.index.insert(tid, Member { tgid, seen: self.now });
                 grew = true;
             }
         }
@@ -359,8 +395,12 @@ impl<P: ProcView> Tracker<P> {
         changed
     }
 
-    fn refresh_process(&mut self, tgid: u32) -> bool {
-        let recorded = self.processes[&tgid].start_time;
+    /// `refresh` for one process (its pidfd said it exited). True when
+    /// the set changed.
+    pub fn refresh_process(&mut self, tgid: u32) -> bool {
+        let Some(recorded) = self.processes.get(&tgid).map(|p| p.start_time) else {
+            return false;
+        };
         let live = self.proc.process(tgid);
         let threads = live.map(|_| self.proc.threads(tgid)).unwrap_or_default();
         let still_target = live.is_some_and(|l| self.targets.matches(l.comm.as_bytes()))
@@ -398,6 +438,63 @@ impl<P: ProcView> Tracker<P> {
                 self.index.remove(&tid);
             }
         }
+    }
+
+    /// Drops threads no line has named for `ttl` (for when /proc is not
+    /// consulted and exits go unseen). True when the set changed.
+    pub fn expire(&mut self, ttl: Duration) -> bool {
+        let now = self.now;
+        let stale: Vec<(u32, u32)> = self
+            .index
+            .iter()
+            .filter(|(_, m)| now.saturating_duration_since(m.seen) >= ttl)
+            .map(|(&tid, m)| (tid, m.tgid))
+            .collect();
+        for &(tid, tgid) in &stale {
+            self.index.remove(&tid);
+            if tgid == 0 {
+                self.orphans.remove(&tid);
+            } else if let Some(p) = self.processes.get_mut(&tgid) {
+                p.threads.remove(&tid);
+                if p.threads.is_empty() {
+                    self.processes.remove(&tgid);
+                }
+            }
+        }
+        self.exited += stale.len() as u64;
+        !stale.is_empty()
+    }
+
+    /// Process ids tracked (live mode: each one confirmed in /proc).
+    pub fn process_ids(&self) -> Vec<u32> {
+        self.processes.keys().copied().collect()
+    }
+
+    /// What the state file keeps: processes whose start time /proc gave.
+    pub fn persisted(&self) -> Vec<Persisted> {
+        self.processes
+            .iter()
+            .filter_map(|(&pid, p)| {
+                Some(Persisted { pid, start_time: p.start_time?, name: p.name.to_string() })
+            })
+            .collect()
+    }
+
+    /// Takes back what an earlier run tracked, each entry re-checked in
+    /// /proc: the same start time (not a reused pid) and a target name.
+    /// Returns how many were restored.
+    pub fn restore(&mut self, entries: &[Persisted]) -> usize {
+        if !self.proc.is_live() {
+            return 0;
+        }
+        let mut restored = 0;
+        for e in entries {
+            let same = self.proc.process(e.pid).is_some_and(|p| p.start_time == e.start_time);
+            if same && self.track_from_proc(e.pid) {
+                restored += 1;
+            }
+        }
+        restored
     }
 
     /// Ids to boost, sorted: each process id and, with `threads`, every

@@ -91,6 +91,10 @@ impl ProcView for LiveProc {
 
     fn process(&self, tgid: u32) -> Option<ProcessInfo> {
         let stat = self.stat(tgid)?;
+        // A zombie has exited; only its parent has yet to reap it.
+        if matches!(stat.state, b'Z' | b'X') {
+            return None;
+        }
         Some(ProcessInfo { comm: stat.comm, start_time: stat.start_time })
     }
 
@@ -114,6 +118,7 @@ impl ProcView for LiveProc {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Stat {
     comm: Comm,
+    state: u8,
     flags: u64,
     start_time: u64,
 }
@@ -127,9 +132,10 @@ impl Stat {
         let comm = Comm::new(text.get(open + 1..close)?);
         let fields: Vec<&[u8]> = text.get(close + 2..)?.split(|&b| b == b' ').collect();
         // After the comm: state(3) ... flags(9) ... starttime(22), 1-based in proc(5).
+        let state = *fields.first()?.first()?;
         let flags = number(fields.get(9 - 3)?)?;
         let start_time = number(fields.get(22 - 3)?)?;
-        Some(Stat { comm, flags, start_time })
+        Some(Stat { comm, state, flags, start_time })
     }
 }
 
@@ -153,6 +159,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.comm, Comm::new(b"a) b (c)"));
+        assert_eq!(s.state, b'S');
         assert_eq!(s.flags, 4194560);
         assert_eq!(s.start_time, 98765);
     }

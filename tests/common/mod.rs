@@ -21,7 +21,6 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
-use tokio::sync::mpsc;
 use tokio::sync::oneshot;
 
 pub const SERVER_PRIVATE_KEY: &str = include_str!("../fixtures/server_private_key.pem");
@@ -308,6 +307,8 @@ pub fn config(api: &Api, trace: &Path, check_proc: bool) -> Config {
             ("api.public_key_path", api.key_path().display().to_string()),
             ("trace.pipe", trace.display().to_string()),
             ("targets.check_proc", check_proc.to_string()),
+            // Beside the API's keys: gone with the test's Api.
+            ("state.dir", api.state_dir().join("operator").display().to_string()),
             ("strategy.debounce_ms", "20".into()),
             ("strategy.interval_s", "1".into()),
             ("api.retry_max_s", "1".into()),
@@ -317,25 +318,26 @@ pub fn config(api: &Api, trace: &Path, check_proc: bool) -> Config {
 }
 
 /// `daemon::run` on this runtime; stop it with `stop_daemon`.
-pub fn start_daemon(cfg: Config) -> (mpsc::UnboundedSender<Control>, tokio::task::JoinHandle<()>) {
-    let (tx, rx) = mpsc::unbounded_channel();
+pub fn start_daemon(cfg: Config) -> (Control, tokio::task::JoinHandle<()>) {
+    let control = Control::default();
     let reload_cfg = cfg.clone();
+    let c = control.clone();
     let task = tokio::spawn(async move {
         gtp5g_operator::daemon::run(
             cfg,
             Arc::new(Stats::default()),
             move || Ok(reload_cfg.clone()),
-            rx,
+            c,
             (),
         )
         .await
         .unwrap();
     });
-    (tx, task)
+    (control, task)
 }
 
-pub async fn stop_daemon(tx: mpsc::UnboundedSender<Control>, task: tokio::task::JoinHandle<()>) {
-    tx.send(Control::Shutdown).unwrap();
+pub async fn stop_daemon(control: Control, task: tokio::task::JoinHandle<()>) {
+    control.stop.cancel();
     tokio::time::timeout(Duration::from_secs(10), task)
         .await
         .expect("daemon stops promptly")
@@ -353,6 +355,8 @@ pub fn pids_of(list: Option<Vec<Strategy>>) -> Vec<i64> {
 pub fn free_addr() -> SocketAddr {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
 }
+
+pub const STATE_DIR_ENV: &str = "GTP5G_OPERATOR__STATE__DIR";
 
 /// `gtp5g-operator run` with the fast test knobs; stderr goes to a file
 /// that the test reads while the daemon runs.
@@ -396,9 +400,14 @@ pub fn daemon_command_with_config(
 }
 
 impl Daemon {
+    /// Runs `cmd`; its state directory is a fresh temporary one unless the
+    /// command names one (GTP5G_OPERATOR__STATE__DIR).
     pub fn spawn(mut cmd: Command) -> Daemon {
         let dir = TempDir::new().unwrap();
         let log = dir.path().join("stderr.log");
+        if !cmd.get_envs().any(|(k, _)| k == STATE_DIR_ENV) {
+            cmd.env(STATE_DIR_ENV, dir.path().join("state"));
+        }
         let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
