@@ -16,9 +16,13 @@ pub fn init(format: LogFormat, level: &str) {
         .and_then(|l| filter(&l).ok())
         .unwrap_or_else(|| filter(level).unwrap_or_else(|_| EnvFilter::new("info")));
     // Colour codes only for a terminal: not for the journal or a log file.
+    // A failed write is dropped quietly: tracing-subscriber would report it
+    // with eprintln!, which panics when stderr itself is what failed (a
+    // closed pipe), taking down whichever task was logging.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
+        .log_internal_errors(false)
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Human => builder.try_init(),

@@ -713,55 +713,90 @@ fn schema_flags_are_checked_before_start() {
     assert!(!dir.path().join("jwt_private_key.pem").exists(), "a refused start made keys");
 }
 
+/// `gtp5g-operator local-api ARGS` on an ephemeral port with the fixture
+/// key: the child, its address (from its log) and its stderr, which the
+/// caller reads on or drops.
+struct Cli {
+    child: std::process::Child,
+    base: String,
+    /// Taken by the test: read on, or dropped to close the pipe.
+    stderr: Option<std::io::BufReader<std::process::ChildStderr>>,
+    pem: String,
+    _dir: TempDir,
+}
+
+impl Cli {
+    fn spawn(args: &[&str]) -> Cli {
+        use std::io::BufRead;
+        let dir = TempDir::new().unwrap();
+        std::fs::write(dir.path().join("jwt_private_key.pem"), FIXTURE_PRIVATE_KEY).unwrap();
+        let mut child = std::process::Command::new(BIN)
+            .args(["local-api", "--listen", "127.0.0.1:0", "--state-dir"])
+            .arg(dir.path())
+            .args(args)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        while !line.contains("listening on ") {
+            line.clear();
+            assert!(stderr.read_line(&mut line).unwrap() > 0, "exited before listening");
+        }
+        let addr = line.split("listening on ").nth(1).unwrap().split(',').next().unwrap();
+        let pem = std::fs::read_to_string(dir.path().join("jwt_public_key.pem")).unwrap();
+        Cli { child, base: format!("http://{addr}"), stderr: Some(stderr), pem, _dir: dir }
+    }
+
+    async fn token_answer(&self, client: &reqwest::Client) -> Value {
+        let request = client.post(format!("{}{TOKEN_PATH}", self.base));
+        let response = request.json(&json!({ "public_key": self.pem })).send().await.unwrap();
+        response.json().await.unwrap()
+    }
+
+    async fn post(&self, client: &reqwest::Client, token: &str) -> reqwest::Result<StatusCode> {
+        let request = client.post(format!("{}{STRATEGIES_PATH}", self.base)).bearer_auth(token);
+        let request = request.json(&json!({"strategies": [strategy(42)]}));
+        Ok(request.timeout(Duration::from_secs(10)).send().await?.status())
+    }
+}
+
+impl Drop for Cli {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// The binary with `--schema current --priority-level 12`: the flags reach
 /// the server (token in `data`, a posted `true` served as 12).
 #[tokio::test]
 async fn local_api_command_serves_the_current_schema() {
-    use std::io::{BufRead, BufReader};
-    let dir = TempDir::new().unwrap();
-    std::fs::write(dir.path().join("jwt_private_key.pem"), FIXTURE_PRIVATE_KEY).unwrap();
-    let mut child = std::process::Command::new(BIN)
-        .args(["local-api", "--listen", "127.0.0.1:0", "--schema", "current"])
-        .args(["--priority-level", "12", "--state-dir"])
-        .arg(dir.path())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Read stderr to its end on a thread, so the server never writes to a
-    // full or closed pipe; the first address it logs is the one to use.
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in stderr.lines().map_while(Result::ok) {
-            if let Some(addr) = line.split("listening on ").nth(1).and_then(|t| t.split(',').next())
-            {
-                let _ = tx.send(addr.to_owned());
-            }
-        }
-    });
-    let addr = rx.recv_timeout(Duration::from_secs(30)).expect("the server logs its address");
-    let pem = std::fs::read_to_string(dir.path().join("jwt_public_key.pem")).unwrap();
+    let mut cli = Cli::spawn(&["--schema", "current", "--priority-level", "12"]);
+    let mut log = cli.stderr.take().unwrap();
+    std::thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
     let client = reqwest::Client::new();
-    let base = format!("http://{addr}");
-    let answer: Value = client
-        .post(format!("{base}{TOKEN_PATH}"))
-        .json(&json!({ "public_key": pem }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let answer = cli.token_answer(&client).await;
     let token = answer["data"]["token"].as_str().unwrap_or_else(|| panic!("{answer}"));
-    let strategies = json!({"strategies": [strategy(42)]});
-    let post = client.post(format!("{base}{STRATEGIES_PATH}")).bearer_auth(token).json(&strategies);
-    assert_eq!(post.send().await.unwrap().status(), StatusCode::OK);
-    let get = client.get(format!("{base}{STRATEGIES_PATH}")).bearer_auth(token);
+    assert_eq!(cli.post(&client, token).await.unwrap(), StatusCode::OK);
+    let get = client.get(format!("{}{STRATEGIES_PATH}", cli.base)).bearer_auth(token);
     let body: Value = get.send().await.unwrap().json().await.unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
     assert_eq!(
         body["scheduling"],
         json!([{"priority": 12, "execution_time": 20_000_000, "pid": 42}])
     );
+}
+
+/// A closed stderr (a log reader that went away) costs the log lines, not
+/// the requests that log.
+#[tokio::test]
+async fn a_closed_stderr_does_not_break_requests() {
+    let mut cli = Cli::spawn(&[]);
+    drop(cli.stderr.take());
+    let client = reqwest::Client::new();
+    let answer = cli.token_answer(&client).await;
+    let token = answer["token"].as_str().unwrap_or_else(|| panic!("{answer}"));
+    // A POST logs a line, which now goes nowhere.
+    let status = cli.post(&client, token).await.expect("the POST was answered");
+    assert_eq!(status, StatusCode::OK);
 }
