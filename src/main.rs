@@ -34,7 +34,7 @@ enum Command {
     Replay(ReplayArgs),
     /// Load and validate the configuration, print it, and exit.
     CheckConfig(ConfigArgs),
-    /// Serve a local Gthulhu API (same contract as the real server).
+    /// Serve a local Gthulhu API: v0.1, or what today's scheduler polls (--schema current).
     LocalApi(LocalApiArgs),
 }
 
