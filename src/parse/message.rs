@@ -213,6 +213,26 @@ mod tests {
     }
 
     #[test]
+    fn netdev_rls_record_names_its_thread_like_a_gtpu_one() {
+        // The four lines the netdev tracer prints for one RLS user-data
+        // packet (nr-ue -> nr-gnb:4997): the RLS line names no task and is
+        // stepped over, whatever a newer tracer puts in it; PID/TGID and
+        // COMM name the sending thread, as for GTP-U.
+        let record = [
+            "tp/net_dev_queue: DEV=lo, LEN=152",
+            "tp/net_dev_queue: RLS=DATA, PSI=1, LEN=84",
+            "tp/net_dev_queue: RLS=RRC, PSI=4294967296, LEN=x, QFI=9",
+        ];
+        for msg in record {
+            assert_eq!(probe(msg).kind, ProbeKind::Tracepoint);
+            assert_eq!(fields_of(msg), Fields::default(), "{msg}");
+        }
+        let f = fields_of("tp/net_dev_queue: PID=5181, TGID=5179, CPU=0");
+        assert_eq!((f.pid, f.tgid), (Some(5181), Some(5179)));
+        assert_eq!(fields_of("tp/netif_receive_skb: COMM=nr-ue").comm, Some(&b"nr-ue"[..]));
+    }
+
+    #[test]
     fn scheduler_lines_name_their_subject() {
         assert_eq!(
             parse_message(b"stop: pid=365189 (nr-gnb)"),
