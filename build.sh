@@ -91,7 +91,7 @@ cmd_deps() {
 }
 
 cmd_tracer() {
-	say "make -C tracer-c (BPF objects, skeletons, gtp5g-tracer, gtpu-traffic, gtp5g-flood)"
+	say "make -C tracer-c (BPF objects, skeletons, gtp5g-tracer, ran-sim, gtp5g-flood)"
 	"$MAKE" -C tracer-c
 }
 
@@ -184,7 +184,7 @@ cmd_install() {
 	install -d -m755 "$bindir"
 	install -m755 target/release/gtp5g-operator "$bindir/gtp5g-operator"
 	install -m755 tracer-c/build/gtp5g-tracer "$bindir/gtp5g-tracer"
-	install -m755 tracer-c/build/gtpu-traffic "$bindir/gtpu-traffic"
+	install -m755 tracer-c/build/ran-sim "$bindir/ran-sim"
 	if [ -x tracer-c/build/gtp5g-flood ]; then
 		install -m755 tracer-c/build/gtp5g-flood "$bindir/gtp5g-flood"
 	fi

@@ -6,9 +6,11 @@
 #
 # Builds first when the binaries are missing or older than the sources.
 #
-#   --demo        also start GTP-U traffic from processes named nr-gnb and
-#                 nr-ue (UERANSIM stand-ins) and report how long after their
-#                 first packet their ids reached the API
+#   --demo        also start ran-sim, a UERANSIM stand-in: an nr-gnb, an
+#                 active nr-ue (RLS user data to the gNB, GTP-U from the gNB
+#                 to a UPF echo) and an idle nr-ue (heartbeats only); report
+#                 how long after their first packet the active ones' ids
+#                 reached the API, and that the idle UE's did not
 #   --duration N  stop by itself after N seconds (default: until Ctrl-C)
 #
 # Environment: API_ENDPOINT (use that API instead of starting a local one;
@@ -22,7 +24,7 @@ REPO=$PWD
 
 OPERATOR=${CARGO_TARGET_DIR:-$REPO/target}/release/gtp5g-operator
 TRACER=$REPO/tracer-c/build/gtp5g-tracer
-TRAFFIC=$REPO/tracer-c/build/gtpu-traffic
+RAN_SIM=$REPO/tracer-c/build/ran-sim
 CONFIG=${CONFIG:-$REPO/config/gtp5g-operator.toml}
 LOCAL_API_LISTEN=${LOCAL_API_LISTEN:-127.0.0.1:8081}
 TRACEFS=/sys/kernel/tracing
@@ -73,7 +75,7 @@ stale() {
 # Builds when binaries are missing or older than their sources.
 build_if_needed() {
 	local why
-	if ! [ -x "$OPERATOR" ] || ! [ -x "$TRACER" ] || ! [ -x "$TRAFFIC" ]; then
+	if ! [ -x "$OPERATOR" ] || ! [ -x "$TRACER" ] || ! [ -x "$RAN_SIM" ]; then
 		why="binaries missing"
 	elif stale; then
 		why="sources newer than the binaries"
@@ -185,13 +187,15 @@ start_daemon() {
 }
 
 # Prints the API's strategies whenever they change and, for each demo
-# process listed in $RUNDIR/demo (lines "<start time> <gtpu-traffic JSON>"),
-# how long after it started sending all of its ids were in the API.
+# process listed in $RUNDIR/demo (lines "<start time> <ran-sim JSON>"), how
+# long after it started sending all of its ids were in the API; for the idle
+# UE and the UPF stand-in, that they are still not there IDLE_CHECK_S later.
 start_watcher() {
 	python3 -u - "$ENDPOINT" "$KEY" "$RUNDIR/demo" "$T0" >"$RUNDIR/watch.out" 2>&1 9>&- <<'PY' &
 import json, sys, time, urllib.error, urllib.request
 
 endpoint, key_path, demo_path, t0 = sys.argv[1].rstrip("/"), sys.argv[2], sys.argv[3], float(sys.argv[4])
+IDLE_CHECK_S = 5.0
 
 def say(text):
     print(f"[{time.time() - t0:7.2f}s] {text}")
@@ -242,7 +246,15 @@ def demo_processes():
         return []
     return [(float(t), json.loads(j)) for t, j in rows]
 
-token, last, last_error, reported = None, None, None, set()
+def expected_boost(p):
+    """nr-gnb and active nr-ue carry user data; the idle UE and the UPF do not."""
+    return p["role"] == "gnb" or (p["role"] == "ue" and not p["idle"])
+
+def demo_label(p):
+    kind = {"gnb": "gNB", "upf": "UPF stand-in", "ue": "idle UE" if p.get("idle") else "active UE"}
+    return f"{p['name']} pid {p['pid']} ({kind[p['role']]})"
+
+token, last, last_error, reported, wrongly = None, None, None, set(), set()
 while True:
     try:
         token = token or new_token()
@@ -272,10 +284,20 @@ while True:
     now = time.time()
     for started, p in demo_processes():
         ids = {p["pid"], *p["tids"]}
-        if p["pid"] not in reported and ids <= set(pids):
+        held = ids & set(pids)
+        what = demo_label(p)
+        if expected_boost(p):
+            if p["pid"] not in reported and ids <= held:
+                reported.add(p["pid"])
+                say(f"BOOSTED {what}: all {len(ids)} ids in the API "
+                    f"{now - started:.2f}s after ran-sim started")
+        elif held and p["pid"] not in wrongly:
+            wrongly.add(p["pid"])
+            say(f"UNEXPECTED: {what} is in the API ({len(held)} of {len(ids)} ids)")
+        elif not held and p["pid"] not in reported and now - started >= IDLE_CHECK_S:
             reported.add(p["pid"])
-            say(f"{p['name']} pid {p['pid']}: all {len(ids)} ids in the API "
-                f"{now - started:.2f}s after it started sending GTP-U")
+            say(f"not boosted, as expected: {what}: none of its {len(ids)} ids in the API "
+                f"{now - started:.1f}s after the start")
     time.sleep(0.1)
 PY
 	PIDS+=($!)
@@ -284,17 +306,32 @@ PY
 	PIDS+=($!)
 }
 
-# A UERANSIM stand-in: a process named NAME whose threads send GTP-U.
-start_demo_process() {
-	local name=$1 threads=$2 teid=$3 started
+# The UERANSIM stand-in: nr-gnb, one active and one idle nr-ue, and the
+# UPF echo (the ran-sim process itself).
+start_ran_sim() {
+	local started json lines=4
 	started=$(date +%s.%N)
-	start "$name" "$TRAFFIC" --name "$name" --threads "$threads" --count 0 --interval-ms 100 --teid "$teid" --linger
-	wait_for_line "$RUNDIR/$name.log" '"pid"' "$LAST_PID" 10 "gtpu-traffic --name $name"
-	local json
-	json=$(grep -m1 '"pid"' "$RUNDIR/$name.log")
-	printf '%s %s\n' "$started" "$json" >>"$RUNDIR/demo"
-	[[ $json =~ \"pid\":([0-9]+),\"tids\":\[([0-9,]*)\] ]] || die "unexpected gtpu-traffic output: $json"
-	say "demo: $name (pid ${BASH_REMATCH[1]}, tids ${BASH_REMATCH[2]//,/ }) sends GTP-U to 127.0.0.1:2152"
+	start ran-sim "$RAN_SIM" --ues 1 --idle-ues 1 --rate 10
+	wait_until "$LAST_PID" 10 ran-sim "$RUNDIR/ran-sim.log" ran_sim_printed $lines
+	while read -r json; do
+		printf '%s %s\n' "$started" "$json" >>"$RUNDIR/demo"
+		[[ $json =~ \"pid\":([0-9]+).*\"tids\":\[([0-9,]*)\] ]] || die "unexpected ran-sim output: $json"
+		say "demo: $(describe_demo "$json") pid ${BASH_REMATCH[1]}, threads ${BASH_REMATCH[2]//,/ }"
+	done < <(grep -m $lines '"role":' "$RUNDIR/ran-sim.log")
+}
+
+# True once ran-sim has printed N JSON lines (one per process).
+ran_sim_printed() {
+	[ "$(grep -c '"role":' "$RUNDIR/ran-sim.log")" -ge "$1" ]
+}
+
+describe_demo() {
+	case $1 in
+		*'"role":"gnb"'*) echo "nr-gnb (RLS on 127.0.0.1:4997, GTP-U to the UPF)" ;;
+		*'"idle":true'*) echo "nr-ue, IDLE (heartbeats only: must not be boosted)" ;;
+		*'"role":"ue"'*) echo "nr-ue, ACTIVE (10 pings/s as RLS user data to nr-gnb)" ;;
+		*) echo "ran-sim, UPF stand-in on 127.0.0.1:2152 (not a target)" ;;
+	esac
 }
 
 stop_all() {
@@ -317,6 +354,9 @@ stop_all() {
 		fi
 	done
 	wait 2>/dev/null || true
+	if grep -q '"role":"summary"' "$RUNDIR/ran-sim.log" 2>/dev/null; then
+		say "ran-sim: $(grep -m1 '"role":"summary"' "$RUNDIR/ran-sim.log")"
+	fi
 	if grep -q "probes attached" "$RUNDIR/tracer.log" 2>/dev/null; then
 		say "tracer: $(tail -n 1 "$RUNDIR/tracer.log")"
 	fi
@@ -345,9 +385,7 @@ main() {
 	start_daemon
 	start_watcher
 	if [ "$DEMO" = 1 ]; then
-		start_demo_process nr-gnb 3 0x1000
-		sleep 3
-		start_demo_process nr-ue 2 0x2000
+		start_ran_sim
 	fi
 	if [ "$DURATION" -gt 0 ]; then
 		say "running for ${DURATION}s"

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# Detection latency (root): a new process named nr-gnb sends its first
-# GTP-U packet -> its thread ids are in the strategies the API serves.
+# Detection latency (root): a new UERANSIM stand-in starts sending -> the
+# thread ids of its nr-ue (found from RLS user data) and of its nr-gnb
+# (GTP-U and RLS) are in the strategies the API serves.
 #
 #   scripts/bench-latency.sh [TRIALS=20] [DEBOUNCE_MS...=200 20]
 #
 # Runs the local API, `gtp5g-tracer --mode netdev` and the daemon; for each
 # debounce setting (strategy.debounce_ms, via the environment) runs TRIALS
-# fresh `gtpu-traffic --name nr-gnb --threads 2` processes. The clock
-# starts when the process prints its JSON line (its threads send their
-# first packets right after) and stops when a GET of the strategies,
-# polled every 5 ms, lists its pid and both thread ids.
+# fresh `ran-sim --ues 1 --rate 20` test beds. The clock starts when
+# ran-sim has printed its JSON lines (the UE sends its first ping right
+# after) and stops, per process, when a GET of the strategies, polled
+# every 5 ms, lists its pid and all its thread ids (nr-ue: 4, nr-gnb: 5).
 set -euo pipefail
 source "$(dirname "$0")/bench-lib.sh"
 
@@ -17,7 +18,7 @@ TRIALS=${1:-20}
 shift || true
 DEBOUNCES=("$@")
 [ $# -gt 0 ] || DEBOUNCES=(200 20)
-require gtp5g-tracer gtpu-traffic
+require gtp5g-tracer ran-sim
 lock_trace_pipe
 set_ring_buffer_kb "${BUFFER_KB:-1408}"
 start_local_api
@@ -33,10 +34,10 @@ grep -qs "probes attached" "$WORK/tracer.log" || die "tracer did not attach: $(c
 for debounce in "${DEBOUNCES[@]}"; do
     GTP5G_OPERATOR__STRATEGY__DEBOUNCE_MS=$debounce start_daemon "$TRACEFS/trace_pipe" "$WORK/daemon-$debounce.log"
     echo "== strategy.debounce_ms = $debounce"
-    python3 - "$API_URL" "$API_KEY" "$TRACER_BUILD/gtpu-traffic" "$TRIALS" <<'PY'
+    python3 - "$API_URL" "$API_KEY" "$TRACER_BUILD/ran-sim" "$TRIALS" <<'PY'
 import http.client, json, math, subprocess, sys, time, urllib.parse
 
-url, key_path, traffic, trials = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+url, key_path, ran_sim, trials = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 u = urllib.parse.urlsplit(url)
 conn = http.client.HTTPConnection(u.hostname, u.port, timeout=5)
 
@@ -59,33 +60,41 @@ def served_pids():
     listed = call("GET", "/api/v1/scheduling/strategies", token=token)["scheduling"] or []
     return {s.get("pid") for s in listed}
 
-latencies = []
+ROLES = ("ue", "gnb")
+latencies = {role: [] for role in ROLES}
 for trial in range(1, trials + 1):
-    p = subprocess.Popen([traffic, "--name", "nr-gnb", "--threads", "2", "--count", "0",
-                          "--interval-ms", "50", "--linger"], stdout=subprocess.PIPE, text=True)
+    p = subprocess.Popen([ran_sim, "--ues", "1", "--rate", "20"], stdout=subprocess.PIPE, text=True)
     try:
-        info = json.loads(p.stdout.readline())
+        procs = {}
+        for _ in range(3):  # upf, gnb, ue
+            info = json.loads(p.stdout.readline())
+            procs[info["role"]] = info
         t0 = time.monotonic()
-        want = set(info["tids"]) | {info["pid"]}
-        latency = None
-        while time.monotonic() - t0 < 5:
-            if want <= served_pids():
-                latency = (time.monotonic() - t0) * 1000
-                break
+        want = {role: set(procs[role]["tids"]) | {procs[role]["pid"]} for role in ROLES}
+        got = {}
+        while time.monotonic() - t0 < 5 and len(got) < len(ROLES):
+            served = served_pids()
+            for role in ROLES:
+                if role not in got and want[role] <= served:
+                    got[role] = (time.monotonic() - t0) * 1000
             time.sleep(0.005)
     finally:
         p.terminate()
-        p.wait()
-    print(f"trial {trial:2d}: pid {info['pid']} tids {info['tids']}: "
-          + (f"{latency:.1f} ms" if latency is not None else "not served within 5 s"), flush=True)
-    latencies.append(latency if latency is not None else math.inf)
-    # Let the daemon see the exit and post the shorter list.
+        p.communicate()
+    shown = ", ".join(f"nr-{role} pid {procs[role]['pid']}: "
+                      + (f"{got[role]:.1f} ms" if role in got else "not served within 5 s")
+                      for role in ROLES)
+    print(f"trial {trial:2d}: {shown}", flush=True)
+    for role in ROLES:
+        latencies[role].append(got.get(role, math.inf))
+    # Let the daemon see the exits and post the shorter list.
     time.sleep(0.5)
 
-s = sorted(latencies)
-rank = lambda q: s[max(0, math.ceil(q * len(s)) - 1)]
-print(f"p50 {rank(0.50):.1f} ms, p99 {rank(0.99):.1f} ms (nearest rank; with {len(s)} trials p99 is the maximum), "
-      f"min {s[0]:.1f} ms")
+for role in ROLES:
+    s = sorted(latencies[role])
+    rank = lambda q: s[max(0, math.ceil(q * len(s)) - 1)]
+    print(f"nr-{role}: p50 {rank(0.50):.1f} ms, p99 {rank(0.99):.1f} ms (nearest rank; with {len(s)} "
+          f"trials p99 is the maximum), min {s[0]:.1f} ms")
 PY
     stop_pid "$DAEMON_PID"
 done

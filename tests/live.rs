@@ -1,6 +1,7 @@
 //! Live end to end, no fakes in the data path: the netdev-mode BPF tracer,
-//! processes renamed nr-gnb / nr-ue sending real GTP-U on loopback, the real
-//! trace_pipe, the daemon with /proc checks, and the local API.
+//! ran-sim's nr-gnb / nr-ue processes sending real RLS and GTP-U on
+//! loopback, the real trace_pipe, the daemon with /proc checks, and the
+//! local API.
 //! Needs root, tracefs and BPF; CI runs as root.
 
 mod common;
@@ -8,7 +9,7 @@ mod common;
 use common::*;
 use gtp5g_operator::api::Strategy;
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
 /// A child killed (and reaped) when dropped, so a failing assertion leaves
@@ -42,32 +43,90 @@ fn start_tracer() -> Proc {
     panic!("gtp5g-tracer exited before attaching: {status:?}");
 }
 
-struct Traffic {
-    proc: Proc,
+/// One process ran-sim reported before sending anything.
+#[derive(Debug, Clone)]
+struct SimProcess {
+    role: String,
+    idle: bool,
     pid: u32,
     tids: Vec<u32>,
 }
 
-fn start_traffic(name: &str, threads: u32) -> Traffic {
-    let mut child = Command::new(tracer_binary("gtpu-traffic"))
-        .args([
-            "--name",
-            name,
-            "--threads",
-            &threads.to_string(),
-            "--interval-ms",
-            "50",
-            "--linger",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start gtpu-traffic");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let v: serde_json::Value =
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
-    let tids = v["tids"].as_array().unwrap().iter().map(|t| t.as_u64().unwrap() as u32).collect();
-    Traffic { pid: v["pid"].as_u64().unwrap() as u32, tids, proc: Proc(child) }
+impl SimProcess {
+    fn parse(line: &str) -> SimProcess {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("ran-sim printed {line:?}: {e}"));
+        let id = |v: &serde_json::Value| v.as_u64().unwrap() as u32;
+        SimProcess {
+            role: v["role"].as_str().unwrap().to_owned(),
+            idle: v["idle"].as_bool().unwrap_or(false),
+            pid: id(&v["pid"]),
+            tids: v["tids"].as_array().unwrap().iter().map(id).collect(),
+        }
+    }
+
+    /// The process id and every thread id (the main thread's is the pid).
+    fn ids(&self) -> Vec<u32> {
+        let mut ids = self.tids.clone();
+        ids.push(self.pid);
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+}
+
+/// ran-sim (tracer-c/ran-sim.c), the UERANSIM stand-in: nr-gnb, nr-ue
+/// processes and the UPF echo in the ran-sim process itself.
+struct RanSim {
+    proc: Proc,
+    out: BufReader<ChildStdout>,
+    processes: Vec<SimProcess>,
+}
+
+impl RanSim {
+    fn start(ues: u32, idle_ues: u32, extra: &[&str]) -> RanSim {
+        let mut child = Command::new(tracer_binary("ran-sim"))
+            .args(["--ues", &ues.to_string(), "--idle-ues", &idle_ues.to_string()])
+            .args(["--rate", "20"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start ran-sim");
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let proc = Proc(child);
+        // upf, gnb, then one line per UE.
+        let processes = (0..2 + ues + idle_ues)
+            .map(|_| {
+                let mut line = String::new();
+                out.read_line(&mut line).unwrap();
+                SimProcess::parse(&line)
+            })
+            .collect();
+        RanSim { proc, out, processes }
+    }
+
+    fn process(&self, role: &str, idle: bool) -> SimProcess {
+        let found = self.processes.iter().find(|p| p.role == role && p.idle == idle);
+        found.unwrap_or_else(|| panic!("no {role} (idle {idle}) in {:?}", self.processes)).clone()
+    }
+
+    /// Stops it and returns its summary line's counters.
+    fn stop(mut self) -> serde_json::Value {
+        // SAFETY: signalling our own child by pid.
+        unsafe { libc::kill(self.proc.0.id() as i32, libc::SIGTERM) };
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut self.out, &mut rest).unwrap();
+        let last = rest.lines().last().unwrap_or_default();
+        let v: serde_json::Value = serde_json::from_str(last)
+            .unwrap_or_else(|e| panic!("ran-sim ended with {rest:?}: {e}"));
+        assert_eq!(v["role"], "summary", "{rest}");
+        v
+    }
+}
+
+fn kill_process(pid: u32) {
+    // SAFETY: signalling a process this test started (through ran-sim).
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGTERM) }, 0);
 }
 
 /// Thread ids of nr-gnb / nr-ue processes that were running before the test
@@ -102,8 +161,24 @@ fn strategies_for(ids: &[u32]) -> Vec<Strategy> {
         .collect()
 }
 
+/// What the API holds, without `foreign`, sorted.
+fn held_ids(api: &Api, foreign: &[u32]) -> Vec<u32> {
+    let mut ids: Vec<u32> =
+        api.pids().into_iter().map(|p| p as u32).filter(|p| !foreign.contains(p)).collect();
+    ids.sort_unstable();
+    ids
+}
+
+fn note_foreign(foreign: &[u32]) {
+    if !foreign.is_empty() {
+        eprintln!(
+            "note: nr-gnb / nr-ue tasks already running, left out of the comparison: {foreign:?}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn live_gtpu_traffic_boosts_exactly_nr_gnb_and_nr_ue_threads() {
+async fn live_ran_sim_boosts_nr_gnb_and_active_nr_ue_from_rls_but_not_an_idle_ue() {
     if let Some(why) = missing_live_capability() {
         return skip_unless_live(&why);
     }
@@ -112,39 +187,77 @@ async fn live_gtpu_traffic_boosts_exactly_nr_gnb_and_nr_ue_threads() {
     let pipe = gtp5g_operator::source::locate(None, false).unwrap();
     let _tracer = start_tracer();
     let foreign = foreign_target_ids();
-    if !foreign.is_empty() {
-        eprintln!(
-            "note: nr-gnb / nr-ue tasks already running, left out of the comparison: {foreign:?}"
-        );
-    }
+    note_foreign(&foreign);
     let (tx, daemon) = start_daemon(config(&api, &pipe, true));
 
     let started = std::time::Instant::now();
-    let gnb = start_traffic("nr-gnb", 3);
-    let ue = start_traffic("nr-ue", 2);
-    let bystander = start_traffic("bystander", 1);
-    // Every thread of each target process, main thread included, and
-    // nothing else: not this test (their parent), not the bystander.
-    let mut want: Vec<u32> = vec![gnb.pid, ue.pid];
-    want.extend(&gnb.tids);
-    want.extend(&ue.tids);
+    let sim = RanSim::start(1, 1, &[]);
+    let (gnb, ue) = (sim.process("gnb", false), sim.process("ue", false));
+    let (idle, upf) = (sim.process("ue", true), sim.process("upf", false));
+    // nr-ue only ever sends RLS to the gNB's port 4997, never GTP-U: the
+    // tracer's RLS=DATA records are the only way to find it. Every thread
+    // of nr-gnb and nr-ue, main threads included, and nothing else: not
+    // the idle UE, not the UPF stand-in (ran-sim, which sends GTP-U), not
+    // this test.
+    let want = [gnb.ids(), ue.ids()].concat();
     // Generous bounds for a loaded 2-core machine; the figures are printed.
     api.expect_ignoring(&strategies_for(&want), &foreign, Duration::from_secs(10)).await;
-    eprintln!("API held all {} ids {:?} after the traffic started", want.len(), started.elapsed());
-    let held: Vec<i64> = api.api.strategies().unwrap().iter().map(|s| s.pid).collect();
-    assert!(!held.contains(&(std::process::id() as i64)));
-    assert!(!held.contains(&(bystander.pid as i64)));
+    eprintln!(
+        "API held all {} ids {want:?} {:?} after ran-sim started",
+        want.len(),
+        started.elapsed()
+    );
 
-    // The nr-ue process exits: it is dropped at the next refresh (interval 1 s).
-    drop(ue.proc);
+    // Some more heartbeats (one a second) and acks from and to the idle UE:
+    // still not boosted.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut sorted = want.clone();
+    sorted.sort_unstable();
+    assert_eq!(
+        held_ids(&api, &foreign),
+        sorted,
+        "idle UE {idle:?}, UPF {upf:?}, test pid {}",
+        std::process::id()
+    );
+
+    // The active nr-ue exits: dropped at the next refresh (interval 1 s).
+    kill_process(ue.pid);
     let exited = std::time::Instant::now();
-    let mut still: Vec<u32> = vec![gnb.pid];
-    still.extend(&gnb.tids);
-    api.expect_ignoring(&strategies_for(&still), &foreign, Duration::from_secs(6)).await;
+    api.expect_ignoring(&strategies_for(&gnb.ids()), &foreign, Duration::from_secs(6)).await;
     eprintln!("nr-ue dropped {:?} after its exit (interval 1 s)", exited.elapsed());
 
     stop_daemon(tx, daemon).await;
-    drop(gnb.proc);
-    drop(bystander.proc);
+    let summary = sim.stop();
+    eprintln!("ran-sim: {summary}");
+    // The idle UE was really there and heard: both UEs lived over 3 s and
+    // sent a heartbeat at 0, 1, 2 and 3 s, each acked by the gNB.
+    assert!(summary["heartbeat_acks"].as_u64().unwrap() >= 8, "{summary}");
+    assert!(summary["ue_data_received"].as_u64().unwrap() > 0, "{summary}");
+    api.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_ran_sim_over_ipv6_boosts_nr_gnb_and_nr_ue() {
+    if let Some(why) = missing_live_capability() {
+        return skip_unless_live(&why);
+    }
+    if std::net::UdpSocket::bind("[::1]:0").is_err() {
+        return skip_unless_live("no IPv6 loopback (::1)");
+    }
+    let _lock = lock_trace_pipe();
+    let mut api = Api::start().await;
+    let pipe = gtp5g_operator::source::locate(None, false).unwrap();
+    let _tracer = start_tracer();
+    let foreign = foreign_target_ids();
+    note_foreign(&foreign);
+    let (tx, daemon) = start_daemon(config(&api, &pipe, true));
+
+    let sim = RanSim::start(1, 0, &["--gnb", "::1", "--upf", "::1"]);
+    let want = [sim.process("gnb", false).ids(), sim.process("ue", false).ids()].concat();
+    api.expect_ignoring(&strategies_for(&want), &foreign, Duration::from_secs(10)).await;
+
+    stop_daemon(tx, daemon).await;
+    let summary = sim.stop();
+    assert!(summary["ue_data_received"].as_u64().unwrap() > 0, "{summary}");
     api.stop().await;
 }
