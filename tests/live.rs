@@ -8,6 +8,7 @@ mod common;
 
 use common::*;
 use gtp5g_operator::api::Strategy;
+use gtp5g_operator::signal::Control;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::Duration;
@@ -131,7 +132,7 @@ fn kill_process(pid: u32) {
 
 /// Thread ids of nr-gnb / nr-ue processes that were running before the test
 /// (a developer's UERANSIM, a benchmark): the daemon rightly boosts them
-/// too when they send GTP-U, so the comparison leaves them out.
+/// too when they send, so the comparisons leave them out.
 fn foreign_target_ids() -> Vec<u32> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -161,19 +162,54 @@ fn strategies_for(ids: &[u32]) -> Vec<Strategy> {
         .collect()
 }
 
-/// What the API holds, without `foreign`, sorted.
-fn held_ids(api: &Api, foreign: &[u32]) -> Vec<u32> {
-    let mut ids: Vec<u32> =
-        api.pids().into_iter().map(|p| p as u32).filter(|p| !foreign.contains(p)).collect();
-    ids.sort_unstable();
-    ids
+/// What a live test runs against, started in this order: the trace_pipe
+/// lock, the local API, the netdev tracer, and the in-process daemon
+/// checking /proc.
+struct Live {
+    _lock: std::fs::File,
+    api: Api,
+    _tracer: Proc,
+    /// Left out of every comparison (`foreign_target_ids`).
+    foreign: Vec<u32>,
+    daemon: (Control, tokio::task::JoinHandle<()>),
 }
 
-fn note_foreign(foreign: &[u32]) {
-    if !foreign.is_empty() {
-        eprintln!(
-            "note: nr-gnb / nr-ue tasks already running, left out of the comparison: {foreign:?}"
-        );
+impl Live {
+    async fn start() -> Live {
+        let lock = lock_trace_pipe();
+        let api = Api::start().await;
+        let pipe = gtp5g_operator::source::locate(None, false).unwrap();
+        let tracer = start_tracer();
+        let foreign = foreign_target_ids();
+        if !foreign.is_empty() {
+            eprintln!("note: nr-gnb / nr-ue tasks already running, left out: {foreign:?}");
+        }
+        let daemon = start_daemon(config(&api, &pipe, true));
+        Live { _lock: lock, api, _tracer: tracer, foreign, daemon }
+    }
+
+    /// Waits until the API holds exactly `ids` (besides foreign ones).
+    async fn expect(&self, ids: &[u32], within: Duration) {
+        self.api.expect_ignoring(&strategies_for(ids), &self.foreign, within).await
+    }
+
+    /// What the API holds, without foreign ids, sorted.
+    fn held(&self) -> Vec<u32> {
+        let mut ids: Vec<u32> = self
+            .api
+            .pids()
+            .into_iter()
+            .map(|p| p as u32)
+            .filter(|p| !self.foreign.contains(p))
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    async fn stop(mut self) {
+        let (control, task) = self.daemon;
+        stop_daemon(control, task).await;
+        self.api.stop().await;
     }
 }
 
@@ -182,14 +218,7 @@ async fn live_ran_sim_boosts_nr_gnb_and_active_nr_ue_from_rls_but_not_an_idle_ue
     if let Some(why) = missing_live_capability() {
         return skip_unless_live(&why);
     }
-    let _lock = lock_trace_pipe();
-    let mut api = Api::start().await;
-    let pipe = gtp5g_operator::source::locate(None, false).unwrap();
-    let _tracer = start_tracer();
-    let foreign = foreign_target_ids();
-    note_foreign(&foreign);
-    let (tx, daemon) = start_daemon(config(&api, &pipe, true));
-
+    let live = Live::start().await;
     let started = std::time::Instant::now();
     let sim = RanSim::start(1, 1, &[]);
     let (gnb, ue) = (sim.process("gnb", false), sim.process("ue", false));
@@ -199,9 +228,9 @@ async fn live_ran_sim_boosts_nr_gnb_and_active_nr_ue_from_rls_but_not_an_idle_ue
     // of nr-gnb and nr-ue, main threads included, and nothing else: not
     // the idle UE, not the UPF stand-in (ran-sim, which sends GTP-U), not
     // this test.
-    let want = [gnb.ids(), ue.ids()].concat();
+    let mut want = [gnb.ids(), ue.ids()].concat();
     // Generous bounds for a loaded 2-core machine; the figures are printed.
-    api.expect_ignoring(&strategies_for(&want), &foreign, Duration::from_secs(10)).await;
+    live.expect(&want, Duration::from_secs(10)).await;
     eprintln!(
         "API held all {} ids {want:?} {:?} after ran-sim started",
         want.len(),
@@ -211,29 +240,23 @@ async fn live_ran_sim_boosts_nr_gnb_and_active_nr_ue_from_rls_but_not_an_idle_ue
     // Some more heartbeats (one a second) and acks from and to the idle UE:
     // still not boosted.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let mut sorted = want.clone();
-    sorted.sort_unstable();
-    assert_eq!(
-        held_ids(&api, &foreign),
-        sorted,
-        "idle UE {idle:?}, UPF {upf:?}, test pid {}",
-        std::process::id()
-    );
+    want.sort_unstable();
+    let test_pid = std::process::id();
+    assert_eq!(live.held(), want, "idle UE {idle:?}, UPF {upf:?}, test pid {test_pid}");
 
     // The active nr-ue exits: dropped at the next refresh (interval 1 s).
     kill_process(ue.pid);
     let exited = std::time::Instant::now();
-    api.expect_ignoring(&strategies_for(&gnb.ids()), &foreign, Duration::from_secs(6)).await;
+    live.expect(&gnb.ids(), Duration::from_secs(6)).await;
     eprintln!("nr-ue dropped {:?} after its exit (interval 1 s)", exited.elapsed());
 
-    stop_daemon(tx, daemon).await;
+    live.stop().await;
     let summary = sim.stop();
     eprintln!("ran-sim: {summary}");
     // The idle UE was really there and heard: both UEs lived over 3 s and
     // sent a heartbeat at 0, 1, 2 and 3 s, each acked by the gNB.
     assert!(summary["heartbeat_acks"].as_u64().unwrap() >= 8, "{summary}");
     assert!(summary["ue_data_received"].as_u64().unwrap() > 0, "{summary}");
-    api.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -244,20 +267,12 @@ async fn live_ran_sim_over_ipv6_boosts_nr_gnb_and_nr_ue() {
     if std::net::UdpSocket::bind("[::1]:0").is_err() {
         return skip_unless_live("no IPv6 loopback (::1)");
     }
-    let _lock = lock_trace_pipe();
-    let mut api = Api::start().await;
-    let pipe = gtp5g_operator::source::locate(None, false).unwrap();
-    let _tracer = start_tracer();
-    let foreign = foreign_target_ids();
-    note_foreign(&foreign);
-    let (tx, daemon) = start_daemon(config(&api, &pipe, true));
-
+    let live = Live::start().await;
     let sim = RanSim::start(1, 0, &["--gnb", "::1", "--upf", "::1"]);
     let want = [sim.process("gnb", false).ids(), sim.process("ue", false).ids()].concat();
-    api.expect_ignoring(&strategies_for(&want), &foreign, Duration::from_secs(10)).await;
+    live.expect(&want, Duration::from_secs(10)).await;
 
-    stop_daemon(tx, daemon).await;
+    live.stop().await;
     let summary = sim.stop();
     assert!(summary["ue_data_received"].as_u64().unwrap() > 0, "{summary}");
-    api.stop().await;
 }
