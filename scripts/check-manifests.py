@@ -108,6 +108,12 @@ def main():
           "secretName" in volumes["api-key"]["secret"]
           and key_path.startswith(mounts["api-key"]["mountPath"] + "/"), key_path)
 
+    state_dir = re.search(r'^dir = "(.+)"$', shipped, re.M)[1]
+    check("state.dir is a writable host directory",
+          mounts.get("state", {}).get("mountPath") == state_dir
+          and not mounts["state"].get("readOnly")
+          and volumes["state"]["hostPath"]["path"] == state_dir, mounts.get("state"))
+
     node_ip = env_value(operator, "NODE_IP").get("valueFrom", {}).get("fieldRef", {})
     endpoint = env_value(operator, "API_ENDPOINT").get("value", "")
     check("API_ENDPOINT is the node's address from the downward API",

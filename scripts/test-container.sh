@@ -169,10 +169,11 @@ start_operator_container() {
     METRICS_PORT=$(free_port)
     install -d "$WORK/apikey"
     cp "$API_KEY" "$WORK/apikey/jwt_public_key.pem"
+    install -d "$WORK/state"
     ct run -d --name "$RUN_ID-operator" --pid host --network host --cap-drop all \
         --security-opt no-new-privileges --read-only \
         -v "$TRACEFS:/sys/kernel/tracing:ro" -v "$WORK/config:/etc/gtp5g-operator/config:ro" \
-        -v "$WORK/apikey:/etc/gtp5g-operator/key:ro" \
+        -v "$WORK/apikey:/etc/gtp5g-operator/key:ro" -v "$WORK/state:/var/lib/gtp5g-operator" \
         -e PUBLIC_KEY_PATH=/etc/gtp5g-operator/key/jwt_public_key.pem -e "API_ENDPOINT=$API_URL" \
         -e "GTP5G_OPERATOR__METRICS__LISTEN=127.0.0.1:$METRICS_PORT" \
         "$IMAGE" run --config /etc/gtp5g-operator/config/config.toml >/dev/null ||
@@ -218,7 +219,8 @@ check_boost() {
         sleep 0.1
     done
     [[ $json =~ \"pid\":([0-9]+),\"tids\":\[([0-9,]*)\] ]] || fail "gtpu-traffic printed: $(cat "$WORK/nr-gnb.out")"
-    ids="${BASH_REMATCH[1]} ${BASH_REMATCH[2]//,/ }"
+    NR_GNB_PID=${BASH_REMATCH[1]}
+    ids="$NR_GNB_PID ${BASH_REMATCH[2]//,/ }"
     while [ $((SECONDS - t0)) -lt 30 ]; do
         missing=$(comm -23 <(tr ' ' '\n' <<<"$ids" | sort) <(api_pids | sort))
         [ -z "$missing" ] && break
@@ -257,6 +259,13 @@ check_graceful_stop() {
     done
 }
 
+# The DaemonSet's state volume: what a restarted pod restores.
+check_state_saved() {
+    grep -Eq "\"pid\": *$NR_GNB_PID\b" "$WORK/state/tracked.json" 2>/dev/null ||
+        fail "state.dir mount: no nr-gnb $NR_GNB_PID in tracked.json: $(cat "$WORK/state/tracked.json" 2>&1)"
+    pass "tracked.json in the state mount holds nr-gnb $NR_GNB_PID"
+}
+
 smoke_live() {
     [ -e "$TRACEFS/trace_pipe" ] || mount -t tracefs nodev "$TRACEFS" || skip "no tracefs at $TRACEFS"
     [ -r /sys/kernel/btf/vmlinux ] || skip "no kernel BTF (/sys/kernel/btf/vmlinux): the tracer cannot load"
@@ -272,6 +281,7 @@ smoke_live() {
     report_usage
     check_graceful_stop
     exec 9>&-
+    check_state_saved
 }
 
 skip() {
