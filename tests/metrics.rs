@@ -162,3 +162,29 @@ async fn healthz_fails_while_the_trace_source_is_down_past_its_bound() {
     m.health_until(200).await;
     assert_eq!(m.until("gtp5g_operator_trace_source_up", |v| v == 1.0).await, 1.0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_fails_for_a_fifo_that_never_gets_a_writer() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("trace_pipe");
+    let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path. No one ever opens it to write:
+    // each of the daemon's reopens succeeds and reads end of file at once.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let api = Api::start().await;
+    let addr = free_addr();
+    let started = Instant::now();
+    let mut cmd = with_metrics(daemon_command(&api.url(), &api.key_path(), &path), addr);
+    // Longer than the reopen backoff's cap (2 s): only a "down since" kept
+    // across the reopens can pass it.
+    cmd.env("GTP5G_OPERATOR__METRICS__MAX_SOURCE_DOWN_S", "3");
+    let _d = Daemon::spawn(cmd);
+    let m = Scrape(addr);
+    let (_, body) = m.health_until(503).await;
+    eprintln!("503 after {} ms (bound 3 s): {body}", started.elapsed().as_millis());
+    assert!(body.starts_with("trace source down for ") && body.contains("(bound 3 s)"), "{body}");
+    assert!(m.value("gtp5g_operator_trace_source_retries_total").await >= 2.0);
+    // A writer comes: the source stays open, and healthy.
+    let _fifo = Fifo::open_existing(&path);
+    m.health_until(200).await;
+}

@@ -200,3 +200,58 @@ fn live_new_threads_are_picked_up_on_refresh() {
     assert!(t.refresh());
     assert_eq!(t.pids(true), vec![100]);
 }
+
+#[test]
+fn restore_takes_back_only_the_same_live_target_processes() {
+    let proc = FakeProc::default();
+    proc.set(100, 100, "nr-gnb", 7); // alive, same start time
+    proc.set(101, 100, "nr-gnb", 7);
+    proc.set(200, 200, "nr-ue", 10); // pid reused: saved with start time 9
+    proc.set(300, 300, "bash", 5); // same start time, no longer a target
+    let mut t = Tracker::new(Targets::new(&["nr-gnb", "nr-ue"]), Limits::default(), &proc);
+    let saved = |pid, start_time, name: &str| Persisted { pid, start_time, name: name.into() };
+    let entries = [
+        saved(100, 7, "nr-gnb"),
+        saved(200, 9, "nr-ue"),
+        saved(300, 5, "nr-gnb"),
+        saved(400, 1, "nr-ue"), // exited while the daemon was down
+    ];
+    assert_eq!(t.restore(&entries), 1);
+    assert_eq!(t.pids(true), vec![100, 101]);
+    assert_eq!(t.persisted(), vec![saved(100, 7, "nr-gnb")]);
+}
+
+#[test]
+fn replay_trackers_restore_nothing() {
+    let mut t = replay_tracker();
+    assert_eq!(t.restore(&[Persisted { pid: 1, start_time: 1, name: "nr-gnb".into() }]), 0);
+}
+
+#[test]
+fn expire_drops_threads_not_named_within_the_ttl() {
+    let mut t = replay_tracker();
+    let start = Instant::now();
+    t.set_clock(start);
+    feed(&mut t, "nr-gnb-11 [000] .... 1.0: bpf_trace_printk: tp/net_dev_queue: PID=11, TGID=10, CPU=0\nnr-ue-20 [000] .... 1.0: bpf_trace_printk: stop: pid=20 (nr-ue)");
+    t.set_clock(start + Duration::from_secs(4));
+    feed(
+        &mut t,
+        "nr-gnb-11 [000] .... 1.0: bpf_trace_printk: tp/net_dev_queue: PID=11, TGID=10, CPU=0",
+    );
+    t.set_clock(start + Duration::from_secs(6));
+    assert!(t.expire(Duration::from_secs(5)));
+    assert_eq!(t.pids(true), vec![10, 11], "the orphan 20 expired, 11 was seen at 4 s");
+    t.set_clock(start + Duration::from_secs(9));
+    assert!(t.expire(Duration::from_secs(5)));
+    assert!(t.pids(true).is_empty());
+    assert!(!t.expire(Duration::from_secs(5)));
+}
+
+#[test]
+fn scheduler_line_about_its_own_header_task_takes_the_record_tgid() {
+    let mut t = replay_tracker();
+    feed(&mut t, "nr-gnb-4781 (   4656) [001] d..31 1.0: bpf_trace_printk: stop: pid=4781 (nr-gnb)\nnr-gnb-4781 (   4656) [001] d..31 1.0: bpf_trace_printk: enqueue: pid=4790 (nr-gnb)");
+    assert_eq!(t.pids(true), vec![4656, 4781, 4790]);
+    assert_eq!(t.processes()[0].threads, vec![4781], "4790 is not the header's task");
+    assert_eq!(t.processes()[1].pid, None);
+}

@@ -127,10 +127,15 @@ pub struct Fifo {
 
 impl Fifo {
     pub fn create(path: &Path) -> Fifo {
-        let path = path.to_path_buf();
         let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
         // SAFETY: a valid NUL-terminated path.
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo {}", path.display());
+        Fifo::open_existing(path)
+    }
+
+    /// A writer on a FIFO that already exists.
+    pub fn open_existing(path: &Path) -> Fifo {
+        let path = path.to_path_buf();
         let writer = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
