@@ -262,13 +262,13 @@ async fn without_proc_checks_entries_expire_after_the_ttl() {
         .env("GTP5G_OPERATOR__TARGETS__TTL_S", "5");
     let _d = Daemon::spawn(cmd);
     // Pids of no process here: only the trace speaks for them.
+    let seen = Instant::now();
     s.fifo.write(&format!(
         "{}{}",
         trace_line("nr-gnb", 900001, 900001),
         trace_line("nr-ue", 900002, 900002)
     ));
     until(&s.api, "both tracked", LONG, |p| p == [900001, 900002]).await;
-    let seen = Instant::now();
     // One keeps appearing in the trace (as the tracer re-prints a busy
     // thread each refresh period); the other goes quiet.
     let mut fifo = s.fifo;
