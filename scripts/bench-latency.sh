@@ -23,13 +23,7 @@ lock_trace_pipe
 set_ring_buffer_kb "${BUFFER_KB:-1408}"
 start_local_api
 
-"$TRACER_BUILD/gtp5g-tracer" --mode netdev >"$WORK/tracer.log" 2>&1 &
-STARTED+=($!)
-for _ in $(seq 100); do
-    grep -qs "probes attached" "$WORK/tracer.log" && break
-    sleep 0.1
-done
-grep -qs "probes attached" "$WORK/tracer.log" || die "tracer did not attach: $(cat "$WORK/tracer.log")"
+start_tracer "$WORK/tracer.log" --mode netdev
 
 for debounce in "${DEBOUNCES[@]}"; do
     GTP5G_OPERATOR__STRATEGY__DEBOUNCE_MS=$debounce start_daemon "$TRACEFS/trace_pipe" "$WORK/daemon-$debounce.log"

@@ -93,6 +93,21 @@ start_daemon() {
     die "daemon did not open $1: $(cat "$2")"
 }
 
+# Starts gtp5g-tracer with the given arguments, logging to $1; returns once
+# its probes are attached and sets TRACER_PID.
+start_tracer() {
+    local log=$1
+    shift
+    "$TRACER_BUILD/gtp5g-tracer" "$@" >"$log" 2>&1 &
+    TRACER_PID=$!
+    STARTED+=("$TRACER_PID")
+    for _ in $(seq 100); do
+        grep -qs "probes attached" "$log" && return 0
+        sleep 0.1
+    done
+    die "tracer did not attach: $(cat "$log")"
+}
+
 # SIGTERM and wait: the daemon logs its final counters on the way out.
 stop_pid() {
     kill -TERM "$1" 2>/dev/null || true
