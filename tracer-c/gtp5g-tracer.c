@@ -28,6 +28,7 @@
 
 #include "gtp5g_fentry.skel.h"
 #include "gtp5g_netdev.skel.h"
+#include "gtp5g_dedup.h"
 
 #define PROG "gtp5g-tracer"
 #include "cli.h"
@@ -410,7 +411,7 @@ static int probe_index(const char *prog_name)
  * per thread (not per object) and one counter array holds every event. */
 static int size_and_share_maps(struct bpf_object *obj, const struct config *c)
 {
-	static const char *shared[] = { "last_printed", "event_counts" };
+	static const char *shared[] = { "last_printed", "per_cpu" };
 	int err = bpf_map__set_max_entries(bpf_object__find_map_by_name(obj, "last_printed"),
 					   (__u32)c->map_size);
 
@@ -538,21 +539,21 @@ static void release_all(void)
 static void print_counts(void)
 {
 	int ncpus = libbpf_num_possible_cpus();
-	unsigned long long total[2] = {};
-	struct bpf_map *m;
+	unsigned long long printed = 0, suppressed = 0;
+	__u32 zero = 0;
 
 	if (!nobjects || ncpus <= 0)
 		return;
-	m = bpf_object__find_map_by_name(objects[0].obj, "event_counts");
-	for (__u32 key = 0; key < 2; key++) {
-		__u64 per_cpu[ncpus];
+	struct dedup_cpu per_cpu[ncpus];
+	struct bpf_map *m = bpf_object__find_map_by_name(objects[0].obj, "per_cpu");
 
-		if (bpf_map_lookup_elem(bpf_map__fd(m), &key, per_cpu))
-			continue;
-		for (int cpu = 0; cpu < ncpus; cpu++)
-			total[key] += per_cpu[cpu];
+	if (bpf_map_lookup_elem(bpf_map__fd(m), &zero, per_cpu))
+		return;
+	for (int cpu = 0; cpu < ncpus; cpu++) {
+		printed += per_cpu[cpu].printed;
+		suppressed += per_cpu[cpu].suppressed;
 	}
-	printf(PROG ": events printed=%llu suppressed=%llu\n", total[0], total[1]);
+	printf(PROG ": events printed=%llu suppressed=%llu\n", printed, suppressed);
 	fflush(stdout);
 }
 

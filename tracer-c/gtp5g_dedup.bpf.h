@@ -5,6 +5,7 @@
 #define GTP5G_DEDUP_BPF_H
 
 #include "gtp5g_common.bpf.h"
+#include "gtp5g_dedup.h"
 
 /*
  * De-duplication. The operator only needs to learn, about once per refresh
@@ -27,49 +28,53 @@ struct {
 	__type(value, __u64);
 } last_printed SEC(".maps");
 
-enum { COUNT_PRINTED, COUNT_SUPPRESSED, COUNT_N };
-
-/* Per CPU so that counting needs no atomic; the loader sums the CPUs. */
+/* One per CPU (no atomics): the counts the loader sums, and the thread
+ * that last had an event on this CPU with the time of its last print, so
+ * that a thread sending a burst is suppressed without a hash lookup. The
+ * cached time is always that of a real print, so the cache can only
+ * suppress what the LRU map would. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, COUNT_N);
+	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __u64);
-} event_counts SEC(".maps");
-
-static __always_inline void count_event(__u32 which)
-{
-	__u64 *n = bpf_map_lookup_elem(&event_counts, &which);
-
-	if (n)
-		*n += 1;
-}
+	__type(value, struct dedup_cpu);
+} per_cpu SEC(".maps");
 
 /* Whether the current thread's event is to be printed now; called before
- * any formatting so that a suppressed event costs one lookup and a compare.
- * A failed update (map full of entries being updated right now) prints
- * rather than loses the thread. */
+ * any formatting so that a suppressed event costs, in the common case, one
+ * per-CPU lookup (inlined by the verifier) and a compare. A failed update
+ * of the LRU map prints rather than loses the thread. */
 static __always_inline bool should_print(void)
 {
-	__u32 tid;
+	__u32 zero = 0, tid;
 	__u64 now, *last;
+	struct dedup_cpu *c = bpf_map_lookup_elem(&per_cpu, &zero);
 
+	if (!c)
+		return true;
 	if (every_event) {
-		count_event(COUNT_PRINTED);
+		c->printed++;
 		return true;
 	}
 	tid = (__u32)bpf_get_current_pid_tgid();
 	now = bpf_ktime_get_ns();
+	if (tid == c->tid && now - c->last_ns < refresh_ns) {
+		c->suppressed++;
+		return false;
+	}
+	c->tid = tid;
 	last = bpf_map_lookup_elem(&last_printed, &tid);
 	if (last && now - *last < refresh_ns) {
-		count_event(COUNT_SUPPRESSED);
+		c->last_ns = *last;
+		c->suppressed++;
 		return false;
 	}
 	if (last)
 		*last = now;
 	else
 		bpf_map_update_elem(&last_printed, &tid, &now, BPF_ANY);
-	count_event(COUNT_PRINTED);
+	c->last_ns = now;
+	c->printed++;
 	return true;
 }
 

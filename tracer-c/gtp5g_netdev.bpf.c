@@ -40,6 +40,9 @@ const volatile __u16 rls_port = 4997;
 /* Bounded walk over IPv6 extension headers: the verifier needs a fixed bound
  * and real GTP-U traffic rarely carries any. */
 #define MAX_IPV6_EXT 4
+/* Macros of the kernel's uapi headers, which vmlinux.h cannot carry. */
+#define IFF_LOOPBACK_ 0x8
+#define IPPROTO_ICMPV6 58
 
 struct pkt_info {
 	bool rls;
@@ -59,13 +62,11 @@ static __always_inline __u32 be32_at(const __u8 *p)
 	return ((__u32)p[0] << 24) | ((__u32)p[1] << 16) | ((__u32)p[2] << 8) | p[3];
 }
 
-static __always_inline bool parse_gtpu_hdr(unsigned char *head, __u32 off,
-					   struct pkt_info *out)
-{
-	__u8 gtp[GTPU_HDR_LEN];
+/* The UDP header and what follows it, as far as either protocol needs. */
+#define L4_BYTES (UDP_HDR_LEN + RLS_HDR_LEN)
 
-	if (read_at(gtp, sizeof(gtp), head, off))
-		return false;
+static __always_inline bool gtpu_gpdu(const __u8 *gtp, struct pkt_info *out)
+{
 	/* Version 1 with the PT bit set is GTP; anything else on the port
 	 * (GTP' or garbage) is not GTP-U. */
 	if ((gtp[0] >> 5) != 1 || !(gtp[0] & 0x10))
@@ -77,13 +78,8 @@ static __always_inline bool parse_gtpu_hdr(unsigned char *head, __u32 off,
 
 /* Only user data counts: heartbeats, acks and RRC PDUs flow for an idle UE
  * too, and the operator must not boost an idle UE. */
-static __always_inline bool parse_rls_data(unsigned char *head, __u32 off,
-					   struct pkt_info *out)
+static __always_inline bool rls_data(const __u8 *rls, struct pkt_info *out)
 {
-	__u8 rls[RLS_HDR_LEN];
-
-	if (read_at(rls, sizeof(rls), head, off))
-		return false;
 	if (rls[0] != RLS_MAGIC || rls[4] != RLS_PDU_TRANSMISSION ||
 	    rls[13] != RLS_PDU_DATA)
 		return false;
@@ -91,6 +87,47 @@ static __always_inline bool parse_rls_data(unsigned char *head, __u32 off,
 	out->teid = be32_at(&rls[18]);
 	out->len = be32_at(&rls[22]);
 	return true;
+}
+
+/* Offset of the UDP header after an IPv6 header whose next header is nh,
+ * walking a bounded number of extension headers; 0 when not UDP. */
+static __always_inline __u32 ipv6_udp(unsigned char *head, __u32 l4, __u8 nh)
+{
+#pragma unroll
+	for (int i = 0; i < MAX_IPV6_EXT; i++) {
+		__u8 ext[8];
+
+		if (nh != 0 && nh != 43 && nh != 44 && nh != 60)
+			break;
+		if (read_at(ext, sizeof(ext), head, l4))
+			return 0;
+		if (nh == 44) {
+			/* Fragment header: only the first fragment has UDP. */
+			if (((ext[2] << 8) | ext[3]) & 0xfff8)
+				return 0;
+			nh = ext[0];
+			l4 += 8;
+		} else {
+			nh = ext[0];
+			l4 += (ext[1] + 1) * 8;
+		}
+	}
+	return nh == IPPROTO_UDP ? l4 : 0;
+}
+
+/* A packet sent from a local socket names it: TCP and ICMP (the kernel's
+ * own errors included) are out before a byte of the packet is read.
+ * Forwarded packets have no socket, raw and packet sockets may carry
+ * anything: those are parsed. */
+static __always_inline bool surely_not_udp(struct sk_buff *skb)
+{
+	struct sock *sk = skb->sk;
+	__u16 p;
+
+	if (!sk)
+		return false;
+	p = BPF_CORE_READ_BITFIELD(sk, sk_protocol);
+	return p == IPPROTO_TCP || p == IPPROTO_ICMP || p == IPPROTO_ICMPV6;
 }
 
 /*
@@ -104,6 +141,11 @@ static __always_inline bool parse_rls_data(unsigned char *head, __u32 off,
  * Ingress (netif_receive_skb): the driver ran eth_type_trans(), which pulled
  * the link-layer header, so data is L3; network_header is only reset by
  * __netif_receive_skb_core() after this tracepoint and may be stale.
+ *
+ * This runs for every packet on every device, so the common case (no IPv4
+ * options, no IPv6 extension headers) costs one bpf_probe_read_kernel():
+ * the IP header and the L4 bytes in one go. Bytes read past the packet's
+ * tail are never used (the tail checks below).
  */
 static __always_inline bool parse_pkt(struct sk_buff *skb, bool egress,
 				      struct pkt_info *out)
@@ -111,8 +153,9 @@ static __always_inline bool parse_pkt(struct sk_buff *skb, bool egress,
 	unsigned char *head = skb->head;
 	__u32 tail = skb->tail; /* offset from head on 64-bit kernels */
 	__u16 proto = bpf_ntohs(skb->protocol);
+	__u8 raw[IPV6_HDR_LEN + L4_BYTES];
+	__u8 l4b[L4_BYTES];
 	__u32 l3, l4;
-	__u8 l4proto;
 
 	if (egress) {
 		l3 = skb->network_header;
@@ -121,70 +164,47 @@ static __always_inline bool parse_pkt(struct sk_buff *skb, bool egress,
 	} else {
 		l3 = (__u32)((unsigned long)skb->data - (unsigned long)head);
 	}
+	if (proto != ETH_P_IP_ && proto != ETH_P_IPV6_)
+		return false;
+	if (surely_not_udp(skb))
+		return false;
+	if (read_at(raw, sizeof(raw), head, l3))
+		return false;
 
 	if (proto == ETH_P_IP_) {
-		__u8 iph[20];
-
-		if (read_at(iph, sizeof(iph), head, l3))
-			return false;
-		if ((iph[0] >> 4) != 4 || (iph[0] & 0xf) < 5)
+		if ((raw[0] >> 4) != 4 || (raw[0] & 0xf) < 5 || raw[9] != IPPROTO_UDP)
 			return false;
 		/* Non-first fragments carry no UDP header. */
-		if (((iph[6] << 8) | iph[7]) & 0x1fff)
+		if (((raw[6] << 8) | raw[7]) & 0x1fff)
 			return false;
-		l4proto = iph[9];
-		l4 = l3 + (iph[0] & 0xf) * 4;
-	} else if (proto == ETH_P_IPV6_) {
-		__u8 ip6h[8];
-		__u8 nh;
-
-		if (read_at(ip6h, sizeof(ip6h), head, l3))
+		l4 = l3 + (raw[0] & 0xf) * 4;
+		if (l4 == l3 + 20)
+			__builtin_memcpy(l4b, raw + 20, L4_BYTES);
+		else if (read_at(l4b, L4_BYTES, head, l4))
 			return false;
-		if ((ip6h[0] >> 4) != 6)
-			return false;
-		nh = ip6h[6];
-		l4 = l3 + IPV6_HDR_LEN;
-#pragma unroll
-		for (int i = 0; i < MAX_IPV6_EXT; i++) {
-			__u8 ext[8];
-
-			if (nh != 0 && nh != 43 && nh != 44 && nh != 60)
-				break;
-			if (read_at(ext, sizeof(ext), head, l4))
-				return false;
-			if (nh == 44) {
-				/* Fragment header: only the first fragment has UDP. */
-				if (((ext[2] << 8) | ext[3]) & 0xfff8)
-					return false;
-				nh = ext[0];
-				l4 += 8;
-			} else {
-				nh = ext[0];
-				l4 += (ext[1] + 1) * 8;
-			}
-		}
-		l4proto = nh;
 	} else {
-		return false;
+		if ((raw[0] >> 4) != 6)
+			return false;
+		if (raw[6] == IPPROTO_UDP) {
+			l4 = l3 + IPV6_HDR_LEN;
+			__builtin_memcpy(l4b, raw + IPV6_HDR_LEN, L4_BYTES);
+		} else {
+			l4 = ipv6_udp(head, l3 + IPV6_HDR_LEN, raw[6]);
+			if (!l4 || read_at(l4b, L4_BYTES, head, l4))
+				return false;
+		}
 	}
 
-	if (l4proto != IPPROTO_UDP)
-		return false;
 	/* Headers must be in the linear area; fragments of a non-linear skb
 	 * are not worth chasing for a scheduling hint. */
-	if (l4 + UDP_HDR_LEN + GTPU_HDR_LEN > tail)
-		return false;
-
-	__u8 udp[UDP_HDR_LEN];
-	if (read_at(udp, sizeof(udp), head, l4))
-		return false;
-	__u16 sport = (udp[0] << 8) | udp[1];
-	__u16 dport = (udp[2] << 8) | udp[3];
+	__u16 sport = (l4b[0] << 8) | l4b[1];
+	__u16 dport = (l4b[2] << 8) | l4b[3];
 	if (dport == gtpu_port || sport == gtpu_port)
-		return parse_gtpu_hdr(head, l4 + UDP_HDR_LEN, out);
-	if ((dport == rls_port || sport == rls_port) &&
-	    l4 + UDP_HDR_LEN + RLS_HDR_LEN <= tail)
-		return parse_rls_data(head, l4 + UDP_HDR_LEN, out);
+		return l4 + UDP_HDR_LEN + GTPU_HDR_LEN <= tail &&
+		       gtpu_gpdu(l4b + UDP_HDR_LEN, out);
+	if (dport == rls_port || sport == rls_port)
+		return l4 + UDP_HDR_LEN + RLS_HDR_LEN <= tail &&
+		       rls_data(l4b + UDP_HDR_LEN, out);
 	return false;
 }
 
@@ -219,12 +239,24 @@ int BPF_PROG(tp_net_dev_queue, struct sk_buff *skb)
 	return 0;
 }
 
+/* A packet arriving on loopback was seen leaving it (net_dev_queue), in the
+ * sender's own context: when only who sends matters (de-duplicated mode),
+ * its arrival adds nothing and is not even parsed. */
+static __always_inline bool loopback(struct sk_buff *skb)
+{
+	struct net_device *dev = skb->dev;
+
+	return dev && (dev->flags & IFF_LOOPBACK_);
+}
+
 SEC("tp_btf/netif_receive_skb")
 int BPF_PROG(tp_netif_receive_skb, struct sk_buff *skb)
 {
 	struct pkt_info info = {};
 
-	if (!skb || !parse_pkt(skb, false, &info) || !should_print())
+	if (!skb || (!every_event && loopback(skb)))
+		return 0;
+	if (!parse_pkt(skb, false, &info) || !should_print())
 		return 0;
 	EMIT_EVENT("tp/netif_receive_skb", skb, info);
 	return 0;
