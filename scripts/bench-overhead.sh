@@ -46,14 +46,13 @@ tracer_on() {
     esac
 }
 
-# Detaches it; prints its exit counts ("printed=N suppressed=M") or "-".
+# Detaches it; sets COUNTS to its exit counts ("printed=N,suppressed=M")
+# or "-". Not to be run in a subshell: only this shell can wait for it.
 tracer_off() {
-    if [ -z "$TRACER_PID" ]; then
-        echo -
-        return
-    fi
+    COUNTS=-
+    [ -n "$TRACER_PID" ] || return 0
     stop_pid "$TRACER_PID"
-    grep -o 'printed=[0-9]* suppressed=[0-9]*' "$WORK/tracer.log" | tail -1 | tr ' ' ,
+    COUNTS=$(grep -o 'printed=[0-9]* suppressed=[0-9]*' "$WORK/tracer.log" | tail -1 | tr ' ' ,)
 }
 
 gtpu_pps() {
@@ -72,12 +71,13 @@ gtpu_pps() {
 }
 
 ransim_pps() {
-    "$TRACER_BUILD/ran-sim" --ues 1 --rate 0 --duration "$SECS" |
-        jq -r 'select(.role == "summary") | .pps | floor'
+    "$TRACER_BUILD/ran-sim" --ues 1 --rate 0 --duration "$SECS" >"$WORK/ran-sim.out" 2>&1 ||
+        die "ran-sim failed: $(tail -3 "$WORK/ran-sim.out")"
+    grep '"summary"' "$WORK/ran-sim.out" | jq -r '.pps | floor'
 }
 
 rates() {
-    local round i mode sender pps counts
+    local round i mode sender pps
     echo "rate: $SECS s per run, $ROUNDS rounds; load average (1 min) per run"
     printf '%-8s %-12s %5s %9s %5s  %s\n' sender tracer round pkts/s load "tracer's counts" | tee "$WORK/rows"
     for round in $(seq "$ROUNDS"); do
@@ -86,9 +86,9 @@ rates() {
             for sender in gtpu ran-sim; do
                 tracer_on "$mode"
                 if [ "$sender" = gtpu ]; then pps=$(gtpu_pps); else pps=$(ransim_pps); fi
-                counts=$(tracer_off)
+                tracer_off
                 printf '%-8s %-12s %5s %9s %5s  %s\n' "$sender" "$mode" "$round" "$pps" "$(load1)" \
-                    "$counts" | tee -a "$WORK/rows"
+                    "$COUNTS" | tee -a "$WORK/rows"
             done
         done
     done
@@ -125,8 +125,9 @@ flood() {
         sleep 1
         read=$(( $(ring_stat "read events") - read0 ))
         over=$(( $(ring_stat overrun) - over0 ))
+        tracer_off
         printf '%-12s %10s %10s %9s %5s  %s\n' "$mode" "$read" "$((read / FLOOD_SECS))" "$over" "$(load1)" \
-            "$(tracer_off)"
+            "$COUNTS"
     done
 }
 
