@@ -86,11 +86,16 @@ start_daemon() {
         --log-format json --log-level info >"$2" 2>&1 &
     DAEMON_PID=$!
     STARTED+=("$DAEMON_PID")
-    for _ in $(seq 100); do
-        grep -qs "reading trace lines" "$2" && return 0
+    log_has "$2" "reading trace lines" 5 || die "daemon did not open $1: $(cat "$2")"
+}
+
+# Whether file $1 gets a line containing $2 within $3 seconds.
+log_has() {
+    for _ in $(seq $(($3 * 20))); do
+        grep -qs "$2" "$1" && return 0
         sleep 0.05
     done
-    die "daemon did not open $1: $(cat "$2")"
+    return 1
 }
 
 # Starts gtp5g-tracer with the given arguments, logging to $1; returns once
@@ -101,11 +106,7 @@ start_tracer() {
     "$TRACER_BUILD/gtp5g-tracer" "$@" >"$log" 2>&1 &
     TRACER_PID=$!
     STARTED+=("$TRACER_PID")
-    for _ in $(seq 100); do
-        grep -qs "probes attached" "$log" && return 0
-        sleep 0.1
-    done
-    die "tracer did not attach: $(cat "$log")"
+    log_has "$log" "probes attached" 10 || die "tracer did not attach: $(cat "$log")"
 }
 
 # SIGTERM and wait: the daemon logs its final counters on the way out.
