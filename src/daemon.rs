@@ -63,7 +63,7 @@ fn forward(inbox: Inbox, stats: Arc<Stats>) -> impl FnMut(Event<'_>) + Send + 's
         }
         Event::Down { error, retry_in } => {
             stats.source_up.store(false, Relaxed);
-            let now = crate::stats::now_unix_ms();
+            let now = crate::clock::unix_ms();
             if opened_at.elapsed() >= SOURCE_UP_AFTER {
                 stats.source_down_since_unix_ms.store(now, Relaxed);
             } else {

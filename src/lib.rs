@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod backoff;
+pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod local_api;

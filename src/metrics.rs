@@ -2,8 +2,9 @@
 //! loopback address. Both read the shared `Stats` atomics at request time,
 //! so nothing on the hot path knows this module exists.
 
+use crate::clock::unix_ms;
 use crate::config::MetricsConfig;
-use crate::stats::{now_unix_ms, Stats};
+use crate::stats::Stats;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -98,7 +99,7 @@ fn age_s(stamp: &AtomicU64, now_ms: u64) -> Option<f64> {
 impl Collector for StatsCollector {
     fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let s = &*self.0;
-        let now = now_unix_ms();
+        let now = unix_ms();
         counter(&mut e, "trace_bytes", "Bytes read from the trace source", &s.bytes)?;
         counter(&mut e, "trace_lines", "Trace lines read", &s.lines)?;
         counter(&mut e, "trace_lines_parsed", "Trace lines parsed", &s.parsed)?;
@@ -220,7 +221,7 @@ async fn metrics(State(s): State<Arc<Shared>>) -> Response {
 }
 
 async fn healthz(State(s): State<Arc<Shared>>) -> Response {
-    match unhealthy(&s.stats, s.bounds, now_unix_ms()) {
+    match unhealthy(&s.stats, s.bounds, unix_ms()) {
         None => (StatusCode::OK, "ok\n").into_response(),
         Some(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("{reason}\n")).into_response(),
     }

@@ -2,7 +2,6 @@
 //! reports them (periodic log line, /metrics).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -30,10 +29,6 @@ pub struct Stats {
     pub tracked_processes: AtomicU64,
     pub tracked_threads: AtomicU64,
     pub tracker_dropped: AtomicU64,
-}
-
-pub fn now_unix_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 /// Per-chunk counts kept in plain integers on the hot path and added to the
@@ -71,7 +66,7 @@ impl Stats {
         self.lost_events.fetch_add(c.lost_events, Relaxed);
         self.oversized.fetch_add(c.oversized, Relaxed);
         if c.lines > 0 {
-            self.last_line_unix_ms.store(now_unix_ms(), Relaxed);
+            self.last_line_unix_ms.store(crate::clock::unix_ms(), Relaxed);
         }
     }
 

@@ -7,6 +7,7 @@ mod common;
 
 use common::faulty::{Faulty, Post, Token};
 use common::*;
+use gtp5g_operator::clock::unix_secs;
 use gtp5g_operator::pipeline::Pipeline;
 use gtp5g_operator::track::procfs::NoProc;
 use gtp5g_operator::track::{Limits, Targets, Tracker};
@@ -414,10 +415,6 @@ fn local_api_token(now: u64) -> String {
         .unwrap()
 }
 
-fn unix_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_jwt_never_appears_in_trace_level_logs() {
     let s = scene();
@@ -425,15 +422,15 @@ async fn the_jwt_never_appears_in_trace_level_logs() {
     // Our reconstruction of the server's token must be exact, or the check
     // below proves nothing.
     let fetched = loop {
-        let before = unix_now();
+        let before = unix_secs();
         let body = api.request_token().await;
-        if unix_now() == before {
+        if unix_secs() == before {
             break (before, body["token"].as_str().unwrap().to_string());
         }
     };
     assert_eq!(local_api_token(fetched.0), fetched.1);
 
-    let start = unix_now();
+    let start = unix_secs();
     let mut cmd = daemon_command(&api.url(), &api.key_path(), &s.fifo.path);
     cmd.env("RUST_LOG", "trace");
     let mut d = Daemon::spawn(cmd);
@@ -443,7 +440,7 @@ async fn the_jwt_never_appears_in_trace_level_logs() {
     assert!(eventually(LONG, || *posts.borrow() >= before + 2).await);
     d.signal(libc::SIGTERM);
     assert!(d.wait_exit(LONG).await.is_some());
-    let end = unix_now();
+    let end = unix_secs();
 
     let log = d.log_text();
     eprintln!("trace log: {} lines, {} bytes", log.lines().count(), log.len());

@@ -3,9 +3,10 @@
 //! schema (`NAME::v0`, `NAME::current`): the two share the key pair, auth
 //! rules and error bodies, and differ where the test asks the server.
 
+use gtp5g_operator::clock::unix_secs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use gtp5g_operator::api::{Strategy, HEALTH_PATH, STRATEGIES_PATH, TOKEN_PATH};
 use gtp5g_operator::local_api::{run, LocalApi, LocalApiError, LocalApiOptions, Schema};
@@ -72,10 +73,6 @@ async fn start_in(dir: TempDir, schema: Schema) -> Server {
         }
     });
     Server { schema, api, base, client: reqwest::Client::new(), dir, shutdown: Some(tx), task }
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
 }
 
 fn strategy(pid: i64) -> Value {
@@ -209,7 +206,7 @@ impl Server {
 
 async fn token_is_an_rs256_jwt_with_the_contract_claims(schema: Schema) {
     let server = start(schema).await;
-    let before = unix_now();
+    let before = unix_secs();
     let (status, body) = json_reply(server.request_token(server.api.public_key_pem()).await).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["success"], true);
@@ -235,7 +232,7 @@ async fn token_is_an_rs256_jwt_with_the_contract_claims(schema: Schema) {
         .claims;
     assert_eq!(claims["iss"], "bss-api-server");
     let iat = claims["iat"].as_u64().unwrap();
-    assert!((before..=unix_now()).contains(&iat), "iat {iat}");
+    assert!((before..=unix_secs()).contains(&iat), "iat {iat}");
     assert_eq!(claims["nbf"].as_u64(), Some(iat));
     assert_eq!(claims["exp"].as_u64(), Some(iat + DAY.as_secs()));
     if let Schema::Current { .. } = schema {
@@ -330,7 +327,7 @@ async fn authorization_without_exact_bearer_prefix_is_401(schema: Schema) {
 
 async fn expired_token_is_401_with_golang_jwt_wording(schema: Schema) {
     let server = start(schema).await;
-    let now = unix_now();
+    let now = unix_secs();
     let token = server.sign(&json!({
         "iss": "bss-api-server", "iat": now - 100, "nbf": now - 100, "exp": now - 10,
     }));
@@ -351,7 +348,7 @@ async fn signed_token_without_exp_is_accepted(schema: Schema) {
 
 async fn malformed_foreign_or_wrong_algorithm_tokens_are_401(schema: Schema) {
     let server = start(schema).await;
-    let now = unix_now();
+    let now = unix_secs();
     let claims = json!({"exp": now + 600});
     let hs256 = jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),

@@ -12,7 +12,6 @@
 //! that a current scheduler on a bare-metal testbed can take its exact
 //! thread ids from here.
 
-mod clock;
 mod keys;
 mod routes;
 

@@ -12,12 +12,12 @@ use axum::Router;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::clock::{rfc3339_utc, unix_now};
 use super::{LocalApi, Schema, TokenError};
 use crate::api::{
     StatusResponse, StrategiesRequest, StrategiesResponse, TokenData, TokenRequest, TokenResponse,
     HEALTH_PATH, STRATEGIES_PATH, TOKEN_PATH,
 };
+use crate::clock::{rfc3339_utc, unix_secs};
 
 /// Far above any real strategy list (22 entries in the field) yet small
 /// enough that a confused client cannot make the server buffer much.
@@ -97,7 +97,7 @@ fn failure(status: StatusCode, error: String) -> Response {
 }
 
 fn now_stamp() -> String {
-    rfc3339_utc(unix_now())
+    rfc3339_utc(unix_secs())
 }
 
 /// Decodes the first JSON value of a body and ignores whatever follows, as
@@ -129,7 +129,7 @@ async fn token(State(api): State<LocalApi>, body: Result<Bytes, BytesRejection>)
         tracing::info!(reason = %e, "token refused");
         return failure(StatusCode::UNAUTHORIZED, format!("Public key verification failed: {e}"));
     }
-    let now = unix_now();
+    let now = unix_secs();
     match api.issue_token(now) {
         Ok((token, exp)) => json(StatusCode::OK, &token_answer(api.schema(), token, exp, now)),
         Err(e) => {

@@ -5,11 +5,12 @@ use crate::api::{
     StatusResponse, StrategiesRequest, Strategy, TokenRequest, TokenResponse, STRATEGIES_PATH,
     TOKEN_PATH,
 };
+use crate::clock::unix_secs;
 use crate::config::ApiConfig;
 use crate::public_key;
 use std::fmt;
 use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureKind {
@@ -272,8 +273,7 @@ fn refresh_at(jwt: &str, expired_at: Option<u64>, ahead: Duration) -> Option<Ins
 }
 
 fn refresh_instant(exp: u64, ahead: Duration) -> Instant {
-    let now_unix = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-    let left = Duration::from_secs(exp.saturating_sub(now_unix));
+    let left = Duration::from_secs(exp.saturating_sub(unix_secs()));
     Instant::now() + left.saturating_sub(ahead)
 }
 
@@ -296,7 +296,7 @@ mod tests {
 
     #[test]
     fn refresh_is_scheduled_ahead_of_expiry() {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        let now = unix_secs();
         let at = refresh_instant(now + 3600, Duration::from_secs(300));
         let d = at.duration_since(Instant::now()).as_secs();
         assert!((3290..=3300).contains(&d), "{d}");
@@ -305,7 +305,7 @@ mod tests {
 
     #[test]
     fn expired_at_counts_only_when_the_jwt_has_no_exp() {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        let now = unix_secs();
         let ahead = Duration::from_secs(300);
         let secs_left = |at: Option<Instant>| at.unwrap().duration_since(Instant::now()).as_secs();
         let with_exp = jwt(&format!(r#"{{"exp":{}}}"#, now + 3600));

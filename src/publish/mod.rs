@@ -6,8 +6,9 @@ pub mod client;
 
 use crate::api::Strategy;
 use crate::backoff::Backoff;
+use crate::clock::unix_ms;
 use crate::config::{ApiConfig, OnStop, StrategyConfig};
-use crate::stats::{now_unix_ms, Stats};
+use crate::stats::Stats;
 use crate::track::owner::Tracked;
 use client::{ApiClient, FailureKind, PublishError};
 use std::sync::atomic::Ordering::Relaxed;
@@ -211,7 +212,7 @@ impl Publisher {
                 self.stats.token_refreshes.fetch_add(1, Relaxed);
             }
             self.stats.posts_ok.fetch_add(1, Relaxed);
-            self.stats.last_post_ok_unix_ms.store(now_unix_ms(), Relaxed);
+            self.stats.last_post_ok_unix_ms.store(unix_ms(), Relaxed);
             self.stats.first_failure_unix_ms.store(0, Relaxed);
             let pids: Vec<i64> = list.iter().map(|s| s.pid).filter(|&p| p != 0).collect();
             tracing::info!(strategies = list.len(), ?pids, "strategies in force at the API");
@@ -226,8 +227,7 @@ impl Publisher {
             FailureKind::Body => &self.stats.posts_failed_body,
         };
         counter.fetch_add(1, Relaxed);
-        let _ =
-            self.stats.first_failure_unix_ms.compare_exchange(0, now_unix_ms(), Relaxed, Relaxed);
+        let _ = self.stats.first_failure_unix_ms.compare_exchange(0, unix_ms(), Relaxed, Relaxed);
         tracing::warn!(error = %e, retry_in_ms = retry_in.as_millis() as u64, "sending strategies failed");
     }
 }

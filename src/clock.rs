@@ -1,15 +1,23 @@
-//! Wall-clock helpers. The crate has no date library, and the contract only
-//! needs whole UTC seconds, so the RFC 3339 formatting is done here.
+//! The one wall clock: Unix time for the metrics' timestamps, the token's
+//! `exp` and the local API's `iat` and answers. The crate has no date
+//! library, and the API contract only needs whole UTC seconds, so the
+//! RFC 3339 formatting is done here.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Seconds since the Unix epoch; a clock before 1970 counts as the epoch.
-pub(crate) fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+/// Milliseconds since the Unix epoch; a clock before 1970 counts as the
+/// epoch.
+pub fn unix_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Whole seconds since the Unix epoch, as JWT claims count them.
+pub fn unix_secs() -> u64 {
+    unix_ms() / 1000
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ`, the form the real server's timestamps take.
-pub(crate) fn rfc3339_utc(unix_secs: u64) -> String {
+pub fn rfc3339_utc(unix_secs: u64) -> String {
     let days = unix_secs / 86_400;
     let secs_of_day = unix_secs % 86_400;
     let (year, month, day) = civil_from_days(days);
@@ -22,7 +30,7 @@ pub(crate) fn rfc3339_utc(unix_secs: u64) -> String {
 }
 
 /// Howard Hinnant's days-to-civil algorithm, restricted to dates on or after
-/// 1970-01-01 (the only ones `unix_now` produces).
+/// 1970-01-01 (the only ones `unix_secs` produces).
 fn civil_from_days(days: u64) -> (u64, u64, u64) {
     let z = days + 719_468;
     let era = z / 146_097;
@@ -39,6 +47,15 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seconds_and_milliseconds_read_one_clock() {
+        let ms = unix_ms();
+        let secs = unix_secs();
+        // After 2020-09-13 in milliseconds, not seconds; the two within a second.
+        assert!(ms > 1_600_000_000_000, "{ms}");
+        assert!((ms / 1000..=ms / 1000 + 1).contains(&secs), "{ms} ms vs {secs} s");
+    }
 
     #[test]
     fn formats_known_instants() {
