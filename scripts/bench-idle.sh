@@ -7,8 +7,8 @@
 #     with backoff (50 ms doubling to 2 s);
 # (2) the real trace_pipe, reported with the lines that did arrive (other
 #     BPF programs' bpf_printk would show up there).
-# The first 2 s after start (token, first POST) are left out; the
-# publisher's periodic resend (strategy.interval_s = 10) is part of idle.
+# The first 2 s after start (token, the one POST of the empty list) are
+# left out; an empty list in force is not resent, so idle posts nothing.
 set -euo pipefail
 source "$(dirname "$0")/bench-lib.sh"
 
