@@ -171,7 +171,7 @@ image_from_host() {
 			die "image: could not create a Debian base image"
 		say "image: $DEBIAN_IMAGE is not here: created $base locally from Debian 12 packages (mmdebstrap)"
 	fi
-	ct build -f deploy/container/Containerfile --build-arg "VERSION=$1" --build-arg ROOTFS=host \
+	ct build -f deploy/container/Containerfile --build-arg "VERSION=$1" --target runtime-host \
 		--build-arg "DEBIAN_IMAGE=$base" -t "$IMAGE" "$ctx"
 }
 
