@@ -14,28 +14,11 @@ fn golden_strategies(name: &str) -> Vec<Strategy> {
     serde_json::from_value(v["strategies"].clone()).unwrap()
 }
 
-async fn post_as_client(api: &Api, body: serde_json::Value) {
-    let token = api.request_token().await;
-    let status = reqwest::Client::new()
-        .post(format!("{}/api/v1/scheduling/strategies", api.url()))
-        .bearer_auth(token["token"].as_str().unwrap())
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .status();
-    assert_eq!(status, 200);
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replayed_fixture_overwrites_what_the_api_held() {
     let mut api = Api::start().await;
     // Someone else's stale list: the daemon's POST replaces it whole.
-    post_as_client(
-        &api,
-        serde_json::json!({"strategies": [{"priority": true, "execution_time": 1, "pid": 424242}]}),
-    )
-    .await;
+    api.post_as_other_client(424242).await;
     let (tx, task) = start_daemon(config(&api, &fixture("netdev-gtpu.trace"), false));
     let want = golden_strategies("netdev-gtpu.expected.json");
     assert_eq!(want.len(), 7);

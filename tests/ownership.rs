@@ -208,23 +208,10 @@ async fn a_corrupt_state_file_is_logged_and_replaced() {
     assert!(eventually(LONG, || saved_pids(state.path()) == [u64::from(target.pid())]).await);
 }
 
-async fn post_as_other_client(api: &Api, pid: i64) {
-    let token = api.request_token().await;
-    let status = reqwest::Client::new()
-        .post(format!("{}{}", api.url(), gtp5g_operator::api::STRATEGIES_PATH))
-        .bearer_auth(token["token"].as_str().unwrap())
-        .json(&serde_json::json!({"strategies": [{"priority": true, "execution_time": 1, "pid": pid}]}))
-        .send()
-        .await
-        .unwrap()
-        .status();
-    assert_eq!(status, 200);
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_list_is_replaced_at_start_even_with_nothing_to_boost() {
     let s = scene().await;
-    post_as_other_client(&s.api, 424242).await;
+    s.api.post_as_other_client(424242).await;
     assert_eq!(s.api.pids(), vec![424242]);
     let started = Instant::now();
     let _d = Daemon::spawn(s.command());

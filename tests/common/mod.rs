@@ -253,6 +253,22 @@ impl Api {
             .unwrap()
     }
 
+    /// POSTs a one-pid list as another client would (someone else's list,
+    /// a stale one), and checks it was taken.
+    pub async fn post_as_other_client(&self, pid: i64) {
+        let body = serde_json::json!({"strategies": [{"priority": true, "execution_time": 1, "pid": pid}]});
+        let token = self.request_token().await;
+        let status = reqwest::Client::new()
+            .post(format!("{}{}", self.url(), gtp5g_operator::api::STRATEGIES_PATH))
+            .bearer_auth(token["token"].as_str().unwrap())
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 200);
+    }
+
     pub fn state_dir(&self) -> &Path {
         self.dir.path()
     }
