@@ -142,6 +142,11 @@ fn local_api_keeps_its_key_where_the_operator_looks() {
             "StateDirectory=gtp5g-operator",
         ],
     );
+    // The operator keeps tracked.json in the same directory (state.dir).
+    assert_has("gtp5g-operator.service", &["StateDirectory=gtp5g-operator"]);
+    assert!(std::fs::read_to_string(repo().join("config/gtp5g-operator.toml"))
+        .unwrap()
+        .contains("dir = \"/var/lib/gtp5g-operator\""));
     // Default api.public_key_path and endpoint of the shipped configuration.
     let config = std::fs::read_to_string(repo().join("config/gtp5g-operator.toml")).unwrap();
     assert!(config.contains("public_key_path = \"/var/lib/gtp5g-operator/jwt_public_key.pem\""));
