@@ -155,7 +155,7 @@ start_tracer_container() {
     ct run -d --name "$RUN_ID-tracer" --pid host --cap-drop all --cap-add CAP_BPF,CAP_PERFMON \
         --security-opt no-new-privileges --security-opt seccomp=unconfined --read-only \
         -v /sys/kernel/btf:/sys/kernel/btf:ro -v "$TRACEFS:/sys/kernel/tracing:ro" \
-        --entrypoint /usr/local/bin/gtp5g-tracer "$IMAGE" --mode netdev >/dev/null ||
+        --entrypoint /usr/local/bin/gtp5g-tracer "$IMAGE" --mode auto >/dev/null ||
         fail "could not start the tracer container"
     wait_for_log "$RUN_ID-tracer" "probes attached"
     TRACER_PID=$(container_pid "$RUN_ID-tracer")
