@@ -276,3 +276,31 @@ async fn live_ran_sim_over_ipv6_boosts_nr_gnb_and_nr_ue() {
     let summary = sim.stop();
     assert!(summary["ue_data_received"].as_u64().unwrap() > 0, "{summary}");
 }
+
+/// Exited, or a zombie waiting for its new parent to reap it.
+fn gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z')),
+        Err(_) => true,
+    }
+}
+
+#[tokio::test]
+async fn ran_sim_children_exit_when_it_is_killed() {
+    // No tracer here, but the RLS / GTP-U ports are fixed and a tracer of
+    // another test could be watching them.
+    let _lock = lock_trace_pipe();
+    let sim = RanSim::start(1, 1, &[]);
+    let children: Vec<u32> =
+        sim.processes.iter().filter(|p| p.role != "upf").map(|p| p.pid).collect();
+    assert_eq!(children.len(), 3, "{:?}", sim.processes);
+    assert!(!children.iter().any(|&p| gone(p)));
+
+    // SIGKILL: no chance to stop them itself; PR_SET_PDEATHSIG must.
+    // SAFETY: signalling our own child by pid.
+    unsafe { libc::kill(sim.proc.0.id() as i32, libc::SIGKILL) };
+    let killed = std::time::Instant::now();
+    let all_gone = eventually(Duration::from_secs(10), || children.iter().all(|&p| gone(p))).await;
+    assert!(all_gone, "still running after 10 s: {children:?}");
+    eprintln!("nr-gnb and both nr-ue gone {:?} after ran-sim was killed", killed.elapsed());
+}
