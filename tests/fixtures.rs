@@ -57,10 +57,11 @@ fn known_processes_of_the_shared_recordings() {
     // Recorded on this machine (tests/fixtures/live-netdev.md); the
     // bystander process 13127 / thread 13133 must not appear.
     assert_eq!(pids("live-netdev.trace"), vec![13125, 13126, 13128, 13129, 13130, 13131, 13132]);
-    // ran-sim (tests/fixtures/live-ransim.md): nr-ue 5179 / 5181 from RLS
-    // records alone; not the UPF stand-in ran-sim 5172 / 5187 (GTP-U), nor
-    // the idle nr-ue 5183, which is in no line.
-    assert_eq!(pids("live-ransim.trace"), vec![5174, 5176, 5179, 5181]);
+    // ran-sim (tests/fixtures/live-ransim.md): nr-ue 21656 / 21658 from RLS
+    // records alone; not the UPF stand-in ran-sim 21650 / 21664 (GTP-U), nor
+    // the idle nr-ue 21660, which is in no line.
+    assert_eq!(pids("live-ransim.trace"), vec![21651, 21653, 21656, 21658]);
+    assert_eq!(pids("live-ransim-default.trace"), vec![21749, 21751, 21754, 21756]);
 }
 
 #[test]
