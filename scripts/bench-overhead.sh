@@ -3,7 +3,8 @@
 #
 #   scripts/bench-overhead.sh [ROUNDS=5] [SECONDS=5] [FLOOD_SECONDS=60]
 #   scripts/bench-overhead.sh startup [RUNS=11] [TRACER_BINARY...]
-#   (environment: FLOOD_THREADS=4, BUFFER_KB=1408 per-CPU ring buffer)
+#   (environment: FLOOD_THREADS=4, BUFFER_KB=1408 per-CPU ring buffer,
+#   RANSIM_ARGS= extra ran-sim arguments, e.g. "--gnb ::1 --upf ::1")
 #
 # Rate: packets/s of a one-thread GTP-U sender (`gtpu-traffic --threads 1
 # --interval-ms 0`, counted as the kernel's Udp OutDatagrams over SECONDS)
@@ -71,7 +72,8 @@ gtpu_pps() {
 }
 
 ransim_pps() {
-    "$TRACER_BUILD/ran-sim" --ues 1 --rate 0 --duration "$SECS" >"$WORK/ran-sim.out" 2>&1 ||
+    # shellcheck disable=SC2086 # RANSIM_ARGS is a list of words
+    "$TRACER_BUILD/ran-sim" --ues 1 --rate 0 --duration "$SECS" ${RANSIM_ARGS:-} >"$WORK/ran-sim.out" 2>&1 ||
         die "ran-sim failed: $(tail -3 "$WORK/ran-sim.out")"
     grep '"summary"' "$WORK/ran-sim.out" | jq -r '.pps | floor'
 }
