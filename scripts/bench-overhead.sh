@@ -14,6 +14,12 @@
 # daemon reads trace_pipe throughout. Each round runs the three in a
 # rotated order, so drift in the machine's load favours none of them; the
 # summary gives medians over ROUNDS and each mode's cost against no tracer.
+# On a shared machine the rates drift by tens of percent between runs, so
+# the tracer's own cost is also measured directly: kernel.bpf_stats_enabled
+# is on for the runs (restored after), and the nanoseconds its programs ran
+# per packet (per round trip for ran-sim) are set against the time a packet
+# takes without a tracer. bpf_stats adds two clock reads per call, so this
+# is an upper bound.
 #
 # Flood: FLOOD_THREADS GTP-U threads at full speed for FLOOD_SECONDS under
 # each tracer mode: trace_pipe lines/s delivered (the ring buffer's "read
@@ -47,13 +53,23 @@ tracer_on() {
     esac
 }
 
+# Nanoseconds the tracer's programs ran and how often (kernel.bpf_stats_enabled
+# must be on): "NS CALLS".
+bpf_run() {
+    bpftool prog show -j | jq -r '[.[] | select(.name == "tp_net_dev_queue" or .name == "tp_netif_receive_skb")]
+        | "\(map(.run_time_ns // 0) | add // 0) \(map(.run_cnt // 0) | add // 0)"'
+}
+
 # Detaches it; sets COUNTS to its exit counts ("printed=N,suppressed=M")
 # or "-". Not to be run in a subshell: only this shell can wait for it.
 tracer_off() {
     COUNTS=-
     [ -n "$TRACER_PID" ] || return 0
+    local run
+    run=$(bpf_run)
     stop_pid "$TRACER_PID"
     COUNTS=$(grep -o 'printed=[0-9]* suppressed=[0-9]*' "$WORK/tracer.log" | tail -1 | tr ' ' ,)
+    COUNTS="$COUNTS,bpf_ns=${run% *},bpf_calls=${run#* }"
 }
 
 gtpu_pps() {
@@ -96,6 +112,7 @@ rates() {
     done
     echo
     for sender in gtpu ran-sim; do
+        bpf_per_packet "$sender"
         awk -v s="$sender" 'NR > 1 && $1 == s { print $2, $4 }' "$WORK/rows" | sort -k1,1 -k2n |
             awk -v s="$sender" '
                 { v[$1, ++n[$1]] = $2 }
@@ -105,6 +122,18 @@ rates() {
                         med["none"], med["every-event"], 100 * (med["every-event"] / med["none"] - 1),
                         med["default"], 100 * (med["default"] / med["none"] - 1)
                 }'
+    done
+}
+
+# Median BPF nanoseconds per packet of sender $1 in each tracer mode.
+bpf_per_packet() {
+    local mode
+    for mode in every-event default; do
+        awk -v s="$1" -v m="$mode" -v secs="$SECS" 'NR > 1 && $1 == s && $2 == m {
+                split($6, kv, ","); for (i in kv) { split(kv[i], p, "="); f[p[1]] = p[2] }
+                print f["bpf_ns"] / ($4 * secs) }' "$WORK/rows" | sort -n |
+            awk -v s="$1" -v m="$mode" '{ v[NR] = $1 } END {
+                printf "%s %s: median %.0f ns of BPF per packet\n", s, m, v[int((NR + 1) / 2)] }'
     done
 }
 
@@ -197,10 +226,14 @@ FLOOD_SECS=${3:-60}
 FLOOD_THREADS=${FLOOD_THREADS:-4}
 require gtp5g-tracer gtpu-traffic ran-sim
 command -v jq >/dev/null || die "needs jq"
+command -v bpftool >/dev/null || die "needs bpftool (in /usr/sbin)"
 lock_trace_pipe
 set_ring_buffer_kb "${BUFFER_KB:-1408}"
 start_local_api
 start_daemon "$TRACEFS/trace_pipe" "$WORK/daemon.log"
+BPF_STATS_WAS=$(sysctl -n kernel.bpf_stats_enabled)
+trap 'sysctl -qw kernel.bpf_stats_enabled="$BPF_STATS_WAS"; cleanup' EXIT
+sysctl -qw kernel.bpf_stats_enabled=1
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 rates
 flood

@@ -338,8 +338,8 @@ fn default_prints_a_busy_thread_once_per_refresh_period() {
     // First sight, then at most once a second: 4 in 3.5 s.
     assert!((3..=4).contains(&records_of(&lines, tid)), "records: {lines:#?}");
     for pair in times.windows(2) {
-        // Trace timestamps print microseconds: allow their rounding.
-        assert!(pair[1] - pair[0] >= 0.999_99, "printed again after {} s", pair[1] - pair[0]);
+        // The kernel counts the period in jiffies (HZ >= 100 gives 10 ms).
+        assert!(pair[1] - pair[0] >= 0.99, "printed again after {} s", pair[1] - pair[0]);
     }
     assert!(suppressed as u32 + 4 >= sent, "suppressed {suppressed} of {sent} packets");
 }

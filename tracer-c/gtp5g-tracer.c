@@ -370,21 +370,19 @@ static bool target_ok(const struct probe *p, char *why, size_t len)
  * constants and drops the branches they rule out. */
 static struct bpf_object *open_object(struct object *o, enum mode mode, const struct config *c)
 {
-	__u64 refresh_ns = c->refresh_ms * 1000000ULL;
-
 	if (mode == MODE_FENTRY) {
 		o->fentry = gtp5g_fentry__open();
 		if (!o->fentry)
 			return NULL;
 		o->fentry->rodata->every_event = c->every_event;
-		o->fentry->rodata->refresh_ns = refresh_ns;
+		o->fentry->rodata->refresh_ms = c->refresh_ms;
 		o->obj = o->fentry->obj;
 	} else {
 		o->netdev = gtp5g_netdev__open();
 		if (!o->netdev)
 			return NULL;
 		o->netdev->rodata->every_event = c->every_event;
-		o->netdev->rodata->refresh_ns = refresh_ns;
+		o->netdev->rodata->refresh_ms = c->refresh_ms;
 		o->netdev->rodata->gtpu_port = (__u16)c->gtpu_port;
 		o->netdev->rodata->rls_port = (__u16)c->rls_port;
 		o->obj = o->netdev->obj;

@@ -7,7 +7,7 @@
 struct dedup_cpu {
 	__u64 printed;
 	__u64 suppressed;
-	__u64 last_ns; /* bpf_ktime_get_ns() of tid's last print */
+	__u64 last; /* dedup_now() of tid's last print */
 	__u32 tid;
 	__u32 pad;
 };
