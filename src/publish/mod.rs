@@ -375,14 +375,23 @@ mod tests {
         started.elapsed()
     }
 
+    /// A publisher with nothing tracked, after its first POST: the empty
+    /// list goes out at start (reconcile), so it is in force.
+    async fn reconciled(
+        dir: &std::path::Path,
+        debounce_ms: u64,
+    ) -> (LocalApi, tokio::sync::oneshot::Sender<()>, Running) {
+        let (api, url, api_stop) = local_api(dir).await;
+        let p = start(settings(url, api.public_key_path(), debounce_ms), &[]);
+        wait_until("first POST", || p.stats.posts_ok.load(Relaxed) == 1).await;
+        assert_eq!((*api.posts().borrow(), api.strategies()), (1, None));
+        (api, api_stop, p)
+    }
+
     #[tokio::test]
     async fn the_failure_time_clears_when_the_api_already_holds_the_list() {
         let dir = tempfile::tempdir().unwrap();
-        let (api, url, api_stop) = local_api(dir.path()).await;
-        let p = start(settings(url, api.public_key_path(), 20), &[]);
-        // The empty list goes out at start (reconcile): it is in force.
-        wait_until("first POST", || p.stats.posts_ok.load(Relaxed) == 1).await;
-        assert_eq!((*api.posts().borrow(), api.strategies()), (1, None));
+        let (_api, api_stop, p) = reconciled(dir.path(), 20).await;
         let _ = api_stop.send(());
         p.tracked.send_replace(tracked(&[5]));
         wait_until("a failed send", || failures(&p.stats) > 0).await;
@@ -401,9 +410,7 @@ mod tests {
     #[tokio::test]
     async fn a_stop_during_the_debounce_starts_no_post() {
         let dir = tempfile::tempdir().unwrap();
-        let (api, url, _api_stop) = local_api(dir.path()).await;
-        let p = start(settings(url, api.public_key_path(), 5_000), &[]);
-        wait_until("first POST", || p.stats.posts_ok.load(Relaxed) == 1).await;
+        let (api, _api_stop, p) = reconciled(dir.path(), 5_000).await;
         p.tracked.send_replace(tracked(&[5]));
         tokio::time::sleep(Duration::from_millis(100)).await;
         let asked = Instant::now();
