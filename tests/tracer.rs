@@ -23,6 +23,8 @@ use std::time::{Duration, Instant};
 struct Tracer {
     child: Child,
     out: Option<BufReader<ChildStdout>>,
+    /// What it printed up to and including "probes attached".
+    report: String,
 }
 
 impl Tracer {
@@ -34,13 +36,12 @@ impl Tracer {
             .spawn()
             .expect("start gtp5g-tracer");
         let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        while out.read_line(&mut line).unwrap() > 0 {
-            eprint!("tracer: {line}");
-            if line.contains("probes attached") {
-                return Tracer { child, out: Some(out) };
+        let mut report = String::new();
+        while out.read_line(&mut report).unwrap() > 0 {
+            if report.lines().last().is_some_and(|l| l.contains("probes attached")) {
+                eprint!("tracer: {report}");
+                return Tracer { child, out: Some(out), report };
             }
-            line.clear();
         }
         panic!("gtp5g-tracer {args:?} exited before attaching: {:?}", child.wait());
     }
@@ -457,4 +458,52 @@ fn cpu_of(lines: &[String], tid: u32, n: usize) -> u32 {
         .filter(|l| l.pid == tid && l.message.starts_with("tp/net_dev_queue:"))
         .nth(n)
         .map_or(u32::MAX, |l| l.cpu)
+}
+
+/// The tracer's own options are checked before anything is loaded: no root
+/// needed, a message naming the option, exit status 2.
+#[test]
+fn bad_tracer_options_exit_2_naming_the_option() {
+    for (args, named) in [
+        (&["--refresh-ms", "0"][..], "--refresh-ms"),
+        (&["--map-size", "0"], "--map-size"),
+        (&["--map-size", "99999999"], "--map-size"),
+        (&["--rls-port", "70000"], "--rls-port"),
+        (&["--port", "-1"], "--port"),
+    ] {
+        let out = Command::new(tracer_binary("gtp5g-tracer")).args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(named) && err.contains("invalid value"), "{args:?}: {err}");
+    }
+}
+
+/// One load per mode still says, probe by probe, what attached and why not:
+/// here fentry has no gtp5g module to attach to, netdev attaches both.
+#[test]
+fn one_load_per_mode_keeps_the_per_probe_report() {
+    if let Some(why) = missing_live_capability() {
+        return skip_unless_live(&why);
+    }
+    let out =
+        Command::new(tracer_binary("gtp5g-tracer")).args(["--mode", "fentry"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    if std::path::Path::new("/sys/kernel/btf/gtp5g").exists() {
+        eprintln!("gtp5g is loaded here: the fentry report is not checked\n{text}");
+    } else {
+        assert_eq!(out.status.code(), Some(1), "{text}");
+        let why = "not attached: no BTF for module gtp5g";
+        assert_eq!(text.lines().filter(|l| l.contains(why)).count(), 13, "{text}");
+    }
+    let _lock = lock_trace_pipe();
+    let tracer = Tracer::start(&[]);
+    let report = tracer.report.clone();
+    tracer.stop();
+    for line in [
+        "gtp5g-tracer: tp/net_dev_queue: attached",
+        "gtp5g-tracer: tp/netif_receive_skb: attached",
+        "gtp5g-tracer: 2 probes attached (mode netdev, de-duplicated)",
+    ] {
+        assert!(report.contains(line), "{line:?} not in {report}");
+    }
 }
