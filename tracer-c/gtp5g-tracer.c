@@ -21,6 +21,8 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <linux/capability.h>
+#include <sys/utsname.h>
+#include <zlib.h>
 
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
@@ -332,6 +334,7 @@ static void warn_tracing_off(void)
 /* ---- load + attach ---- */
 
 struct config {
+	unsigned kernel_hz;
 	unsigned gtpu_port;
 	unsigned rls_port;
 	unsigned long refresh_ms;
@@ -376,6 +379,7 @@ static struct bpf_object *open_object(struct object *o, enum mode mode, const st
 			return NULL;
 		o->fentry->rodata->every_event = c->every_event;
 		o->fentry->rodata->refresh_ms = c->refresh_ms;
+		o->fentry->rodata->kernel_hz = c->kernel_hz;
 		o->obj = o->fentry->obj;
 	} else {
 		o->netdev = gtp5g_netdev__open();
@@ -383,6 +387,7 @@ static struct bpf_object *open_object(struct object *o, enum mode mode, const st
 			return NULL;
 		o->netdev->rodata->every_event = c->every_event;
 		o->netdev->rodata->refresh_ms = c->refresh_ms;
+		o->netdev->rodata->kernel_hz = c->kernel_hz;
 		o->netdev->rodata->gtpu_port = (__u16)c->gtpu_port;
 		o->netdev->rodata->rls_port = (__u16)c->rls_port;
 		o->obj = o->netdev->obj;
@@ -641,6 +646,32 @@ static int parse_args(int argc, char **argv, struct args *a)
 	return 0;
 }
 
+/* CONFIG_HZ of the running kernel from /boot/config-<release> or
+ * /proc/config.gz (gzopen reads both), 0 when neither says: the BPF side
+ * then counts the refresh period with bpf_ktime_get_ns() instead of the
+ * cheaper jiffies. */
+static unsigned kernel_hz(void)
+{
+	char path[300], line[256];
+	struct utsname u;
+	unsigned hz = 0;
+	gzFile f = NULL;
+
+	if (!uname(&u)) {
+		snprintf(path, sizeof(path), "/boot/config-%s", u.release);
+		f = gzopen(path, "r");
+	}
+	if (!f)
+		f = gzopen("/proc/config.gz", "r");
+	if (!f)
+		return 0;
+	while (!hz && gzgets(f, line, sizeof(line)))
+		if (sscanf(line, "CONFIG_HZ=%u", &hz) != 1)
+			hz = 0;
+	gzclose(f);
+	return hz;
+}
+
 static void load_btf(void)
 {
 	vmlinux_btf = btf__load_vmlinux_btf();
@@ -700,6 +731,9 @@ int main(int argc, char **argv)
 
 	libbpf_set_print(libbpf_print);
 	load_btf();
+	a.config.kernel_hz = kernel_hz();
+	if (verbose)
+		printf(PROG ": kernel HZ %u (0: unknown, period timed in ns)\n", a.config.kernel_hz);
 	mode = a.mode == MODE_AUTO ? resolve_auto() : a.mode;
 
 	/* Blocked from here on and only taken in sigwaitinfo(): a SIGTERM that

@@ -18,16 +18,17 @@
 const volatile bool every_event = false;
 const volatile __u64 refresh_ms = 1000;
 
-/* From the running kernel's config (libbpf reads /proc/config.gz or
- * /boot/config-*); 0 when neither exists. */
-extern unsigned int CONFIG_HZ __kconfig __weak;
+/* The kernel's CONFIG_HZ, which the loader reads from its config; 0 when
+ * unknown. (Not a libbpf __kconfig extern: libbpf then refuses to load at
+ * all where no kernel config file exists, as in most containers.) */
+const volatile __u32 kernel_hz = 0;
 
 /* The clock de-duplication runs on: jiffies when HZ is known (a plain load;
  * bpf_ktime_get_ns() costs about 70 ns a call in a VM, half of what the
  * whole program costs otherwise), else nanoseconds. */
 static __always_inline __u64 dedup_now(void)
 {
-	return CONFIG_HZ ? bpf_jiffies64() : bpf_ktime_get_ns();
+	return kernel_hz ? bpf_jiffies64() : bpf_ktime_get_ns();
 }
 
 /* The refresh period in dedup_now() units, at least one tick. */
@@ -35,9 +36,9 @@ static __always_inline __u64 dedup_period(void)
 {
 	__u64 ticks;
 
-	if (!CONFIG_HZ)
+	if (!kernel_hz)
 		return refresh_ms * 1000000ULL;
-	ticks = refresh_ms * CONFIG_HZ / 1000;
+	ticks = refresh_ms * kernel_hz / 1000;
 	return ticks ? ticks : 1;
 }
 
