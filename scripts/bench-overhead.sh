@@ -4,7 +4,9 @@
 #   scripts/bench-overhead.sh [ROUNDS=5] [SECONDS=5] [FLOOD_SECONDS=60]
 #   scripts/bench-overhead.sh startup [RUNS=11] [TRACER_BINARY...]
 #   (environment: FLOOD_THREADS=4, BUFFER_KB=1408 per-CPU ring buffer,
-#   RANSIM_ARGS= extra ran-sim arguments, e.g. "--gnb ::1 --upf ::1")
+#   RANSIM_ARGS= extra ran-sim arguments, e.g. "--gnb ::1 --upf ::1",
+#   BPF_STATS=0 to leave bpf_stats off: its clock reads slow the traced
+#   runs; FLOOD_SECONDS 0 skips the flood)
 #
 # Rate: packets/s of a one-thread GTP-U sender (`gtpu-traffic --threads 1
 # --interval-ms 0`, counted as the kernel's Udp OutDatagrams over SECONDS)
@@ -112,7 +114,7 @@ rates() {
     done
     echo
     for sender in gtpu ran-sim; do
-        bpf_per_packet "$sender"
+        [ "${BPF_STATS:-1}" = 0 ] || bpf_per_packet "$sender"
         awk -v s="$sender" 'NR > 1 && $1 == s { print $2, $4 }' "$WORK/rows" | sort -k1,1 -k2n |
             awk -v s="$sender" '
                 { v[$1, ++n[$1]] = $2 }
@@ -233,8 +235,8 @@ start_local_api
 start_daemon "$TRACEFS/trace_pipe" "$WORK/daemon.log"
 BPF_STATS_WAS=$(sysctl -n kernel.bpf_stats_enabled)
 trap 'sysctl -qw kernel.bpf_stats_enabled="$BPF_STATS_WAS"; cleanup' EXIT
-sysctl -qw kernel.bpf_stats_enabled=1
+sysctl -qw kernel.bpf_stats_enabled="${BPF_STATS:-1}"
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 rates
-flood
+[ "$FLOOD_SECS" = 0 ] || flood
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
