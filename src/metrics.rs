@@ -124,6 +124,18 @@ impl Collector for StatsCollector {
         )?;
         counter(
             &mut e,
+            "trace_gtpu_records",
+            "Tracer records of a GTP-U packet (netdev mode: one TEID line each)",
+            &s.gtpu_records,
+        )?;
+        counter(
+            &mut e,
+            "trace_rls_records",
+            "Tracer records of an RLS user-data packet (netdev mode: one RLS line each)",
+            &s.rls_records,
+        )?;
+        counter(
+            &mut e,
             "trace_lines_oversized",
             "Lines dropped for exceeding trace.max_line_bytes",
             &s.oversized,

@@ -1,7 +1,9 @@
 //! Wires parse -> track for a stream of chunks. The same code runs for the
 //! kernel's trace_pipe, a FIFO, a replayed file and the benchmarks.
 
-use crate::parse::{parse_line, parse_message, Line, LineBuffer};
+use crate::parse::{
+    parse_line, parse_message, Body, Fields, Line, LineBuffer, Message, Packet, ProbeEvent,
+};
 use crate::stats::Counts;
 use crate::track::{procfs::ProcView, Tracker};
 
@@ -66,6 +68,7 @@ fn one_line<P: ProcView>(line: &[u8], counts: &mut Counts, tracker: &mut Tracker
             match parse_message(t.message) {
                 Ok(m) => {
                     counts.events += 1;
+                    count_packet(&m, counts);
                     tracker.observe(&t.header, &m)
                 }
                 Err(_) => {
@@ -73,6 +76,18 @@ fn one_line<P: ProcView>(line: &[u8], counts: &mut Counts, tracker: &mut Tracker
                     false
                 }
             }
+        }
+    }
+}
+
+fn count_packet(m: &Message<'_>, counts: &mut Counts) {
+    if let Message::Probe(ProbeEvent {
+        body: Body::Fields(Fields { packet: Some(p), .. }), ..
+    }) = m
+    {
+        match p {
+            Packet::GtpU => counts.gtpu_records += 1,
+            Packet::Rls => counts.rls_records += 1,
         }
     }
 }

@@ -72,7 +72,7 @@ impl ReplayReport {
         let _ = writeln!(
             out,
             "{}: {} lines, {} parsed, {} events, {} skipped, {} malformed, {} lost events, \
-             {} oversized, {} dropped",
+             {} oversized, {} GTP-U records, {} RLS records, {} dropped",
             file.display(),
             c.lines,
             c.parsed,
@@ -81,6 +81,8 @@ impl ReplayReport {
             c.malformed,
             c.lost_events,
             c.oversized,
+            c.gtpu_records,
+            c.rls_records,
             self.dropped
         );
         if self.processes.is_empty() {

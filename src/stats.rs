@@ -13,6 +13,8 @@ pub struct Stats {
     pub malformed: AtomicU64,
     pub lost_events: AtomicU64,
     pub oversized: AtomicU64,
+    pub gtpu_records: AtomicU64,
+    pub rls_records: AtomicU64,
     pub source_reopens: AtomicU64,
     pub source_up: AtomicBool,
     /// When the source went down (0 while up): for /healthz.
@@ -42,6 +44,8 @@ pub struct Counts {
     pub malformed: u64,
     pub lost_events: u64,
     pub oversized: u64,
+    pub gtpu_records: u64,
+    pub rls_records: u64,
 }
 
 impl Counts {
@@ -53,6 +57,8 @@ impl Counts {
         self.malformed += other.malformed;
         self.lost_events += other.lost_events;
         self.oversized += other.oversized;
+        self.gtpu_records += other.gtpu_records;
+        self.rls_records += other.rls_records;
     }
 }
 
@@ -65,6 +71,8 @@ impl Stats {
         self.malformed.fetch_add(c.malformed, Relaxed);
         self.lost_events.fetch_add(c.lost_events, Relaxed);
         self.oversized.fetch_add(c.oversized, Relaxed);
+        self.gtpu_records.fetch_add(c.gtpu_records, Relaxed);
+        self.rls_records.fetch_add(c.rls_records, Relaxed);
         if c.lines > 0 {
             self.last_line_unix_ms.store(crate::clock::unix_ms(), Relaxed);
         }
@@ -79,6 +87,8 @@ impl Stats {
             malformed: self.malformed.load(Relaxed),
             lost_events: self.lost_events.load(Relaxed),
             oversized: self.oversized.load(Relaxed),
+            gtpu_records: self.gtpu_records.load(Relaxed),
+            rls_records: self.rls_records.load(Relaxed),
         }
     }
 }

@@ -64,6 +64,18 @@ fn known_processes_of_the_shared_recordings() {
     assert_eq!(pids("live-ransim-default.trace"), vec![21749, 21751, 21754, 21756]);
 }
 
+// Each netdev record has exactly one TEID or RLS line: the per-protocol
+// counters must match a plain count of those lines.
+#[test]
+fn gtpu_and_rls_records_are_counted_per_protocol() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/live-ransim.trace");
+    let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+    let count = |key: &str| text.lines().filter(|l| l.contains(key)).count() as u64;
+    let c = replay(&path, &defaults()).unwrap().counts;
+    assert_eq!((c.gtpu_records, c.rls_records), (count(": TEID="), count(": RLS=")));
+    assert!(c.rls_records > 0, "the ran-sim recording has RLS records");
+}
+
 #[test]
 fn quirks_fixture_counts_lost_skipped_malformed_and_oversized() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/header-quirks.trace");

@@ -98,6 +98,12 @@ async fn counters_move_and_healthz_follows_the_api() {
     assert_eq!(m.value("gtp5g_operator_trace_lost_events_total").await, 42.0);
     assert_eq!(m.value("gtp5g_operator_trace_lines_malformed_total").await, 1.0);
     assert!(d.wait_log("lost_events=42", LONG).await, "lost events not in the counters log line");
+    // One RLS record line (ran-sim's nr-ue uplink) moves only the RLS counter.
+    let rls =
+        trace_line("nr-ue", 98, 98).replace("PID=98, TGID=98, CPU=1", "RLS=DATA, PSI=1, LEN=84");
+    fifo.write(&rls);
+    assert_eq!(m.until("gtp5g_operator_trace_rls_records_total", |v| v >= 1.0).await, 1.0);
+    assert_eq!(m.value("gtp5g_operator_trace_gtpu_records_total").await, 0.0);
 
     api.stop().await;
     let (status, body) = m.health_until(503).await;

@@ -50,15 +50,27 @@ pub enum Body<'a> {
     Note(&'a [u8]),
 }
 
-/// The `KEY=VALUE` fields the tracker reads, absent ones `None`. The other
-/// keys the tracers print (CPU, DEV, LEN, TS, RET, PDR, Route, TEID, TYPE,
-/// RLS, PSI) name no task, so they are stepped over unparsed: this runs for
-/// every trace line.
+/// The `KEY=VALUE` fields the tracker reads, absent ones `None`, and which
+/// user-plane protocol the line reports (for the per-protocol counters). The
+/// other keys the tracers print (CPU, DEV, LEN, TS, RET, PDR, Route, TYPE,
+/// PSI) name no task, so they are stepped over unparsed: this runs for every
+/// trace line.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Fields<'a> {
     pub pid: Option<u32>,
     pub tgid: Option<u32>,
     pub comm: Option<&'a [u8]>,
+    pub packet: Option<Packet>,
+}
+
+/// The user-plane packet a tracer line reports: a `TEID=` key (GTP-U, both
+/// modes) or an `RLS=` key (UERANSIM's radio link, netdev mode). The key
+/// alone decides: its value is not read, so a future RLS PDU type still
+/// counts as RLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Packet {
+    GtpU,
+    Rls,
 }
 
 /// Why a message was passed over.
@@ -137,6 +149,8 @@ fn set_field<'a>(f: &mut Fields<'a>, key: &[u8], val: &'a [u8]) -> Result<(), Un
         b"PID" => f.pid = Some(number(val)?),
         b"TGID" => f.tgid = Some(number(val)?),
         b"COMM" => f.comm = Some(val),
+        b"TEID" => f.packet = Some(Packet::GtpU),
+        b"RLS" => f.packet = Some(Packet::Rls),
         _ => {}
     }
     Ok(())
@@ -206,8 +220,10 @@ mod tests {
     fn netdev_formats_and_comm_lines() {
         let p = probe("tp/net_dev_queue: DEV=lo, LEN=70");
         assert_eq!(p.kind, ProbeKind::Tracepoint);
-        assert_eq!(fields_of("tp/net_dev_queue: TEID=0x1000, TYPE=255"), Fields::default());
-        assert_eq!(fields_of("tp/net_dev_queue: RLS=DATA, PSI=1, LEN=40"), Fields::default());
+        let gtpu = Fields { packet: Some(Packet::GtpU), ..Fields::default() };
+        assert_eq!(fields_of("tp/net_dev_queue: TEID=0x1000, TYPE=255"), gtpu);
+        let rls = Fields { packet: Some(Packet::Rls), ..Fields::default() };
+        assert_eq!(fields_of("tp/net_dev_queue: RLS=DATA, PSI=1, LEN=40"), rls);
         assert_eq!(fields_of("tp/netif_receive_skb: COMM=nr-gnb").comm, Some(&b"nr-gnb"[..]));
         assert_eq!(fields_of("fentry/policePacket: COMM=a, B=c").comm, Some(&b"a, B=c"[..]));
     }
@@ -215,17 +231,17 @@ mod tests {
     #[test]
     fn netdev_rls_record_names_its_thread_like_a_gtpu_one() {
         // The four lines the netdev tracer prints for one RLS user-data
-        // packet (nr-ue -> nr-gnb:4997): the RLS line names no task and is
-        // stepped over, whatever a newer tracer puts in it; PID/TGID and
+        // packet (nr-ue -> nr-gnb:4997): the RLS line names no task and only
+        // says RLS, whatever a newer tracer puts in its values; PID/TGID and
         // COMM name the sending thread, as for GTP-U.
-        let record = [
-            "tp/net_dev_queue: DEV=lo, LEN=152",
+        assert_eq!(fields_of("tp/net_dev_queue: DEV=lo, LEN=152"), Fields::default());
+        let rls = Fields { packet: Some(Packet::Rls), ..Fields::default() };
+        for msg in [
             "tp/net_dev_queue: RLS=DATA, PSI=1, LEN=84",
             "tp/net_dev_queue: RLS=RRC, PSI=4294967296, LEN=x, QFI=9",
-        ];
-        for msg in record {
+        ] {
             assert_eq!(probe(msg).kind, ProbeKind::Tracepoint);
-            assert_eq!(fields_of(msg), Fields::default(), "{msg}");
+            assert_eq!(fields_of(msg), rls, "{msg}");
         }
         let f = fields_of("tp/net_dev_queue: PID=5181, TGID=5179, CPU=0");
         assert_eq!((f.pid, f.tgid), (Some(5181), Some(5179)));

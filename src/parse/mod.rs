@@ -7,4 +7,4 @@ mod scan;
 
 pub use framing::{LineBuffer, DEFAULT_MAX_LINE};
 pub use line::{parse_line, Header, Line, TraceLine};
-pub use message::{parse_message, Body, Fields, Message, ProbeEvent, ProbeKind, SchedKind};
+pub use message::{parse_message, Body, Fields, Message, Packet, ProbeEvent, ProbeKind, SchedKind};
