@@ -111,6 +111,11 @@ cmd_test() {
 	# The image and the Kubernetes manifests (skips without an engine,
 	# saying why).
 	scripts/test-container.sh
+	# The units under a real systemd in a container; skips, saying why,
+	# where no container engine can run (fails instead under
+	# GTP5G_REQUIRE_LIVE=1).
+	say "scripts/test-systemd-container.sh"
+	scripts/test-systemd-container.sh
 }
 
 cargo_version() {

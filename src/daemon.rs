@@ -189,6 +189,7 @@ async fn run_with<P: ProcView + 'static>(
                 }
                 lifecycle.ready();
             }
+            _ = control.stall.notified() => stall_runtime(),
         }
     }
 
@@ -210,6 +211,16 @@ async fn run_with<P: ProcView + 'static>(
     }
     log_counts(&stats);
     Ok(())
+}
+
+/// Test only (signal::STALL_ENV): blocks every worker thread for good, as a
+/// deadlock in async code would, so the watchdog task stops feeding systemd.
+fn stall_runtime() {
+    let workers = tokio::runtime::Handle::current().metrics().num_workers();
+    tracing::warn!(workers, "stalling the async runtime (test trigger)");
+    for _ in 0..workers {
+        tokio::spawn(async { std::thread::sleep(Duration::MAX) });
+    }
 }
 
 fn apply_reload(old: &Config, new: &Config, inbox: &Inbox, settings: &watch::Sender<Settings>) {

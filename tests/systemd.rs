@@ -89,7 +89,8 @@ fn operator_unit_keeps_its_contract_with_the_daemon() {
             "Type=notify",
             "WatchdogSec=30",
             "Restart=on-failure",
-            "ExecReload=/bin/kill -HUP $MAINPID",
+            // The shell builtin: /bin/kill is missing from minimal installs.
+            "ExecReload=/bin/sh -c 'kill -HUP $MAINPID'",
             "ExecStart=/usr/local/bin/gtp5g-operator run --config /etc/gtp5g-operator/config.toml",
             "NoNewPrivileges=yes",
             "ProtectSystem=strict",
@@ -140,6 +141,8 @@ fn local_api_keeps_its_key_where_the_operator_looks() {
         &[
             "ExecStart=/usr/local/bin/gtp5g-operator local-api --listen 127.0.0.1:8081 --state-dir /var/lib/gtp5g-operator --schema ${GTP5G_LOCAL_API_SCHEMA} $GTP5G_LOCAL_API_ARGS",
             "StateDirectory=gtp5g-operator",
+            // Started only with the key the operator checks at start.
+            "ExecStartPost=/bin/sh -c 'until [ -s /var/lib/gtp5g-operator/jwt_public_key.pem ]; do sleep 0.1; done'",
         ],
     );
     // The operator keeps tracked.json in the same directory (state.dir).
