@@ -338,7 +338,7 @@ phase_stop_hanging_post() {
 phase_journals() {
     local bad
     bad=$(journal -u gtp5g-operator -u gtp5g-tracer -u gtp5g-local-api |
-        grep -Ei 'EPERM|EACCES|not permitted|permission denied|status=31/SYS|bad system call' || true)
+        grep -Ei 'EPERM|EACCES|EROFS|not permitted|permission denied|read-only file system|status=31/SYS|bad system call' || true)
     [ -z "$bad" ] || fail "journal lines with EPERM/EACCES/SIGSYS:
 $bad"
     say "F: no EPERM, EACCES or SIGSYS in the units' journals"
