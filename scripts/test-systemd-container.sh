@@ -44,6 +44,10 @@ T0=$SECONDS
 say() { printf '==> systemd-container: [%3ds] %s\n' "$((SECONDS - T0))" "$*" >&2; }
 fail() {
     printf 'systemd-container: FAILED: %s\n' "$*" >&2
+    if [ -n "$CT_ENGINE" ] && ct container exists "$NAME" 2>/dev/null; then
+        echo "--- last journal lines of the units:" >&2
+        journal -u gtp5g-local-api -u gtp5g-tracer -u gtp5g-operator -n 40 >&2 || true
+    fi
     exit 1
 }
 

@@ -126,6 +126,8 @@ fn tracer_unit_gets_only_the_bpf_capabilities() {
         &[
             "ExecStart=/usr/local/bin/gtp5g-tracer --mode auto",
             "CapabilityBoundingSet=CAP_BPF CAP_PERFMON",
+            // libbpf reads /proc/config.gz (CONFIG_HZ) when loading.
+            "ProcSubset=all",
             "AmbientCapabilities=CAP_BPF CAP_PERFMON",
             "NoNewPrivileges=yes",
             "ProtectSystem=strict",
