@@ -126,7 +126,7 @@ fn tracer_unit_gets_only_the_bpf_capabilities() {
         &[
             "ExecStart=/usr/local/bin/gtp5g-tracer --mode auto",
             "CapabilityBoundingSet=CAP_BPF CAP_PERFMON",
-            // libbpf reads /proc/config.gz (CONFIG_HZ) when loading.
+            // The loader reads CONFIG_HZ from /proc/config.gz.
             "ProcSubset=all",
             "AmbientCapabilities=CAP_BPF CAP_PERFMON",
             "NoNewPrivileges=yes",
