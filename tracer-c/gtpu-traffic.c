@@ -31,8 +31,8 @@
 
 #define PROG "gtpu-traffic"
 #include "cli.h"
+#include "packet.h"
 #define MAX_THREADS 256
-#define GTPU_HDR_LEN 8
 #define INNER_LEN 20 /* a bare IPv4 header: enough for a dummy T-PDU */
 
 struct opts {
@@ -60,52 +60,15 @@ static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
 static unsigned started, finished;
 static bool go;
 
-static uint16_t ip_checksum(const uint8_t *p, size_t n)
-{
-	uint32_t sum = 0;
-
-	for (size_t i = 0; i + 1 < n; i += 2)
-		sum += (p[i] << 8) | p[i + 1];
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)~sum;
-}
-
 static size_t build_packet(uint8_t *pkt, uint32_t teid, unsigned index)
 {
-	uint8_t *ip = pkt + GTPU_HDR_LEN;
-	uint16_t csum;
+	static const uint8_t upf_side[4] = { 10, 60, 255, 254 };
+	const uint8_t ue[4] = { 10, 60, (uint8_t)((1 + index) >> 8), (uint8_t)(1 + index) };
 
-	/* GTPv1-U: version 1, PT=1, no optional fields; type 0xff = G-PDU;
-	 * length counts the bytes after the mandatory 8-byte header. */
-	pkt[0] = 0x30;
-	pkt[1] = 0xff;
-	pkt[2] = INNER_LEN >> 8;
-	pkt[3] = INNER_LEN & 0xff;
-	pkt[4] = teid >> 24;
-	pkt[5] = teid >> 16;
-	pkt[6] = teid >> 8;
-	pkt[7] = teid;
-
+	gtpu_header(pkt, teid, INNER_LEN);
 	/* Inner IPv4 header, UE 10.60.0.(1+index) -> 10.60.255.254, protocol
 	 * 253 (RFC 3692 experimental) so nothing mistakes it for real data. */
-	memset(ip, 0, INNER_LEN);
-	ip[0] = 0x45;
-	ip[2] = 0;
-	ip[3] = INNER_LEN;
-	ip[8] = 64;
-	ip[9] = 253;
-	ip[12] = 10;
-	ip[13] = 60;
-	ip[14] = (uint8_t)((1 + index) >> 8);
-	ip[15] = (uint8_t)(1 + index);
-	ip[16] = 10;
-	ip[17] = 60;
-	ip[18] = 255;
-	ip[19] = 254;
-	csum = ip_checksum(ip, INNER_LEN);
-	ip[10] = csum >> 8;
-	ip[11] = csum & 0xff;
+	ipv4_header(pkt + GTPU_HDR_LEN, INNER_LEN, 253, ue, upf_side);
 	return GTPU_HDR_LEN + INNER_LEN;
 }
 

@@ -49,6 +49,7 @@
 
 #define PROG "ran-sim"
 #include "cli.h"
+#include "packet.h"
 
 /* RLS (UERANSIM's radio link simulation) */
 #define RLS_MAGIC 0x03
@@ -63,8 +64,6 @@
 /* What the real UE puts in bytes 1-3; receivers must not match on it. */
 static const uint8_t rls_version[3] = { 3, 2, 6 };
 
-#define GTPU_HDR_LEN 8
-#define GTPU_GPDU 0xff
 #define INNER_LEN 84 /* an IPv4 ping: 20 IP + 8 ICMP + 56 data */
 #define PSI 1
 /* The UPF hands out uplink TEIDs, the gNB downlink ones; here both are
@@ -343,19 +342,6 @@ static size_t receive(int fd, uint8_t *buf, size_t cap, struct addr *from)
 
 /* ------------------------------------------------------------ packets */
 
-static void put_be32(uint8_t *p, uint32_t v)
-{
-	p[0] = v >> 24;
-	p[1] = v >> 16;
-	p[2] = v >> 8;
-	p[3] = v;
-}
-
-static uint32_t get_be32(const uint8_t *p)
-{
-	return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
-}
-
 static void put_be64(uint8_t *p, uint64_t v)
 {
 	put_be32(p, (uint32_t)(v >> 32));
@@ -365,19 +351,6 @@ static void put_be64(uint8_t *p, uint64_t v)
 static uint64_t get_be64(const uint8_t *p)
 {
 	return ((uint64_t)get_be32(p) << 32) | get_be32(p + 4);
-}
-
-static uint16_t checksum(const uint8_t *p, size_t n)
-{
-	uint32_t sum = 0;
-
-	for (size_t i = 0; i + 1 < n; i += 2)
-		sum += (p[i] << 8) | p[i + 1];
-	if (n & 1)
-		sum += p[n - 1] << 8;
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)~sum;
 }
 
 static size_t rls_header(uint8_t *p, uint8_t type, uint64_t sti)
@@ -431,26 +404,13 @@ static bool rls_parse(const uint8_t *p, size_t n, struct rls_msg *m)
  * 192.0.2.1 (TEST-NET-1), as `ping` would write it into uesimtun0. */
 static void ping_request(uint8_t *ip, unsigned ue, uint16_t seq)
 {
-	uint8_t *icmp = ip + 20;
+	static const uint8_t dn[4] = { 192, 0, 2, 1 };
+	const uint8_t ue_addr[4] = { 10, 45, (uint8_t)((1 + ue) >> 8), (uint8_t)(1 + ue) };
+	uint8_t *icmp = ip + IPV4_HDR_LEN;
 	uint16_t c;
 
 	memset(ip, 0, INNER_LEN);
-	ip[0] = 0x45;
-	ip[2] = INNER_LEN >> 8;
-	ip[3] = INNER_LEN & 0xff;
-	ip[8] = 64;
-	ip[9] = IPPROTO_ICMP;
-	ip[12] = 10;
-	ip[13] = 45;
-	ip[14] = (uint8_t)((1 + ue) >> 8);
-	ip[15] = (uint8_t)(1 + ue);
-	ip[16] = 192;
-	ip[17] = 0;
-	ip[18] = 2;
-	ip[19] = 1;
-	c = checksum(ip, 20);
-	ip[10] = c >> 8;
-	ip[11] = c & 0xff;
+	ipv4_header(ip, INNER_LEN, IPPROTO_ICMP, ue_addr, dn);
 	icmp[0] = 8;
 	icmp[4] = (uint8_t)(ue >> 8);
 	icmp[5] = (uint8_t)ue;
@@ -458,7 +418,7 @@ static void ping_request(uint8_t *ip, unsigned ue, uint16_t seq)
 	icmp[7] = seq & 0xff;
 	for (unsigned i = 8; i < INNER_LEN - 20; i++)
 		icmp[i] = (uint8_t)i;
-	c = checksum(icmp, INNER_LEN - 20);
+	c = inet_checksum(icmp, INNER_LEN - 20);
 	icmp[2] = c >> 8;
 	icmp[3] = c & 0xff;
 }
@@ -476,7 +436,7 @@ static bool ping_reply(uint8_t *ip, size_t len)
 	memcpy(ip + 16, tmp, 4);
 	ip[20] = 0;
 	ip[22] = ip[23] = 0;
-	c = checksum(ip + 20, len - 20);
+	c = inet_checksum(ip + 20, len - 20);
 	ip[22] = c >> 8;
 	ip[23] = c & 0xff;
 	return true;
@@ -484,11 +444,7 @@ static bool ping_reply(uint8_t *ip, size_t len)
 
 static size_t gtpu_gpdu(uint8_t *p, uint32_t teid, const uint8_t *inner, size_t len)
 {
-	p[0] = 0x30; /* version 1, PT=1, no optional fields */
-	p[1] = GTPU_GPDU;
-	p[2] = (uint8_t)(len >> 8);
-	p[3] = (uint8_t)len;
-	put_be32(p + 4, teid);
+	gtpu_header(p, teid, (uint16_t)len);
 	memcpy(p + GTPU_HDR_LEN, inner, len);
 	return GTPU_HDR_LEN + len;
 }
