@@ -6,11 +6,12 @@
 
 mod common;
 
+use common::tracer::{spawn_piped, Tracer};
 use common::*;
 use gtp5g_operator::api::Strategy;
 use gtp5g_operator::signal::Control;
 use std::io::{BufRead, BufReader};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdout, Command};
 use std::time::Duration;
 
 /// A child killed (and reaped) when dropped, so a failing assertion leaves
@@ -23,25 +24,6 @@ impl Drop for Proc {
         unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
         let _ = self.0.wait();
     }
-}
-
-fn start_tracer() -> Proc {
-    let mut child = Command::new(tracer_binary("gtp5g-tracer"))
-        .args(["--mode", "netdev"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start gtp5g-tracer");
-    let out = BufReader::new(child.stdout.take().unwrap());
-    for line in out.lines() {
-        let line = line.unwrap();
-        eprintln!("tracer: {line}");
-        if line.contains("probes attached") {
-            return Proc(child);
-        }
-    }
-    let status = child.wait();
-    panic!("gtp5g-tracer exited before attaching: {status:?}");
 }
 
 /// One process ran-sim reported before sending anything.
@@ -86,14 +68,12 @@ struct RanSim {
 
 impl RanSim {
     fn start(ues: u32, idle_ues: u32, extra: &[&str]) -> RanSim {
-        let mut child = Command::new(tracer_binary("ran-sim"))
-            .args(["--ues", &ues.to_string(), "--idle-ues", &idle_ues.to_string()])
-            .args(["--rate", "20"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start ran-sim");
-        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let (child, mut out) = spawn_piped(
+            Command::new(tracer_binary("ran-sim"))
+                .args(["--ues", &ues.to_string(), "--idle-ues", &idle_ues.to_string()])
+                .args(["--rate", "20"])
+                .args(extra),
+        );
         let proc = Proc(child);
         // upf, gnb, then one line per UE.
         let processes = (0..2 + ues + idle_ues)
@@ -168,7 +148,7 @@ fn strategies_for(ids: &[u32]) -> Vec<Strategy> {
 struct Live {
     _lock: std::fs::File,
     api: Api,
-    _tracer: Proc,
+    _tracer: Tracer,
     /// Left out of every comparison (`foreign_target_ids`).
     foreign: Vec<u32>,
     daemon: (Control, tokio::task::JoinHandle<()>),
@@ -179,7 +159,7 @@ impl Live {
         let lock = lock_trace_pipe();
         let api = Api::start().await;
         let pipe = gtp5g_operator::source::locate(None, false).unwrap();
-        let tracer = start_tracer();
+        let tracer = Tracer::start(&[]);
         let foreign = foreign_target_ids();
         if !foreign.is_empty() {
             eprintln!("note: nr-gnb / nr-ue tasks already running, left out: {foreign:?}");

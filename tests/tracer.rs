@@ -7,80 +7,17 @@
 
 mod common;
 
+use common::tracer::Tracer;
 use common::*;
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::net::UdpSocket;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
-
-/// The tracer, attached, with the rest of its stdout kept for the counts
-/// it prints on exit. SIGTERMed (and reaped) when dropped.
-struct Tracer {
-    child: Child,
-    out: Option<BufReader<ChildStdout>>,
-    /// What it printed up to and including "probes attached".
-    report: String,
-}
-
-impl Tracer {
-    fn start(args: &[&str]) -> Tracer {
-        let mut child = Command::new(tracer_binary("gtp5g-tracer"))
-            .args(["--mode", "netdev"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start gtp5g-tracer");
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut report = String::new();
-        while out.read_line(&mut report).unwrap() > 0 {
-            if report.lines().last().is_some_and(|l| l.contains("probes attached")) {
-                eprint!("tracer: {report}");
-                return Tracer { child, out: Some(out), report };
-            }
-        }
-        panic!("gtp5g-tracer {args:?} exited before attaching: {:?}", child.wait());
-    }
-
-    /// Stops the tracer; returns its final (printed, suppressed) counts.
-    fn stop(mut self) -> (u64, u64) {
-        self.signal_and_wait();
-        let mut rest = String::new();
-        self.out.take().unwrap().read_to_string(&mut rest).unwrap();
-        eprint!("tracer: {rest}");
-        let line = rest
-            .lines()
-            .rfind(|l| l.contains("events printed="))
-            .unwrap_or_else(|| panic!("no counts in the tracer's exit output: {rest:?}"));
-        (field(line, "printed="), field(line, "suppressed="))
-    }
-
-    fn signal_and_wait(&mut self) {
-        // SAFETY: signalling our own child by pid.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "gtp5g-tracer exited with {status:?}");
-    }
-}
-
-impl Drop for Tracer {
-    fn drop(&mut self) {
-        if self.out.is_some() {
-            // SAFETY: as above; the test already failed, so no assertion.
-            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-            let _ = self.child.wait();
-        }
-    }
-}
-
-fn field(line: &str, key: &str) -> u64 {
-    let rest = &line[line.find(key).unwrap() + key.len()..];
-    rest.split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
-}
 
 /// Reads trace_pipe on a thread until stopped: the lines are the ones this
 /// test's tracer printed (and whatever else the kernel printed meanwhile).

@@ -5,6 +5,7 @@
 
 pub mod faulty;
 pub mod tls;
+pub mod tracer;
 
 use gtp5g_operator::api::Strategy;
 use gtp5g_operator::config::{Config, Purpose, Sources};
