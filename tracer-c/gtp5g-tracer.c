@@ -369,6 +369,15 @@ static bool target_ok(const struct probe *p, char *why, size_t len)
 				      : netdev_target_ok(p->func, why, len);
 }
 
+/* The de-duplication settings both skeletons share (gtp5g_dedup.bpf.h);
+ * a macro because each skeleton's rodata is a type of its own. */
+#define SET_DEDUP_RODATA(skel, c)                                   \
+	do {                                                        \
+		(skel)->rodata->every_event = (c)->every_event;     \
+		(skel)->rodata->refresh_ms = (c)->refresh_ms;       \
+		(skel)->rodata->kernel_hz = (c)->kernel_hz;         \
+	} while (0)
+
 /* Configuration goes into .rodata before load, so the verifier sees
  * constants and drops the branches they rule out. */
 static struct bpf_object *open_object(struct object *o, enum mode mode, const struct config *c)
@@ -377,17 +386,13 @@ static struct bpf_object *open_object(struct object *o, enum mode mode, const st
 		o->fentry = gtp5g_fentry__open();
 		if (!o->fentry)
 			return NULL;
-		o->fentry->rodata->every_event = c->every_event;
-		o->fentry->rodata->refresh_ms = c->refresh_ms;
-		o->fentry->rodata->kernel_hz = c->kernel_hz;
+		SET_DEDUP_RODATA(o->fentry, c);
 		o->obj = o->fentry->obj;
 	} else {
 		o->netdev = gtp5g_netdev__open();
 		if (!o->netdev)
 			return NULL;
-		o->netdev->rodata->every_event = c->every_event;
-		o->netdev->rodata->refresh_ms = c->refresh_ms;
-		o->netdev->rodata->kernel_hz = c->kernel_hz;
+		SET_DEDUP_RODATA(o->netdev, c);
 		o->netdev->rodata->gtpu_port = (__u16)c->gtpu_port;
 		o->netdev->rodata->rls_port = (__u16)c->rls_port;
 		o->obj = o->netdev->obj;
