@@ -230,8 +230,10 @@ async fn live_ran_sim_boosts_nr_gnb_and_active_nr_ue_from_rls_but_not_an_idle_ue
     live.expect(&gnb.ids(), Duration::from_secs(6)).await;
     eprintln!("nr-ue dropped {:?} after its exit (interval 1 s)", exited.elapsed());
 
-    live.stop().await;
+    // ran-sim first: the ports it binds are free only once it is gone, and
+    // stopping `live` releases the trace_pipe lock the next test waits on.
     let summary = sim.stop();
+    live.stop().await;
     eprintln!("ran-sim: {summary}");
     // The idle UE was really there and heard: both UEs lived over 3 s and
     // sent a heartbeat at 0, 1, 2 and 3 s, each acked by the gNB.
@@ -252,8 +254,8 @@ async fn live_ran_sim_over_ipv6_boosts_nr_gnb_and_nr_ue() {
     let want = [sim.process("gnb", false).ids(), sim.process("ue", false).ids()].concat();
     live.expect(&want, Duration::from_secs(10)).await;
 
-    live.stop().await;
     let summary = sim.stop();
+    live.stop().await;
     assert!(summary["ue_data_received"].as_u64().unwrap() > 0, "{summary}");
 }
 
