@@ -369,12 +369,24 @@ static bool target_ok(const struct probe *p, char *why, size_t len)
 				      : netdev_target_ok(p->func, why, len);
 }
 
+/* The refresh period in the BPF side's clock (dedup_now()): jiffies when
+ * HZ is known, at least one, else nanoseconds. */
+static __u64 dedup_period(const struct config *c)
+{
+	__u64 ticks;
+
+	if (!c->kernel_hz)
+		return (__u64)c->refresh_ms * 1000000ULL;
+	ticks = (__u64)c->refresh_ms * c->kernel_hz / 1000;
+	return ticks ? ticks : 1;
+}
+
 /* The de-duplication settings both skeletons share (gtp5g_dedup.bpf.h);
  * a macro because each skeleton's rodata is a type of its own. */
 #define SET_DEDUP_RODATA(skel, c)                                   \
 	do {                                                        \
 		(skel)->rodata->every_event = (c)->every_event;     \
-		(skel)->rodata->refresh_ms = (c)->refresh_ms;       \
+		(skel)->rodata->dedup_period = dedup_period(c);     \
 		(skel)->rodata->kernel_hz = (c)->kernel_hz;         \
 	} while (0)
 

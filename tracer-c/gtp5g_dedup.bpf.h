@@ -12,11 +12,10 @@
  * period, that a thread is on the user-plane path; printing every packet
  * costs trace_pipe bandwidth and about half the sender's packet rate. So a
  * thread's event is printed when the thread is first seen and then at most
- * once per refresh_ms; the rest is only counted. Set by the loader before
+ * once per refresh period; the rest is only counted. Set by the loader before
  * load (rodata), so the verifier prunes the unused branch.
  */
 const volatile bool every_event = false;
-const volatile __u64 refresh_ms = 1000;
 
 /* The kernel's CONFIG_HZ, which the loader reads from its config; 0 when
  * unknown. (Not a libbpf __kconfig extern: libbpf then refuses to load at
@@ -31,16 +30,10 @@ static __always_inline __u64 dedup_now(void)
 	return kernel_hz ? bpf_jiffies64() : bpf_ktime_get_ns();
 }
 
-/* The refresh period in dedup_now() units, at least one tick. */
-static __always_inline __u64 dedup_period(void)
-{
-	__u64 ticks;
-
-	if (!kernel_hz)
-		return refresh_ms * 1000000ULL;
-	ticks = refresh_ms * kernel_hz / 1000;
-	return ticks ? ticks : 1;
-}
+/* The refresh period in dedup_now() units, worked out by the loader: the
+ * verifier does not fold arithmetic on rodata, so computing it here would
+ * cost a 64-bit divide per packet. */
+const volatile __u64 dedup_period = 1000000000ULL;
 
 /* Thread id -> dedup_now() of its last printed event. LRU, so a
  * thread that is gone makes room for a new one without any cleanup; the
@@ -71,7 +64,7 @@ struct {
 static __always_inline bool should_print(void)
 {
 	__u32 zero = 0, tid;
-	__u64 now, period, *last;
+	__u64 now, period = dedup_period, *last;
 	struct dedup_cpu *c = bpf_map_lookup_elem(&per_cpu, &zero);
 
 	if (!c)
@@ -82,7 +75,6 @@ static __always_inline bool should_print(void)
 	}
 	tid = (__u32)bpf_get_current_pid_tgid();
 	now = dedup_now();
-	period = dedup_period();
 	if (tid == c->tid && now - c->last < period) {
 		c->suppressed++;
 		return false;
