@@ -435,7 +435,7 @@ static int size_and_share_maps(struct bpf_object *obj, const struct config *c)
 	int err = bpf_map__set_max_entries(bpf_object__find_map_by_name(obj, "last_printed"),
 					   (__u32)c->map_size);
 
-	for (size_t i = 0; !err && nobjects && i < 2; i++) {
+	for (size_t i = 0; !err && nobjects && i < sizeof(shared) / sizeof(shared[0]); i++) {
 		struct bpf_map *first = bpf_object__find_map_by_name(objects[0].obj, shared[i]);
 		err = bpf_map__reuse_fd(bpf_object__find_map_by_name(obj, shared[i]),
 					bpf_map__fd(first));

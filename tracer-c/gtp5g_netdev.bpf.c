@@ -195,10 +195,10 @@ static __always_inline bool parse_pkt(struct sk_buff *skb, bool egress,
 		}
 	}
 
-	/* Headers must be in the linear area; fragments of a non-linear skb
-	 * are not worth chasing for a scheduling hint. */
 	__u16 sport = (l4b[0] << 8) | l4b[1];
 	__u16 dport = (l4b[2] << 8) | l4b[3];
+	/* The tail checks: headers must be in the linear area; fragments of a
+	 * non-linear skb are not worth chasing for a scheduling hint. */
 	if (dport == gtpu_port || sport == gtpu_port)
 		return l4 + UDP_HDR_LEN + GTPU_HDR_LEN <= tail &&
 		       gtpu_gpdu(l4b + UDP_HDR_LEN, out);
