@@ -16,6 +16,12 @@
 #define GTPU_GPDU 0xff
 #define IPV4_HDR_LEN 20
 
+static inline void put_be16(uint8_t *p, uint16_t v)
+{
+	p[0] = v >> 8;
+	p[1] = v & 0xff;
+}
+
 static inline void put_be32(uint8_t *p, uint32_t v)
 {
 	p[0] = v >> 24;
@@ -48,19 +54,14 @@ static inline uint16_t inet_checksum(const uint8_t *p, size_t n)
 static inline void ipv4_header(uint8_t *ip, uint16_t total_len, uint8_t proto,
 			       const uint8_t src[4], const uint8_t dst[4])
 {
-	uint16_t c;
-
 	memset(ip, 0, IPV4_HDR_LEN);
 	ip[0] = 0x45;
-	ip[2] = total_len >> 8;
-	ip[3] = total_len & 0xff;
+	put_be16(ip + 2, total_len);
 	ip[8] = 64;
 	ip[9] = proto;
 	memcpy(ip + 12, src, 4);
 	memcpy(ip + 16, dst, 4);
-	c = inet_checksum(ip, IPV4_HDR_LEN);
-	ip[10] = c >> 8;
-	ip[11] = c & 0xff;
+	put_be16(ip + 10, inet_checksum(ip, IPV4_HDR_LEN));
 }
 
 /* GTPv1-U: version 1, PT=1, no optional fields, type G-PDU; the length
@@ -69,8 +70,7 @@ static inline void gtpu_header(uint8_t *p, uint32_t teid, uint16_t payload_len)
 {
 	p[0] = 0x30;
 	p[1] = GTPU_GPDU;
-	p[2] = payload_len >> 8;
-	p[3] = payload_len & 0xff;
+	put_be16(p + 2, payload_len);
 	put_be32(p + 4, teid);
 }
 

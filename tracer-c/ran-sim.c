@@ -407,38 +407,31 @@ static void ping_request(uint8_t *ip, unsigned ue, uint16_t seq)
 	static const uint8_t dn[4] = { 192, 0, 2, 1 };
 	const uint8_t ue_addr[4] = { 10, 45, (uint8_t)((1 + ue) >> 8), (uint8_t)(1 + ue) };
 	uint8_t *icmp = ip + IPV4_HDR_LEN;
-	uint16_t c;
 
 	memset(ip, 0, INNER_LEN);
 	ipv4_header(ip, INNER_LEN, IPPROTO_ICMP, ue_addr, dn);
 	icmp[0] = 8;
 	icmp[4] = (uint8_t)(ue >> 8);
 	icmp[5] = (uint8_t)ue;
-	icmp[6] = seq >> 8;
-	icmp[7] = seq & 0xff;
-	for (unsigned i = 8; i < INNER_LEN - 20; i++)
+	put_be16(icmp + 6, seq);
+	for (unsigned i = 8; i < INNER_LEN - IPV4_HDR_LEN; i++)
 		icmp[i] = (uint8_t)i;
-	c = inet_checksum(icmp, INNER_LEN - 20);
-	icmp[2] = c >> 8;
-	icmp[3] = c & 0xff;
+	put_be16(icmp + 2, inet_checksum(icmp, INNER_LEN - IPV4_HDR_LEN));
 }
 
 /* What the data network answers: addresses swapped, echo reply. */
 static bool ping_reply(uint8_t *ip, size_t len)
 {
 	uint8_t tmp[4];
-	uint16_t c;
 
-	if (len < 28 || (ip[0] >> 4) != 4 || ip[9] != IPPROTO_ICMP || ip[20] != 8)
+	if (len < IPV4_HDR_LEN + 8 || (ip[0] >> 4) != 4 || ip[9] != IPPROTO_ICMP || ip[20] != 8)
 		return false;
 	memcpy(tmp, ip + 12, 4);
 	memcpy(ip + 12, ip + 16, 4);
 	memcpy(ip + 16, tmp, 4);
 	ip[20] = 0;
 	ip[22] = ip[23] = 0;
-	c = inet_checksum(ip + 20, len - 20);
-	ip[22] = c >> 8;
-	ip[23] = c & 0xff;
+	put_be16(ip + 22, inet_checksum(ip + IPV4_HDR_LEN, len - IPV4_HDR_LEN));
 	return true;
 }
 
