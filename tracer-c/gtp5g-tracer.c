@@ -553,6 +553,8 @@ static void release_all(void)
 		bpf_link__destroy(links[i]);
 	for (int i = 0; i < nobjects; i++)
 		close_object(&objects[i]);
+	btf__free(gtp5g_btf);
+	btf__free(vmlinux_btf);
 }
 
 /* Printed and suppressed events so far, summed over CPUs. */
@@ -775,8 +777,6 @@ int main(int argc, char **argv)
 	if (!attached) {
 		fprintf(stderr, PROG ": no probe attached (mode %s), exiting\n", mode_name(mode));
 		release_all();
-		btf__free(gtp5g_btf);
-		btf__free(vmlinux_btf);
 		return 1;
 	}
 
@@ -793,8 +793,6 @@ int main(int argc, char **argv)
 	sig = wait_for_signal(&term);
 	print_counts();
 	release_all();
-	btf__free(gtp5g_btf);
-	btf__free(vmlinux_btf);
 	printf(PROG ": detached %d probes (signal %d), exiting\n", attached, sig);
 	fflush(stdout);
 	return 0;
