@@ -96,16 +96,8 @@ async fn first_poll_after(rx: &mut watch::Receiver<Snapshot>, after: Instant) ->
 /// Waits until the API holds exactly `pids` (in any priority), returning
 /// when the test saw it: no later than that, the daemon had posted them.
 async fn api_holds(api: &Api, pids: &[i64]) -> Instant {
-    let mut posts = api.api.posts();
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        if api.pids() == pids {
-            return Instant::now();
-        }
-        if tokio::time::timeout_at(deadline, posts.changed()).await.is_err() {
-            panic!("API holds {:?}, want {pids:?}", api.pids());
-        }
-    }
+    api.until(&format!("API holds {pids:?}"), PATIENCE, |held| held == pids).await;
+    Instant::now()
 }
 
 /// A real multi-threaded process named nr-gnb: the operator's own binary

@@ -12,23 +12,6 @@ use tempfile::TempDir;
 
 const LONG: Duration = Duration::from_secs(10);
 
-/// Waits until the pids the API holds satisfy `f`; returns how long it took.
-async fn until(api: &Api, what: &str, bound: Duration, f: impl Fn(&[i64]) -> bool) -> Duration {
-    let started = Instant::now();
-    let mut posts = api.api.posts();
-    loop {
-        if f(&api.pids()) {
-            let took = started.elapsed();
-            eprintln!("{what}: {} ms", took.as_millis());
-            return took;
-        }
-        let left = bound.saturating_sub(started.elapsed());
-        if tokio::time::timeout(left, posts.changed()).await.is_err() {
-            panic!("{what}: not within {bound:?}; the API holds {:?}", api.pids());
-        }
-    }
-}
-
 fn holds(pid: u32) -> impl Fn(&[i64]) -> bool {
     move |pids| pids.contains(&i64::from(pid))
 }
@@ -70,10 +53,10 @@ async fn exit_to_removed(pidfd: bool, trials: usize, bound: Duration) {
     for _ in 0..trials {
         let mut target = Target::spawn("nr-gnb");
         s.fifo.write(&target.line());
-        until(&s.api, "tracked", LONG, holds(target.pid())).await;
+        s.api.until("tracked", LONG, holds(target.pid())).await;
         let killed = Instant::now();
         target.kill();
-        until(&s.api, "removed", bound, lacks(target.pid())).await;
+        s.api.until("removed", bound, lacks(target.pid())).await;
         took.push(killed.elapsed());
     }
     took.sort();
@@ -102,10 +85,10 @@ async fn an_unreaped_zombie_is_not_boosted() {
     let _d = Daemon::spawn(s.command());
     let target = Target::spawn("nr-ue");
     s.fifo.write(&target.line());
-    until(&s.api, "tracked", LONG, holds(target.pid())).await;
+    s.api.until("tracked", LONG, holds(target.pid())).await;
     // SAFETY: signalling our own child; it stays a zombie until the Drop.
     unsafe { libc::kill(target.pid() as i32, libc::SIGKILL) };
-    until(&s.api, "zombie removed", Duration::from_secs(3), lacks(target.pid())).await;
+    s.api.until("zombie removed", Duration::from_secs(3), lacks(target.pid())).await;
     let state = std::fs::read_to_string(format!("/proc/{}/stat", target.pid())).unwrap();
     assert!(state.contains(") Z "), "still a zombie while the API dropped it: {state}");
 }
@@ -133,12 +116,12 @@ async fn threads_created_and_exiting_in_a_target_show_within_a_second() {
     cmd.env("GTP5G_OPERATOR__TARGETS__NAMES", &comm);
     let _d = Daemon::spawn(cmd);
     s.fifo.write(&trace_line(&comm, me, me));
-    until(&s.api, "process tracked", LONG, holds(me)).await;
+    s.api.until("process tracked", LONG, holds(me)).await;
     let (tid, stop, handle) = parked_thread();
-    let started = until(&s.api, "new thread at the API", Duration::from_secs(3), holds(tid)).await;
+    let started = s.api.until("new thread at the API", Duration::from_secs(3), holds(tid)).await;
     stop.send(()).unwrap();
     handle.join().unwrap();
-    let ended = until(&s.api, "exited thread gone", Duration::from_secs(3), lacks(tid)).await;
+    let ended = s.api.until("exited thread gone", Duration::from_secs(3), lacks(tid)).await;
     // The tracker re-reads /proc every 0.5 s; debounce 20 ms here.
     assert!(started < Duration::from_secs(3) && ended < Duration::from_secs(3));
 }
@@ -165,7 +148,7 @@ async fn a_restart_boosts_idle_live_targets_again_and_not_dead_ones() {
     let mut d = Daemon::spawn(cmd);
     s.fifo.write(&format!("{}{}", idle.line(), dies.line()));
     let both = [i64::from(idle.pid()), i64::from(dies.pid())];
-    until(&s.api, "both tracked", LONG, |p| both.iter().all(|x| p.contains(x))).await;
+    s.api.until("both tracked", LONG, |p| both.iter().all(|x| p.contains(x))).await;
     let mut want = vec![u64::from(idle.pid()), u64::from(dies.pid())];
     want.sort_unstable();
     assert!(eventually(LONG, || saved_pids(state.path()) == want).await, "state file");
@@ -181,7 +164,7 @@ async fn a_restart_boosts_idle_live_targets_again_and_not_dead_ones() {
     let started = Instant::now();
     let d = Daemon::spawn(cmd);
     let only_idle = [i64::from(idle.pid())];
-    until(&s.api, "restored", LONG, |p| p == only_idle).await;
+    s.api.until("restored", LONG, |p| p == only_idle).await;
     eprintln!(
         "restart -> idle live target boosted again: {} ms from start",
         started.elapsed().as_millis()
@@ -201,7 +184,7 @@ async fn a_corrupt_state_file_is_logged_and_replaced() {
     cmd.env(STATE_DIR_ENV, state.path());
     let d = Daemon::spawn(cmd);
     s.fifo.write(&target.line());
-    until(&s.api, "tracked", LONG, holds(target.pid())).await;
+    s.api.until("tracked", LONG, holds(target.pid())).await;
     assert!(d.log_text().contains("ignoring the state file"), "{}", d.log_text());
     assert!(d.log_text().contains("not a tracked-process list"), "{}", d.log_text());
     assert!(eventually(LONG, || saved_pids(state.path()) == [u64::from(target.pid())]).await);
@@ -214,7 +197,7 @@ async fn a_stale_list_is_replaced_at_start_even_with_nothing_to_boost() {
     assert_eq!(s.api.pids(), vec![424242]);
     let started = Instant::now();
     let _d = Daemon::spawn(s.command());
-    until(&s.api, "stale list replaced", LONG, |p| p.is_empty()).await;
+    s.api.until("stale list replaced", LONG, |p| p.is_empty()).await;
     eprintln!("stale list replaced: {} ms from start", started.elapsed().as_millis());
 }
 
@@ -225,7 +208,7 @@ async fn stop_with(on_stop: &str) -> (Api, u32) {
     cmd.env("GTP5G_OPERATOR__STRATEGY__ON_STOP", on_stop);
     let mut d = Daemon::spawn(cmd);
     s.fifo.write(&target.line());
-    until(&s.api, "tracked", LONG, holds(target.pid())).await;
+    s.api.until("tracked", LONG, holds(target.pid())).await;
     d.signal(libc::SIGTERM);
     let status = d.wait_exit(LONG).await.expect("stopped");
     assert!(status.success(), "{status:?}");
@@ -254,7 +237,7 @@ async fn without_proc_checks_entries_expire_after_the_ttl() {
         trace_line("nr-gnb", 900001, 900001),
         trace_line("nr-ue", 900002, 900002)
     ));
-    until(&s.api, "both tracked", LONG, |p| p == [900001, 900002]).await;
+    s.api.until("both tracked", LONG, |p| p == [900001, 900002]).await;
     // One keeps appearing in the trace (as the tracer re-prints a busy
     // thread each refresh period); the other goes quiet.
     let mut fifo = s.fifo;
@@ -264,7 +247,7 @@ async fn without_proc_checks_entries_expire_after_the_ttl() {
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     });
-    until(&s.api, "quiet entry expired", Duration::from_secs(15), |p| p == [900002]).await;
+    s.api.until("quiet entry expired", Duration::from_secs(15), |p| p == [900002]).await;
     let after = seen.elapsed();
     eprintln!("expired {} ms after its last line (ttl 5 s)", after.as_millis());
     assert!(after >= Duration::from_secs(5), "expired before the ttl: {after:?}");
@@ -308,5 +291,5 @@ async fn a_partial_line_before_a_reopen_is_not_glued_to_the_next_one() {
     s.fifo.close_writer();
     tokio::time::sleep(Duration::from_millis(300)).await;
     s.fifo.write(&target.line());
-    until(&s.api, "the new source's first line counted", LONG, holds(target.pid())).await;
+    s.api.until("the new source's first line counted", LONG, holds(target.pid())).await;
 }

@@ -274,6 +274,24 @@ impl Api {
         self.dir.path()
     }
 
+    /// Waits until the pids the API holds satisfy `f`, or panics; prints and
+    /// returns how long it took.
+    pub async fn until(&self, what: &str, bound: Duration, f: impl Fn(&[i64]) -> bool) -> Duration {
+        let started = Instant::now();
+        let mut posts = self.api.posts();
+        loop {
+            if f(&self.pids()) {
+                let took = started.elapsed();
+                eprintln!("{what}: {} ms", took.as_millis());
+                return took;
+            }
+            let left = bound.saturating_sub(started.elapsed());
+            if tokio::time::timeout(left, posts.changed()).await.is_err() {
+                panic!("{what}: not within {bound:?}; the API holds {:?}", self.pids());
+            }
+        }
+    }
+
     /// Waits until the API holds `want` (the GET view), or panics.
     pub async fn expect(&self, want: &[Strategy], within: Duration) {
         self.expect_ignoring(want, &[], within).await
