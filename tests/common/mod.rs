@@ -7,7 +7,7 @@ pub mod faulty;
 pub mod tls;
 pub mod tracer;
 
-use gtp5g_operator::api::Strategy;
+use gtp5g_operator::api::{Strategy, TokenResponse};
 use gtp5g_operator::config::{Config, Purpose, Sources};
 use gtp5g_operator::local_api::{LocalApi, Schema};
 use gtp5g_operator::signal::Control;
@@ -258,10 +258,11 @@ impl Api {
     /// a stale one), and checks it was taken.
     pub async fn post_as_other_client(&self, pid: i64) {
         let body = serde_json::json!({"strategies": [{"priority": true, "execution_time": 1, "pid": pid}]});
-        let token = self.request_token().await;
+        let answer: TokenResponse = serde_json::from_value(self.request_token().await).unwrap();
+        let (token, _) = answer.into_token().expect("a token in either schema's answer");
         let status = reqwest::Client::new()
             .post(format!("{}{}", self.url(), gtp5g_operator::api::STRATEGIES_PATH))
-            .bearer_auth(token["token"].as_str().unwrap())
+            .bearer_auth(token)
             .json(&body)
             .send()
             .await
