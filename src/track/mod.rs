@@ -130,8 +130,9 @@ pub struct Tracker<P> {
     orphans: BTreeMap<u32, Comm>,
     /// Every tracked thread: the hot path's check.
     index: HashMap<u32, Member, BuildHasherDefault<TidHasher>>,
-    /// The time stamped on what lines say; set once per chunk by the owner,
-    /// so that the hot path does not read the clock per line.
+    /// The time of the chunk being fed (stamps what lines say, paces /proc
+    /// rechecks); set once per chunk by the owner, so that the hot path
+    /// does not read the clock per line.
     now: Instant,
     dropped: u64,
     exited: u64,
@@ -272,7 +273,7 @@ impl<P: ProcView> Tracker<P> {
         if !self.proc.is_live() || self.index.contains_key(&tid) {
             return false;
         }
-        let now = Instant::now();
+        let now = self.now;
         let recent = self.memory.entry(tid);
         let due = recent.proc_checked.is_none_or(|t| now.duration_since(t) >= PROC_RECHECK);
         if due {

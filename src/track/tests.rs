@@ -255,3 +255,18 @@ fn scheduler_line_about_its_own_header_task_takes_the_record_tgid() {
     assert_eq!(t.processes()[0].threads, vec![4781], "4790 is not the header's task");
     assert_eq!(t.processes()[1].pid, None);
 }
+
+#[test]
+fn live_proc_recheck_goes_by_the_chunk_clock() {
+    let proc = FakeProc::default();
+    let mut t = Tracker::new(Targets::new(&["nr-gnb"]), Limits::default(), &proc);
+    let start = Instant::now();
+    t.set_clock(start);
+    assert!(!feed(&mut t, &live_line(100)), "not in /proc yet");
+    proc.set(100, 100, "nr-gnb", 7);
+    t.set_clock(start + Duration::from_millis(500));
+    assert!(!feed(&mut t, &live_line(100)), "recheck not due within a second");
+    t.set_clock(start + Duration::from_secs(1));
+    assert!(feed(&mut t, &live_line(100)), "recheck due a second later");
+    assert_eq!(t.pids(true), vec![100]);
+}
