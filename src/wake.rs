@@ -63,7 +63,8 @@ impl WakeFd {
 
 /// poll(2) on `fds` for up to `timeout` (None: no limit), retried on EINTR.
 pub fn poll(fds: &mut [libc::pollfd], timeout: Option<Duration>) {
-    let ms = timeout.map_or(-1, |t| t.as_millis().min(i32::MAX as u128) as i32);
+    // Rounded up: a timeout cut to 0 ms would spin until the deadline.
+    let ms = timeout.map_or(-1, |t| t.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32);
     loop {
         // SAFETY: fds is a valid array of pollfd of the given length; a
         // negative fd in it is ignored by the kernel.
