@@ -155,7 +155,11 @@ impl<P: ProcView> Owner<P> {
                     changed |= self.tracker.refresh_process(*tgid);
                 }
             }
-            if Instant::now() >= next_tick || idle {
+            if idle {
+                // Nothing to re-read or expire: what this wake added was just
+                // read from /proc, so its first tick is a full TICK away.
+                next_tick = Instant::now() + TICK;
+            } else if Instant::now() >= next_tick {
                 changed |= self.tick();
                 next_tick = Instant::now() + TICK;
             }
