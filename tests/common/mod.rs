@@ -82,6 +82,21 @@ pub fn trace_line(comm: &str, tid: u32, tgid: u32) -> String {
     format!("          {comm}-{tid}   [001] b..2.  1675.757067: bpf_trace_printk: tp/net_dev_queue: PID={tid}, TGID={tgid}, CPU=1\n")
 }
 
+/// Spawns a just-written executable. Another test thread's fork can still
+/// hold the copy's write descriptor until its exec closes it, and exec then
+/// fails with ETXTBSY: retried, as that window is a few milliseconds.
+fn spawn_fresh_copy(cmd: &mut Command) -> Child {
+    for _ in 0..100 {
+        match cmd.spawn() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            other => return other.unwrap_or_else(|e| panic!("{cmd:?}: {e}")),
+        }
+    }
+    panic!("{cmd:?}: still ETXTBSY after 1 s");
+}
+
 /// A live process whose comm is `name`: /bin/sleep copied under that name.
 pub struct Target {
     child: Child,
@@ -93,8 +108,7 @@ impl Target {
         let dir = TempDir::new().unwrap();
         let exe = dir.path().join(name);
         std::fs::copy("/bin/sleep", &exe).unwrap();
-        let child = Command::new(&exe).arg("600").spawn().unwrap();
-        Target { child, _dir: dir }
+        Target { child: spawn_fresh_copy(Command::new(&exe).arg("600")), _dir: dir }
     }
 
     pub fn pid(&self) -> u32 {
