@@ -194,11 +194,25 @@ stop_started() {
 	done
 }
 
+# --- what a process costs ---------------------------------------------------------
+
+clk_tck() { getconf CLK_TCK; }
+
+# utime+stime of a process (all its threads), in clock ticks: "user sys".
+cpu_ticks() {
+	# Fields 14 and 15, counted after the ")" that ends the comm.
+	sed 's/.*) //' "/proc/$1/stat" | awk '{print $12, $13}'
+}
+
+peak_rss_kb() {
+	awk '/^VmHWM:/ {print $2}' "/proc/$1/status"
+}
+
 # --- the Gthulhu API, through the project's own client ------------------------------
 
-# api_strategies [--json]: the pids the API at API_URL holds, one a line, sorted.
+# The pids the API at API_URL holds, one a line, sorted.
 api_strategies() {
-	API_ENDPOINT=$API_URL PUBLIC_KEY_PATH=$API_KEY "$OPERATOR" api strategies "$@"
+	API_ENDPOINT=$API_URL PUBLIC_KEY_PATH=$API_KEY "$OPERATOR" api strategies
 }
 
 # --- packages ----------------------------------------------------------------------
