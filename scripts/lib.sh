@@ -71,9 +71,10 @@ mount_tracefs() {
 
 now_us() { echo "${EPOCHREALTIME/./}"; }
 
-# poll PID LOG TIMEOUT DESC CMD...: runs CMD (quietly) every 50 ms until it
-# succeeds. Fails, saying DESC, after TIMEOUT seconds or as soon as PID
-# ("-": none) has exited, then with the tail of LOG ("-": none).
+# poll PID LOG TIMEOUT DESC CMD...: runs CMD (quietly) every POLL_S seconds
+# (default 0.05) until it succeeds. Fails, saying DESC, after TIMEOUT
+# seconds or as soon as PID ("-": none) has exited, then with the tail of
+# LOG ("-": none).
 poll() {
 	local pid=$1 log=$2 timeout=$3 desc=$4
 	shift 4
@@ -89,7 +90,7 @@ poll() {
 			show_log "$log"
 			return 1
 		fi
-		sleep 0.05
+		sleep "${POLL_S:-0.05}"
 	done
 }
 
