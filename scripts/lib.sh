@@ -118,12 +118,17 @@ wait_ready() {
 
 # --- starting and stopping --------------------------------------------------------
 
-# start_bg LOG CMD...: CMD in the background, output to LOG, without the
-# trace_pipe lock's fd; sets BG_PID and adds it to STARTED.
+# start_bg LOG CMD...: CMD in the background, output to LOG ("-": this
+# shell's), without the trace_pipe lock's fd; sets BG_PID and adds it to
+# STARTED.
 start_bg() {
 	local log=$1
 	shift
-	"$@" >"$log" 2>&1 9>&- &
+	if [ "$log" = - ]; then
+		"$@" 9>&- &
+	else
+		"$@" >"$log" 2>&1 9>&- &
+	fi
 	BG_PID=$!
 	STARTED+=("$BG_PID")
 }
