@@ -10,14 +10,13 @@
 set -euo pipefail
 
 cd "$(dirname "$(readlink -f "$0")")"
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 
 PREFIX=${PREFIX:-/usr/local}
 DESTDIR=${DESTDIR:-}
 CARGO=${CARGO:-cargo}
 MAKE=${MAKE:-make}
-
-say() { printf '==> %s\n' "$*"; }
-die() { printf 'build.sh: error: %s\n' "$*" >&2; exit 1; }
 
 # bpftool is in /usr/sbin on Debian, which a non-root PATH may lack.
 have_cmd() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]; }
@@ -54,16 +53,6 @@ deps_missing() {
 	printf '%s\n' "${missing[@]}"
 }
 
-apt_install() {
-	say "apt-get install -y $*"
-	if ! DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@"; then
-		# Stale package indexes give 404s; refresh once and retry.
-		say "apt-get install failed; running apt-get update and retrying once"
-		DEBIAN_FRONTEND=noninteractive apt-get update
-		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@"
-	fi
-}
-
 cmd_deps() {
 	local ids debian=0 ubuntu=0
 	ids=$(os_id)
@@ -81,7 +70,7 @@ cmd_deps() {
 	fi
 	if [ "$debian" = 1 ] && [ "$(id -u)" = 0 ]; then
 		say "deps: installing missing: ${missing[*]}"
-		apt_install "${missing[@]}"
+		apt_install "${missing[@]}" || die "apt-get install ${missing[*]} failed"
 		return 0
 	fi
 	if [ "$debian" = 1 ]; then
