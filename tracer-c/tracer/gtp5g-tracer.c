@@ -31,6 +31,7 @@
 #include "gtp5g_fentry.skel.h"
 #include "gtp5g_netdev.skel.h"
 #include "gtp5g_dedup.h"
+#include "wire.h"
 
 #define PROG "gtp5g-tracer"
 #include "cli.h"
@@ -45,33 +46,68 @@ static const char *mode_name(enum mode m)
 	return m == MODE_FENTRY ? "fentry" : m == MODE_NETDEV ? "netdev" : "auto";
 }
 
+/* Room for every program of both objects. */
+#define MAX_PROBES 32
+
 struct probe {
 	enum mode mode;
-	const char *name; /* as printed in trace_pipe messages / --list */
-	const char *prog; /* BPF program name in the object */
-	const char *func; /* kernel function or tracepoint, for --only */
+	char name[64];	  /* as printed in trace_pipe messages / --list */
+	char prog[64];	  /* BPF program name in the object */
+	const char *func; /* kernel function or tracepoint (in name), for --only */
 };
 
-static const struct probe probes[] = {
-	{ MODE_FENTRY, "fentry/gtp5g_encap_recv", "fentry_gtp5g_encap_recv", "gtp5g_encap_recv" },
-	{ MODE_FENTRY, "fexit/gtp5g_encap_recv", "fexit_gtp5g_encap_recv", "gtp5g_encap_recv" },
-	{ MODE_FENTRY, "fentry/gtp5g_xmit_skb_ipv4", "fentry_gtp5g_xmit_skb_ipv4", "gtp5g_xmit_skb_ipv4" },
-	{ MODE_FENTRY, "fexit/gtp5g_xmit_skb_ipv4", "fexit_gtp5g_xmit_skb_ipv4", "gtp5g_xmit_skb_ipv4" },
-	{ MODE_FENTRY, "fentry/gtp5g_handle_skb_ipv4", "fentry_gtp5g_handle_skb_ipv4", "gtp5g_handle_skb_ipv4" },
-	{ MODE_FENTRY, "fexit/gtp5g_handle_skb_ipv4", "fexit_gtp5g_handle_skb_ipv4", "gtp5g_handle_skb_ipv4" },
-	{ MODE_FENTRY, "fentry/gtp5g_push_header", "fentry_gtp5g_push_header", "gtp5g_push_header" },
-	{ MODE_FENTRY, "fexit/gtp5g_push_header", "fexit_gtp5g_push_header", "gtp5g_push_header" },
-	{ MODE_FENTRY, "fentry/pdr_find_by_gtp1u", "fentry_pdr_find_by_gtp1u", "pdr_find_by_gtp1u" },
-	{ MODE_FENTRY, "fexit/pdr_find_by_gtp1u", "fexit_pdr_find_by_gtp1u", "pdr_find_by_gtp1u" },
-	{ MODE_FENTRY, "fentry/ip4_find_route", "fentry_ip4_find_route", "ip4_find_route" },
-	{ MODE_FENTRY, "fexit/ip4_find_route", "fexit_ip4_find_route", "ip4_find_route" },
-	{ MODE_FENTRY, "fentry/policePacket", "fentry_policePacket", "policePacket" },
-	{ MODE_NETDEV, "tp/net_dev_queue", "tp_net_dev_queue", "net_dev_queue" },
-	{ MODE_NETDEV, "tp/netif_receive_skb", "tp_netif_receive_skb", "netif_receive_skb" },
-};
-#define NPROBES (sizeof(probes) / sizeof(probes[0]))
+/* Filled from the objects themselves (collect_probes), so that a program
+ * added to a .bpf.c needs no second list here. */
+static struct probe probes[MAX_PROBES];
+static size_t nprobes;
 
 static bool verbose;
+
+/* One probe per program of obj, named after its SEC(): "fentry/F",
+ * "fexit/F", and "tp/T" for "tp_btf/T" (the prefix its lines print). */
+static int add_probes(enum mode mode, struct bpf_object *obj)
+{
+	struct bpf_program *prog;
+
+	bpf_object__for_each_program(prog, obj) {
+		const char *sec = bpf_program__section_name(prog), *slash = strchr(sec, '/');
+		struct probe *p = &probes[nprobes];
+
+		if (!slash || nprobes == MAX_PROBES) {
+			fprintf(stderr, PROG ": BPF program %s (SEC \"%s\"): %s\n",
+				bpf_program__name(prog), sec,
+				slash ? "more programs than MAX_PROBES" : "no target in its section name");
+			return -EINVAL;
+		}
+		p->mode = mode;
+		if (!strncmp(sec, "tp_btf/", 7))
+			snprintf(p->name, sizeof(p->name), "tp%s", slash);
+		else
+			snprintf(p->name, sizeof(p->name), "%s", sec);
+		snprintf(p->prog, sizeof(p->prog), "%s", bpf_program__name(prog));
+		p->func = strchr(p->name, '/') + 1;
+		nprobes++;
+	}
+	return 0;
+}
+
+/* Opening parses the embedded ELF only: nothing reaches the kernel. */
+static int collect_probes(void)
+{
+	struct gtp5g_fentry *fentry = gtp5g_fentry__open();
+	struct gtp5g_netdev *netdev = gtp5g_netdev__open();
+	int err = fentry && netdev ? 0 : -errno;
+
+	if (err)
+		fprintf(stderr, PROG ": cannot open the embedded BPF objects: %s\n", strerror(-err));
+	if (!err)
+		err = add_probes(MODE_FENTRY, fentry->obj);
+	if (!err)
+		err = add_probes(MODE_NETDEV, netdev->obj);
+	gtp5g_fentry__destroy(fentry);
+	gtp5g_netdev__destroy(netdev);
+	return err;
+}
 
 /* The first libbpf warning of the current attempt is the one that says what
  * went wrong; later ones repeat it at object level. */
@@ -264,7 +300,7 @@ static int check_only(const char *only)
 	snprintf(buf, sizeof(buf), "%s", only);
 	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 		bool found = false;
-		for (size_t i = 0; i < NPROBES; i++)
+		for (size_t i = 0; i < nprobes; i++)
 			if (!strcmp(tok, probes[i].func) || !strcmp(tok, probes[i].name))
 				found = true;
 		if (!found) {
@@ -278,11 +314,11 @@ static int check_only(const char *only)
 static void list_probes(void)
 {
 	printf("mode fentry (gtp5g module functions; needs %s):\n", GTP5G_BTF);
-	for (size_t i = 0; i < NPROBES; i++)
+	for (size_t i = 0; i < nprobes; i++)
 		if (probes[i].mode == MODE_FENTRY)
 			printf("  %-32s %s\n", probes[i].name, probes[i].func);
 	printf("mode netdev (any kernel with BTF; GTP-U over UDP, IPv4/IPv6):\n");
-	for (size_t i = 0; i < NPROBES; i++)
+	for (size_t i = 0; i < nprobes; i++)
 		if (probes[i].mode == MODE_NETDEV)
 			printf("  %-32s %s (%s)\n", probes[i].name, probes[i].func,
 			       !strcmp(probes[i].func, "net_dev_queue") ? "egress" : "ingress");
@@ -295,8 +331,8 @@ static void usage(FILE *f)
 		"       [--refresh-ms MS] [--every-event] [--map-size N] [--list] [-v]\n"
 		"  --mode        auto (default): fentry when " GTP5G_BTF " exists, else netdev\n"
 		"  --only        attach only these probes (function/tracepoint or probe name)\n"
-		"  --port        GTP-U UDP port for netdev mode (default 2152)\n"
-		"  --rls-port    UERANSIM RLS UDP port for netdev mode (default 4997)\n"
+		"  --port        GTP-U UDP port for netdev mode (default " WIRE_STR(GTPU_PORT) ")\n"
+		"  --rls-port    UERANSIM RLS UDP port for netdev mode (default " WIRE_STR(RLS_PORT) ")\n"
 		"  --refresh-ms  print a thread's event at most once per MS (default 1000)\n"
 		"  --every-event print every event (no de-duplication)\n"
 		"  --map-size    threads remembered for de-duplication (default 16384)\n"
@@ -350,9 +386,9 @@ struct object {
 	struct bpf_object *obj;
 };
 
-static struct object objects[NPROBES];
+static struct object objects[MAX_PROBES];
 static int nobjects;
-static struct bpf_link *links[NPROBES];
+static struct bpf_link *links[MAX_PROBES];
 
 static void report(size_t i, const char *why)
 {
@@ -421,7 +457,7 @@ static void close_object(struct object *o)
 
 static int probe_index(const char *prog_name)
 {
-	for (size_t i = 0; i < NPROBES; i++)
+	for (size_t i = 0; i < nprobes; i++)
 		if (!strcmp(probes[i].prog, prog_name))
 			return (int)i;
 	return -1;
@@ -477,7 +513,7 @@ static int attach_loaded(struct bpf_object *obj, const bool *want)
 {
 	int attached = 0;
 
-	for (size_t i = 0; i < NPROBES; i++) {
+	for (size_t i = 0; i < nprobes; i++) {
 		struct bpf_program *prog;
 		char why[1024];
 
@@ -504,8 +540,8 @@ static int load_one_by_one(enum mode mode, const bool *want, const struct config
 {
 	int attached = 0;
 
-	for (size_t i = 0; i < NPROBES; i++) {
-		bool one[NPROBES] = {};
+	for (size_t i = 0; i < nprobes; i++) {
+		bool one[MAX_PROBES] = {};
 		char why[1024];
 
 		if (!want[i])
@@ -524,11 +560,11 @@ static int load_one_by_one(enum mode mode, const bool *want, const struct config
  * (kernel BTF parsed once, not once per probe). */
 static int attach_mode(enum mode mode, char *only, const struct config *c)
 {
-	bool want[NPROBES] = {};
+	bool want[MAX_PROBES] = {};
 	int nwant = 0;
 	char why[1024];
 
-	for (size_t i = 0; i < NPROBES; i++) {
+	for (size_t i = 0; i < nprobes; i++) {
 		if (probes[i].mode != mode || !selected(&probes[i], only))
 			continue;
 		if (!target_ok(&probes[i], why, sizeof(why))) {
@@ -549,7 +585,7 @@ static int attach_mode(enum mode mode, char *only, const struct config *c)
 
 static void release_all(void)
 {
-	for (size_t i = 0; i < NPROBES; i++)
+	for (size_t i = 0; i < nprobes; i++)
 		bpf_link__destroy(links[i]);
 	for (int i = 0; i < nobjects; i++)
 		close_object(&objects[i]);
@@ -729,12 +765,14 @@ int main(int argc, char **argv)
 {
 	struct args a = {
 		.mode = MODE_AUTO,
-		.config = { .gtpu_port = 2152, .rls_port = 4997, .refresh_ms = 1000, .map_size = 16384 },
+		.config = { .gtpu_port = GTPU_PORT, .rls_port = RLS_PORT, .refresh_ms = 1000, .map_size = 16384 },
 	};
 	enum mode mode;
 	sigset_t term;
 	int err, attached, sig;
 
+	if (collect_probes())
+		return 1;
 	err = parse_args(argc, argv, &a);
 	if (err)
 		return err;
