@@ -14,11 +14,15 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <unistd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/syscall.h>
 #include <linux/capability.h>
 #include <sys/utsname.h>
@@ -328,7 +332,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: " PROG " [--mode auto|fentry|netdev] [--only FUNC,...] [--port N] [--rls-port N]\n"
-		"       [--refresh-ms MS] [--every-event] [--map-size N] [--list] [-v]\n"
+		"       [--refresh-ms MS] [--every-event] [--map-size N] [--ready-file PATH] [--list] [-v]\n"
 		"  --mode        auto (default): fentry when " GTP5G_BTF " exists, else netdev\n"
 		"  --only        attach only these probes (function/tracepoint or probe name)\n"
 		"  --port        GTP-U UDP port for netdev mode (default " WIRE_STR(GTPU_PORT) ")\n"
@@ -336,6 +340,8 @@ static void usage(FILE *f)
 		"  --refresh-ms  print a thread's event at most once per MS (default 1000)\n"
 		"  --every-event print every event (no de-duplication)\n"
 		"  --map-size    threads remembered for de-duplication (default 16384)\n"
+		"  --ready-file  once every probe is attached, write PATH (one JSON line);\n"
+		"                removed on exit\n"
 		"  --list        print the probes of each mode and exit\n"
 		"  -v            show libbpf debug output and event counts every %d s\n",
 		STATS_PERIOD_S);
@@ -615,9 +621,76 @@ static void print_counts(void)
 	fflush(stdout);
 }
 
+/* ---- readiness, for machines (CONTRACTS.md) ---- */
+
+/* PATH appears whole or not at all: written as PATH.tmp, synced, renamed. */
+static int write_ready_file(const char *path, const char *line)
+{
+	char tmp[4096];
+	size_t len = strlen(line);
+	int fd, err = 0;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, line, len) != (ssize_t)len || fsync(fd))
+		err = errno ? -errno : -EIO;
+	if (close(fd) && !err)
+		err = -errno;
+	if (!err && rename(tmp, path))
+		err = -errno;
+	if (err)
+		unlink(tmp);
+	return err;
+}
+
+/* systemd's Type=notify: READY=1 to $NOTIFY_SOCKET ("@" is the abstract
+ * namespace). Best effort: the ready file is the contract. */
+static void notify_ready(void)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	size_t n = path ? strlen(path) : 0;
+	int fd;
+
+	if (!n || n >= sizeof(sa.sun_path) || (path[0] != '/' && path[0] != '@'))
+		return;
+	memcpy(sa.sun_path, path, n);
+	if (path[0] == '@')
+		sa.sun_path[0] = 0;
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	if (sendto(fd, "READY=1", 7, 0, (struct sockaddr *)&sa,
+		   offsetof(struct sockaddr_un, sun_path) + n) < 0)
+		fprintf(stderr, PROG ": warning: READY=1 to NOTIFY_SOCKET %s: %s\n", path,
+			strerror(errno));
+	close(fd);
+}
+
+static int announce_ready(const char *ready_file, enum mode mode, int attached, bool dedup)
+{
+	char line[128];
+	int err;
+
+	notify_ready();
+	if (!ready_file)
+		return 0;
+	snprintf(line, sizeof(line), "{\"mode\":\"%s\",\"probes\":%d,\"dedup\":%s}\n",
+		 mode_name(mode), attached, dedup ? "true" : "false");
+	err = write_ready_file(ready_file, line);
+	if (err)
+		fprintf(stderr, PROG ": --ready-file %s: cannot write it: %s\n", ready_file,
+			strerror(-err));
+	return err;
+}
+
 struct args {
 	enum mode mode;
 	char *only;
+	const char *ready_file;
 	bool list;
 	struct config config;
 };
@@ -633,6 +706,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 		{ "refresh-ms", required_argument, NULL, 'R' },
 		{ "every-event", no_argument, NULL, 'e' },
 		{ "map-size", required_argument, NULL, 's' },
+		{ "ready-file", required_argument, NULL, 'F' },
 		{ "list", no_argument, NULL, 'l' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -676,6 +750,13 @@ static int parse_args(int argc, char **argv, struct args *a)
 			/* The LRU map preallocates every entry: bound the memory. */
 			if (parse_ul("--map-size", optarg, 1, 1UL << 22, &a->config.map_size))
 				return 2;
+			break;
+		case 'F':
+			if (!*optarg) {
+				fprintf(stderr, PROG ": --ready-file: empty path\n");
+				return 2;
+			}
+			a->ready_file = optarg;
 			break;
 		case 'l':
 			a->list = true;
@@ -786,6 +867,12 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
+	/* A waiter must never take a previous run's file for this one's. */
+	if (a.ready_file && unlink(a.ready_file) && errno != ENOENT) {
+		fprintf(stderr, PROG ": --ready-file %s: cannot remove the old one: %s\n",
+			a.ready_file, strerror(errno));
+		return 1;
+	}
 	libbpf_set_print(libbpf_print);
 	load_btf();
 	a.config.kernel_hz = kernel_hz();
@@ -827,8 +914,14 @@ int main(int argc, char **argv)
 	       mode_name(mode), a.config.every_event ? "every event" : "de-duplicated",
 	       tp ? tp : "/sys/kernel/tracing/trace_pipe");
 	fflush(stdout);
+	if (announce_ready(a.ready_file, mode, attached, !a.config.every_event)) {
+		release_all();
+		return 1;
+	}
 
 	sig = wait_for_signal(&term);
+	if (a.ready_file)
+		unlink(a.ready_file);
 	print_counts();
 	release_all();
 	printf(PROG ": detached %d probes (signal %d), exiting\n", attached, sig);
