@@ -80,7 +80,7 @@ cmd_deps() {
 }
 
 cmd_tracer() {
-	say "make -C tracer-c (BPF objects, skeletons, gtp5g-tracer, ran-sim, gtp5g-flood)"
+	say "make -C tracer-c (the tracer, its BPF objects, and the tools: ran-sim, gtpu-traffic, gtp5g-flood)"
 	"$MAKE" -C tracer-c
 }
 
@@ -172,16 +172,19 @@ image_from_host() {
 cmd_install() {
 	cmd_build
 	local bindir="$DESTDIR$PREFIX/bin" unitdir="$DESTDIR/etc/systemd/system"
+	local libexecdir="$DESTDIR$PREFIX/libexec/gtp5g-operator"
 	local confdir="$DESTDIR/etc/gtp5g-operator" statedir="$DESTDIR/var/lib/gtp5g-operator"
 
 	say "install binaries into $bindir"
 	install -d -m755 "$bindir"
 	install -m755 target/release/gtp5g-operator "$bindir/gtp5g-operator"
 	install -m755 tracer-c/build/gtp5g-tracer "$bindir/gtp5g-tracer"
-	install -m755 tracer-c/build/ran-sim "$bindir/ran-sim"
-	if [ -x tracer-c/build/gtp5g-flood ]; then
-		install -m755 tracer-c/build/gtp5g-flood "$bindir/gtp5g-flood"
-	fi
+	# The UERANSIM stand-in, to try an installed tracer and daemon without
+	# a RAN; not a command of the product, so off PATH. The benchmark tools
+	# stay in the source tree.
+	say "install ran-sim into $libexecdir"
+	install -d -m755 "$libexecdir"
+	install -m755 tracer-c/build/ran-sim "$libexecdir/ran-sim"
 
 	if [ -d systemd ]; then
 		say "install systemd units into $unitdir"

@@ -2,11 +2,11 @@
 //! until told to stop.
 
 use crate::config::{Config, ConfigError};
+use crate::pipeline::thread::{self, Inbox, Input, ThreadSettings};
 use crate::publish::{Publisher, Settings};
 use crate::signal::Control;
 use crate::source::{self, AtEnd, Event, Reader};
 use crate::stats::Stats;
-use crate::track::owner::{self, Inbox, Input, OwnerSettings};
 use crate::track::procfs::{LiveProc, NoProc, ProcView};
 use crate::track::state::StateFilePath;
 use crate::track::{Limits, Targets, Tracker};
@@ -24,14 +24,6 @@ pub const DRAIN: Duration = Duration::from_secs(5);
 /// next failure starts a new "down since". A FIFO without a writer ends at
 /// once on every reopen and so stays down.
 const SOURCE_UP_AFTER: Duration = Duration::from_secs(1);
-
-pub(crate) fn tracker<P: ProcView>(cfg: &Config, proc: P) -> Tracker<P> {
-    Tracker::new(Targets::new(&cfg.targets.names), limits(cfg), proc)
-}
-
-fn limits(cfg: &Config) -> Limits {
-    Limits { max_processes: cfg.targets.max_processes, max_threads: cfg.targets.max_threads }
-}
 
 /// The reader thread's handler: chunks go to the tracker thread as they
 /// are; the source's ups and downs go to the stats and the log.
@@ -86,8 +78,8 @@ fn settings(cfg: &Config) -> Settings {
     Settings { api: cfg.api.clone(), strategy: cfg.strategy.clone(), threads: cfg.targets.threads }
 }
 
-fn owner_settings(cfg: &Config) -> OwnerSettings {
-    OwnerSettings {
+fn thread_settings(cfg: &Config) -> ThreadSettings {
+    ThreadSettings {
         max_line: cfg.trace.max_line_bytes,
         ttl: Duration::from_secs(cfg.targets.ttl_s),
         pidfd: cfg.targets.pidfd,
@@ -150,9 +142,13 @@ async fn run_with<P: ProcView + 'static>(
         None => None,
     };
     let (tracked_tx, tracked_rx) = watch::channel(None);
-    let (inbox, tracker_thread) =
-        owner::spawn(tracker(&cfg, proc), owner_settings(&cfg), stats.clone(), tracked_tx)
-            .map_err(|e| DaemonError::Thread("tracker", e))?;
+    let (inbox, tracker_thread) = thread::spawn(
+        Tracker::from_config(&cfg.targets, proc),
+        thread_settings(&cfg),
+        stats.clone(),
+        tracked_tx,
+    )
+    .map_err(|e| DaemonError::Thread("tracker", e))?;
     let (pipe, mount) = (cfg.trace.pipe.clone(), cfg.trace.mount_tracefs);
     let reader = Reader::spawn(
         move || source::locate(pipe.as_deref(), mount),
@@ -241,7 +237,7 @@ fn apply_reload(old: &Config, new: &Config, inbox: &Inbox, settings: &watch::Sen
             "state.dir and targets.check_proc/ttl_s/pidfd changes take effect on restart"
         );
     }
-    inbox.send(Input::Targets(Targets::new(&new.targets.names), limits(new)));
+    inbox.send(Input::Targets(Targets::new(&new.targets.names), Limits::from_config(&new.targets)));
     let _ = settings.send(self::settings(new));
     tracing::info!(targets = ?new.targets.names, endpoint = %new.api.endpoint, "configuration reloaded");
 }

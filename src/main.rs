@@ -2,13 +2,14 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use gtp5g_operator::config::{Config, LogFormat, Purpose, Sources};
+use gtp5g_operator::config::{Config, Purpose, Sources};
 use gtp5g_operator::daemon;
 use gtp5g_operator::local_api::{self, LocalApiOptions, Schema, DEFAULT_PRIORITY_LEVEL};
+use gtp5g_operator::log::{self, LogFormat};
 use gtp5g_operator::replay;
+use gtp5g_operator::signal;
 use gtp5g_operator::stats::Stats;
 use gtp5g_operator::systemd::Systemd;
-use gtp5g_operator::{log, signal};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -2,8 +2,8 @@
 //! on loopback from named threads of this test process, the real
 //! trace_pipe. What is checked is what the daemon relies on: the record
 //! format (unchanged with --every-event), the per-thread de-duplication
-//! (default, and with a map smaller than the number of threads) and the
-//! RLS user-data records. Needs root, tracefs and BPF.
+//! (default, and with a map smaller than the number of threads), the
+//! RLS user-data records and the ready file. Needs root, tracefs and BPF.
 
 mod common;
 
@@ -447,4 +447,57 @@ fn one_load_per_mode_keeps_the_per_probe_report() {
     ] {
         assert!(report.contains(line), "{line:?} not in {report}");
     }
+}
+
+/// `--ready-file`: written once every probe is attached (a packet sent the
+/// moment it exists is traced), one JSON line saying what is attached, no
+/// temporary left beside it, gone when the tracer exits.
+#[test]
+fn ready_file_comes_after_the_probes_and_goes_with_the_tracer() {
+    let Some(_lock) = live() else { return };
+    for (args, dedup) in [(&["--every-event"][..], false), (&[], true)] {
+        let reader = PipeReader::start();
+        let tracer = Tracer::start(args);
+        let tid = sender("dp-ready", |s| {
+            s.send_to(&gpdu(0x5000), "127.0.0.1:2152").unwrap();
+        })
+        .join()
+        .unwrap();
+        let ready: serde_json::Value = serde_json::from_str(&tracer.ready).unwrap();
+        let attached = tracer.report.lines().filter(|l| l.ends_with(": attached")).count();
+        assert_eq!(
+            ready,
+            serde_json::json!({"mode": "netdev", "probes": attached, "dedup": dedup}),
+            "{args:?}: {}",
+            tracer.ready
+        );
+        assert!(tracer.ready.ends_with("}\n") && tracer.ready.lines().count() == 1);
+        let path = tracer.ready_file().to_owned();
+        let tmp = path.with_file_name("tracer.ready.tmp");
+        assert!(!tmp.exists(), "{} left behind", tmp.display());
+        tracer.stop();
+        assert!(!path.exists(), "{} still there after the tracer exited", path.display());
+        let lines = reader.finish();
+        let egress = egress_times(&lines, tid).len();
+        assert_eq!(egress, 1, "{args:?}: the packet sent once ready: {lines:#?}");
+    }
+}
+
+/// A ready file that cannot be written is an error naming it: exit 1, no
+/// temporary left behind.
+#[test]
+fn unwritable_ready_file_fails_naming_it() {
+    let Some(_lock) = live() else { return };
+    let dir = tempfile::TempDir::new().unwrap();
+    let path = dir.path().join("no-such-dir/tracer.ready");
+    let out = Command::new(tracer_binary("gtp5g-tracer"))
+        .args(["--mode", "netdev", "--ready-file"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("--ready-file {}", path.display())), "{err}");
+    assert!(err.contains("No such file or directory"), "{err}");
+    assert!(!path.with_file_name("tracer.ready.tmp").exists());
 }

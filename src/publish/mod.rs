@@ -9,7 +9,7 @@ use crate::backoff::Backoff;
 use crate::clock::unix_ms;
 use crate::config::{ApiConfig, OnStop, StrategyConfig};
 use crate::stats::Stats;
-use crate::track::owner::Tracked;
+use crate::track::Tracked;
 use client::{ApiClient, FailureKind, PublishError};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, OnceLock};

@@ -3,7 +3,11 @@
 
 use super::tracer_binary;
 use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+use tempfile::TempDir;
 
 /// Starts `cmd` with its stdout piped to the test.
 pub fn spawn_piped(cmd: &mut Command) -> (Child, BufReader<ChildStdout>) {
@@ -17,23 +21,56 @@ pub fn spawn_piped(cmd: &mut Command) -> (Child, BufReader<ChildStdout>) {
 pub struct Tracer {
     child: Child,
     out: Option<BufReader<ChildStdout>>,
-    /// What it printed up to and including "probes attached".
+    /// What it printed before it said it was ready.
     pub report: String,
+    /// Its ready file's one line (`--ready-file`).
+    pub ready: String,
+    ready_file: PathBuf,
+    _dir: TempDir,
 }
 
 impl Tracer {
+    /// Starts the netdev tracer and waits for its ready file, as the
+    /// scripts do, never for a log line.
     pub fn start(args: &[&str]) -> Tracer {
-        let (mut child, mut out) = spawn_piped(
-            Command::new(tracer_binary("gtp5g-tracer")).args(["--mode", "netdev"]).args(args),
+        let dir = TempDir::new().unwrap();
+        let ready_file = dir.path().join("tracer.ready");
+        let (mut child, out) = spawn_piped(
+            Command::new(tracer_binary("gtp5g-tracer"))
+                .args(["--mode", "netdev", "--ready-file"])
+                .arg(&ready_file)
+                .args(args),
         );
-        let mut report = String::new();
-        while out.read_line(&mut report).unwrap() > 0 {
-            if report.lines().last().is_some_and(|l| l.contains("probes attached")) {
-                eprint!("tracer: {report}");
-                return Tracer { child, out: Some(out), report };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let ready = loop {
+            if let Ok(line) = std::fs::read_to_string(&ready_file) {
+                break line;
             }
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("gtp5g-tracer {args:?} exited before it was ready: {status:?}");
+            }
+            assert!(Instant::now() < deadline, "gtp5g-tracer {args:?}: not ready in 30 s");
+            thread::sleep(Duration::from_millis(10));
+        };
+        let mut tracer =
+            Tracer { child, out: Some(out), report: String::new(), ready, ready_file, _dir: dir };
+        tracer.report = tracer.read_report();
+        eprint!("tracer: {}", tracer.report);
+        tracer
+    }
+
+    /// The lines printed up to the ready line, which came before the file.
+    fn read_report(&mut self) -> String {
+        let out = self.out.as_mut().unwrap();
+        let mut report = String::new();
+        while !report.lines().last().is_some_and(|l| l.contains("probes attached")) {
+            assert!(out.read_line(&mut report).unwrap() > 0, "tracer stdout closed: {report}");
         }
-        panic!("gtp5g-tracer {args:?} exited before attaching: {:?}", child.wait());
+        report
+    }
+
+    pub fn ready_file(&self) -> &Path {
+        &self.ready_file
     }
 
     /// Stops the tracer; returns its final (printed, suppressed) counts.

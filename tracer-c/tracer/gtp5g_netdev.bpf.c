@@ -17,26 +17,16 @@
  * Which events are printed: see should_print() (gtp5g_common.bpf.h).
  */
 #include "gtp5g_dedup.bpf.h"
+#include "wire.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
 /* Set by the loader before load (rodata), so the verifier sees a constant. */
-const volatile __u16 gtpu_port = 2152;
-const volatile __u16 rls_port = 4997;
+const volatile __u16 gtpu_port = GTPU_PORT;
+const volatile __u16 rls_port = RLS_PORT;
 
 #define ETH_P_IP_   0x0800
 #define ETH_P_IPV6_ 0x86DD
-#define IPV6_HDR_LEN 40
-#define UDP_HDR_LEN 8
-#define GTPU_HDR_LEN 8
-/* RLS PDU_TRANSMISSION header (UERANSIM): magic 3, version (3 bytes, not
- * matched: receivers drop other versions, we need not), message type, sender
- * id (8), PDU type, PDU id (4), payload field (4: the PDU session id for
- * DATA), PDU length (4). Heartbeats (25 bytes) and acks (17) are shorter. */
-#define RLS_HDR_LEN 26
-#define RLS_MAGIC 3
-#define RLS_PDU_TRANSMISSION 6
-#define RLS_PDU_DATA 2
 /* Bounded walk over IPv6 extension headers: the verifier needs a fixed bound
  * and real GTP-U traffic rarely carries any. */
 #define MAX_IPV6_EXT 4
@@ -63,16 +53,16 @@ static __always_inline __u32 be32_at(const __u8 *p)
 }
 
 /* The UDP header and what follows it, as far as either protocol needs. */
-#define L4_BYTES (UDP_HDR_LEN + RLS_HDR_LEN)
+#define L4_BYTES (UDP_HDR_LEN + RLS_PDU_HDR_LEN)
 
 static __always_inline bool gtpu_gpdu(const __u8 *gtp, struct pkt_info *out)
 {
 	/* Version 1 with the PT bit set is GTP; anything else on the port
 	 * (GTP' or garbage) is not GTP-U. */
-	if ((gtp[0] >> 5) != 1 || !(gtp[0] & 0x10))
+	if (GTPU_VERSION(gtp[GTPU_OFF_FLAGS]) != 1 || !(gtp[GTPU_OFF_FLAGS] & GTPU_FLAG_PT))
 		return false;
-	out->type = gtp[1];
-	out->teid = be32_at(&gtp[4]);
+	out->type = gtp[GTPU_OFF_TYPE];
+	out->teid = be32_at(&gtp[GTPU_OFF_TEID]);
 	return true;
 }
 
@@ -80,12 +70,12 @@ static __always_inline bool gtpu_gpdu(const __u8 *gtp, struct pkt_info *out)
  * too, and the operator must not boost an idle UE. */
 static __always_inline bool rls_data(const __u8 *rls, struct pkt_info *out)
 {
-	if (rls[0] != RLS_MAGIC || rls[4] != RLS_PDU_TRANSMISSION ||
-	    rls[13] != RLS_PDU_DATA)
+	if (rls[RLS_OFF_MAGIC] != RLS_MAGIC || rls[RLS_OFF_MSG_TYPE] != RLS_PDU_TRANSMISSION ||
+	    rls[RLS_OFF_PDU_TYPE] != RLS_PDU_DATA)
 		return false;
 	out->rls = true;
-	out->teid = be32_at(&rls[18]);
-	out->len = be32_at(&rls[22]);
+	out->teid = be32_at(&rls[RLS_OFF_PAYLOAD]);
+	out->len = be32_at(&rls[RLS_OFF_PDU_LEN]);
 	return true;
 }
 
@@ -178,8 +168,8 @@ static __always_inline bool parse_pkt(struct sk_buff *skb, bool egress,
 		if (((raw[6] << 8) | raw[7]) & 0x1fff)
 			return false;
 		l4 = l3 + (raw[0] & 0xf) * 4;
-		if (l4 == l3 + 20)
-			__builtin_memcpy(l4b, raw + 20, L4_BYTES);
+		if (l4 == l3 + IPV4_HDR_LEN)
+			__builtin_memcpy(l4b, raw + IPV4_HDR_LEN, L4_BYTES);
 		else if (read_at(l4b, L4_BYTES, head, l4))
 			return false;
 	} else {
@@ -203,7 +193,7 @@ static __always_inline bool parse_pkt(struct sk_buff *skb, bool egress,
 		return l4 + UDP_HDR_LEN + GTPU_HDR_LEN <= tail &&
 		       gtpu_gpdu(l4b + UDP_HDR_LEN, out);
 	if (dport == rls_port || sport == rls_port)
-		return l4 + UDP_HDR_LEN + RLS_HDR_LEN <= tail &&
+		return l4 + UDP_HDR_LEN + RLS_PDU_HDR_LEN <= tail &&
 		       rls_data(l4b + UDP_HDR_LEN, out);
 	return false;
 }

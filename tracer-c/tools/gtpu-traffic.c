@@ -150,8 +150,8 @@ static void json_string(FILE *f, const char *s)
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: " PROG " --name NAME [--threads N=3] [--count PACKETS_PER_THREAD=0]\n"
-		   "       [--interval-ms MS=100] [--port 2152] [--dest 127.0.0.1] [--teid BASE=0x1000]\n"
-		   "       [--linger]\n");
+		   "       [--interval-ms MS=100] [--port " WIRE_STR(GTPU_PORT) "] [--dest 127.0.0.1]\n"
+		   "       [--teid BASE=0x1000] [--linger]\n");
 }
 
 int main(int argc, char **argv)
@@ -168,7 +168,7 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
-	struct opts o = { .threads = 3, .interval_ms = 100, .port = 2152,
+	struct opts o = { .threads = 3, .interval_ms = 100, .port = GTPU_PORT,
 			  .dest = "127.0.0.1", .teid_base = 0x1000 };
 	static struct worker workers[MAX_THREADS];
 	struct addrinfo hints = { .ai_socktype = SOCK_DGRAM, .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV };

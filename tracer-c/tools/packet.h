@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Packet building shared by the user-space traffic generators (ran-sim,
- * gtpu-traffic): big-endian fields, the Internet checksum, an IPv4 header
- * and the GTP-U G-PDU header. Both must put the same bytes on the wire as
- * the tracer expects, so the layout lives in one place.
+ * gtpu-traffic): big-endian fields, the Internet checksum, an
+ * IPv4 header and the GTP-U G-PDU header, laid out as ../include/wire.h
+ * says, which is what the tracer matches.
  */
 #ifndef GTP5G_PACKET_H
 #define GTP5G_PACKET_H
@@ -12,9 +12,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#define GTPU_HDR_LEN 8
-#define GTPU_GPDU 0xff
-#define IPV4_HDR_LEN 20
+#include "wire.h"
 
 static inline void put_be16(uint8_t *p, uint16_t v)
 {
@@ -68,10 +66,10 @@ static inline void ipv4_header(uint8_t *ip, uint16_t total_len, uint8_t proto,
  * counts the bytes after the mandatory 8-byte header. */
 static inline void gtpu_header(uint8_t *p, uint32_t teid, uint16_t payload_len)
 {
-	p[0] = 0x30;
-	p[1] = GTPU_GPDU;
-	put_be16(p + 2, payload_len);
-	put_be32(p + 4, teid);
+	p[GTPU_OFF_FLAGS] = GTPU_FLAGS_V1;
+	p[GTPU_OFF_TYPE] = GTPU_GPDU;
+	put_be16(p + GTPU_OFF_LEN, payload_len);
+	put_be32(p + GTPU_OFF_TEID, teid);
 }
 
 #endif

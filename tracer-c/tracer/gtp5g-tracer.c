@@ -14,11 +14,15 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <unistd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/syscall.h>
 #include <linux/capability.h>
 #include <sys/utsname.h>
@@ -31,6 +35,7 @@
 #include "gtp5g_fentry.skel.h"
 #include "gtp5g_netdev.skel.h"
 #include "gtp5g_dedup.h"
+#include "wire.h"
 
 #define PROG "gtp5g-tracer"
 #include "cli.h"
@@ -45,33 +50,68 @@ static const char *mode_name(enum mode m)
 	return m == MODE_FENTRY ? "fentry" : m == MODE_NETDEV ? "netdev" : "auto";
 }
 
+/* Room for every program of both objects. */
+#define MAX_PROBES 32
+
 struct probe {
 	enum mode mode;
-	const char *name; /* as printed in trace_pipe messages / --list */
-	const char *prog; /* BPF program name in the object */
-	const char *func; /* kernel function or tracepoint, for --only */
+	char name[64];	  /* as printed in trace_pipe messages / --list */
+	char prog[64];	  /* BPF program name in the object */
+	const char *func; /* kernel function or tracepoint (in name), for --only */
 };
 
-static const struct probe probes[] = {
-	{ MODE_FENTRY, "fentry/gtp5g_encap_recv", "fentry_gtp5g_encap_recv", "gtp5g_encap_recv" },
-	{ MODE_FENTRY, "fexit/gtp5g_encap_recv", "fexit_gtp5g_encap_recv", "gtp5g_encap_recv" },
-	{ MODE_FENTRY, "fentry/gtp5g_xmit_skb_ipv4", "fentry_gtp5g_xmit_skb_ipv4", "gtp5g_xmit_skb_ipv4" },
-	{ MODE_FENTRY, "fexit/gtp5g_xmit_skb_ipv4", "fexit_gtp5g_xmit_skb_ipv4", "gtp5g_xmit_skb_ipv4" },
-	{ MODE_FENTRY, "fentry/gtp5g_handle_skb_ipv4", "fentry_gtp5g_handle_skb_ipv4", "gtp5g_handle_skb_ipv4" },
-	{ MODE_FENTRY, "fexit/gtp5g_handle_skb_ipv4", "fexit_gtp5g_handle_skb_ipv4", "gtp5g_handle_skb_ipv4" },
-	{ MODE_FENTRY, "fentry/gtp5g_push_header", "fentry_gtp5g_push_header", "gtp5g_push_header" },
-	{ MODE_FENTRY, "fexit/gtp5g_push_header", "fexit_gtp5g_push_header", "gtp5g_push_header" },
-	{ MODE_FENTRY, "fentry/pdr_find_by_gtp1u", "fentry_pdr_find_by_gtp1u", "pdr_find_by_gtp1u" },
-	{ MODE_FENTRY, "fexit/pdr_find_by_gtp1u", "fexit_pdr_find_by_gtp1u", "pdr_find_by_gtp1u" },
-	{ MODE_FENTRY, "fentry/ip4_find_route", "fentry_ip4_find_route", "ip4_find_route" },
-	{ MODE_FENTRY, "fexit/ip4_find_route", "fexit_ip4_find_route", "ip4_find_route" },
-	{ MODE_FENTRY, "fentry/policePacket", "fentry_policePacket", "policePacket" },
-	{ MODE_NETDEV, "tp/net_dev_queue", "tp_net_dev_queue", "net_dev_queue" },
-	{ MODE_NETDEV, "tp/netif_receive_skb", "tp_netif_receive_skb", "netif_receive_skb" },
-};
-#define NPROBES (sizeof(probes) / sizeof(probes[0]))
+/* Filled from the objects themselves (collect_probes), so that a program
+ * added to a .bpf.c needs no second list here. */
+static struct probe probes[MAX_PROBES];
+static size_t nprobes;
 
 static bool verbose;
+
+/* One probe per program of obj, named after its SEC(): "fentry/F",
+ * "fexit/F", and "tp/T" for "tp_btf/T" (the prefix its lines print). */
+static int add_probes(enum mode mode, struct bpf_object *obj)
+{
+	struct bpf_program *prog;
+
+	bpf_object__for_each_program(prog, obj) {
+		const char *sec = bpf_program__section_name(prog), *slash = strchr(sec, '/');
+		struct probe *p = &probes[nprobes];
+
+		if (!slash || nprobes == MAX_PROBES) {
+			fprintf(stderr, PROG ": BPF program %s (SEC \"%s\"): %s\n",
+				bpf_program__name(prog), sec,
+				slash ? "more programs than MAX_PROBES" : "no target in its section name");
+			return -EINVAL;
+		}
+		p->mode = mode;
+		if (!strncmp(sec, "tp_btf/", 7))
+			snprintf(p->name, sizeof(p->name), "tp%s", slash);
+		else
+			snprintf(p->name, sizeof(p->name), "%s", sec);
+		snprintf(p->prog, sizeof(p->prog), "%s", bpf_program__name(prog));
+		p->func = strchr(p->name, '/') + 1;
+		nprobes++;
+	}
+	return 0;
+}
+
+/* Opening parses the embedded ELF only: nothing reaches the kernel. */
+static int collect_probes(void)
+{
+	struct gtp5g_fentry *fentry = gtp5g_fentry__open();
+	struct gtp5g_netdev *netdev = gtp5g_netdev__open();
+	int err = fentry && netdev ? 0 : -errno;
+
+	if (err)
+		fprintf(stderr, PROG ": cannot open the embedded BPF objects: %s\n", strerror(-err));
+	if (!err)
+		err = add_probes(MODE_FENTRY, fentry->obj);
+	if (!err)
+		err = add_probes(MODE_NETDEV, netdev->obj);
+	gtp5g_fentry__destroy(fentry);
+	gtp5g_netdev__destroy(netdev);
+	return err;
+}
 
 /* The first libbpf warning of the current attempt is the one that says what
  * went wrong; later ones repeat it at object level. */
@@ -264,7 +304,7 @@ static int check_only(const char *only)
 	snprintf(buf, sizeof(buf), "%s", only);
 	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 		bool found = false;
-		for (size_t i = 0; i < NPROBES; i++)
+		for (size_t i = 0; i < nprobes; i++)
 			if (!strcmp(tok, probes[i].func) || !strcmp(tok, probes[i].name))
 				found = true;
 		if (!found) {
@@ -278,11 +318,11 @@ static int check_only(const char *only)
 static void list_probes(void)
 {
 	printf("mode fentry (gtp5g module functions; needs %s):\n", GTP5G_BTF);
-	for (size_t i = 0; i < NPROBES; i++)
+	for (size_t i = 0; i < nprobes; i++)
 		if (probes[i].mode == MODE_FENTRY)
 			printf("  %-32s %s\n", probes[i].name, probes[i].func);
 	printf("mode netdev (any kernel with BTF; GTP-U over UDP, IPv4/IPv6):\n");
-	for (size_t i = 0; i < NPROBES; i++)
+	for (size_t i = 0; i < nprobes; i++)
 		if (probes[i].mode == MODE_NETDEV)
 			printf("  %-32s %s (%s)\n", probes[i].name, probes[i].func,
 			       !strcmp(probes[i].func, "net_dev_queue") ? "egress" : "ingress");
@@ -292,14 +332,16 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: " PROG " [--mode auto|fentry|netdev] [--only FUNC,...] [--port N] [--rls-port N]\n"
-		"       [--refresh-ms MS] [--every-event] [--map-size N] [--list] [-v]\n"
+		"       [--refresh-ms MS] [--every-event] [--map-size N] [--ready-file PATH] [--list] [-v]\n"
 		"  --mode        auto (default): fentry when " GTP5G_BTF " exists, else netdev\n"
 		"  --only        attach only these probes (function/tracepoint or probe name)\n"
-		"  --port        GTP-U UDP port for netdev mode (default 2152)\n"
-		"  --rls-port    UERANSIM RLS UDP port for netdev mode (default 4997)\n"
+		"  --port        GTP-U UDP port for netdev mode (default " WIRE_STR(GTPU_PORT) ")\n"
+		"  --rls-port    UERANSIM RLS UDP port for netdev mode (default " WIRE_STR(RLS_PORT) ")\n"
 		"  --refresh-ms  print a thread's event at most once per MS (default 1000)\n"
 		"  --every-event print every event (no de-duplication)\n"
 		"  --map-size    threads remembered for de-duplication (default 16384)\n"
+		"  --ready-file  once every probe is attached, write PATH (one JSON line);\n"
+		"                removed on exit\n"
 		"  --list        print the probes of each mode and exit\n"
 		"  -v            show libbpf debug output and event counts every %d s\n",
 		STATS_PERIOD_S);
@@ -350,9 +392,9 @@ struct object {
 	struct bpf_object *obj;
 };
 
-static struct object objects[NPROBES];
+static struct object objects[MAX_PROBES];
 static int nobjects;
-static struct bpf_link *links[NPROBES];
+static struct bpf_link *links[MAX_PROBES];
 
 static void report(size_t i, const char *why)
 {
@@ -421,7 +463,7 @@ static void close_object(struct object *o)
 
 static int probe_index(const char *prog_name)
 {
-	for (size_t i = 0; i < NPROBES; i++)
+	for (size_t i = 0; i < nprobes; i++)
 		if (!strcmp(probes[i].prog, prog_name))
 			return (int)i;
 	return -1;
@@ -477,7 +519,7 @@ static int attach_loaded(struct bpf_object *obj, const bool *want)
 {
 	int attached = 0;
 
-	for (size_t i = 0; i < NPROBES; i++) {
+	for (size_t i = 0; i < nprobes; i++) {
 		struct bpf_program *prog;
 		char why[1024];
 
@@ -504,8 +546,8 @@ static int load_one_by_one(enum mode mode, const bool *want, const struct config
 {
 	int attached = 0;
 
-	for (size_t i = 0; i < NPROBES; i++) {
-		bool one[NPROBES] = {};
+	for (size_t i = 0; i < nprobes; i++) {
+		bool one[MAX_PROBES] = {};
 		char why[1024];
 
 		if (!want[i])
@@ -524,11 +566,11 @@ static int load_one_by_one(enum mode mode, const bool *want, const struct config
  * (kernel BTF parsed once, not once per probe). */
 static int attach_mode(enum mode mode, char *only, const struct config *c)
 {
-	bool want[NPROBES] = {};
+	bool want[MAX_PROBES] = {};
 	int nwant = 0;
 	char why[1024];
 
-	for (size_t i = 0; i < NPROBES; i++) {
+	for (size_t i = 0; i < nprobes; i++) {
 		if (probes[i].mode != mode || !selected(&probes[i], only))
 			continue;
 		if (!target_ok(&probes[i], why, sizeof(why))) {
@@ -549,7 +591,7 @@ static int attach_mode(enum mode mode, char *only, const struct config *c)
 
 static void release_all(void)
 {
-	for (size_t i = 0; i < NPROBES; i++)
+	for (size_t i = 0; i < nprobes; i++)
 		bpf_link__destroy(links[i]);
 	for (int i = 0; i < nobjects; i++)
 		close_object(&objects[i]);
@@ -579,9 +621,76 @@ static void print_counts(void)
 	fflush(stdout);
 }
 
+/* ---- readiness, for machines (CONTRACTS.md) ---- */
+
+/* PATH appears whole or not at all: written as PATH.tmp, synced, renamed. */
+static int write_ready_file(const char *path, const char *line)
+{
+	char tmp[4096];
+	size_t len = strlen(line);
+	int fd, err = 0;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, line, len) != (ssize_t)len || fsync(fd))
+		err = errno ? -errno : -EIO;
+	if (close(fd) && !err)
+		err = -errno;
+	if (!err && rename(tmp, path))
+		err = -errno;
+	if (err)
+		unlink(tmp);
+	return err;
+}
+
+/* systemd's Type=notify: READY=1 to $NOTIFY_SOCKET ("@" is the abstract
+ * namespace). Best effort: the ready file is the contract. */
+static void notify_ready(void)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	size_t n = path ? strlen(path) : 0;
+	int fd;
+
+	if (!n || n >= sizeof(sa.sun_path) || (path[0] != '/' && path[0] != '@'))
+		return;
+	memcpy(sa.sun_path, path, n);
+	if (path[0] == '@')
+		sa.sun_path[0] = 0;
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	if (sendto(fd, "READY=1", 7, 0, (struct sockaddr *)&sa,
+		   offsetof(struct sockaddr_un, sun_path) + n) < 0)
+		fprintf(stderr, PROG ": warning: READY=1 to NOTIFY_SOCKET %s: %s\n", path,
+			strerror(errno));
+	close(fd);
+}
+
+static int announce_ready(const char *ready_file, enum mode mode, int attached, bool dedup)
+{
+	char line[128];
+	int err;
+
+	notify_ready();
+	if (!ready_file)
+		return 0;
+	snprintf(line, sizeof(line), "{\"mode\":\"%s\",\"probes\":%d,\"dedup\":%s}\n",
+		 mode_name(mode), attached, dedup ? "true" : "false");
+	err = write_ready_file(ready_file, line);
+	if (err)
+		fprintf(stderr, PROG ": --ready-file %s: cannot write it: %s\n", ready_file,
+			strerror(-err));
+	return err;
+}
+
 struct args {
 	enum mode mode;
 	char *only;
+	const char *ready_file;
 	bool list;
 	struct config config;
 };
@@ -597,6 +706,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 		{ "refresh-ms", required_argument, NULL, 'R' },
 		{ "every-event", no_argument, NULL, 'e' },
 		{ "map-size", required_argument, NULL, 's' },
+		{ "ready-file", required_argument, NULL, 'F' },
 		{ "list", no_argument, NULL, 'l' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -640,6 +750,13 @@ static int parse_args(int argc, char **argv, struct args *a)
 			/* The LRU map preallocates every entry: bound the memory. */
 			if (parse_ul("--map-size", optarg, 1, 1UL << 22, &a->config.map_size))
 				return 2;
+			break;
+		case 'F':
+			if (!*optarg) {
+				fprintf(stderr, PROG ": --ready-file: empty path\n");
+				return 2;
+			}
+			a->ready_file = optarg;
 			break;
 		case 'l':
 			a->list = true;
@@ -729,12 +846,14 @@ int main(int argc, char **argv)
 {
 	struct args a = {
 		.mode = MODE_AUTO,
-		.config = { .gtpu_port = 2152, .rls_port = 4997, .refresh_ms = 1000, .map_size = 16384 },
+		.config = { .gtpu_port = GTPU_PORT, .rls_port = RLS_PORT, .refresh_ms = 1000, .map_size = 16384 },
 	};
 	enum mode mode;
 	sigset_t term;
 	int err, attached, sig;
 
+	if (collect_probes())
+		return 1;
 	err = parse_args(argc, argv, &a);
 	if (err)
 		return err;
@@ -748,6 +867,12 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
+	/* A waiter must never take a previous run's file for this one's. */
+	if (a.ready_file && unlink(a.ready_file) && errno != ENOENT) {
+		fprintf(stderr, PROG ": --ready-file %s: cannot remove the old one: %s\n",
+			a.ready_file, strerror(errno));
+		return 1;
+	}
 	libbpf_set_print(libbpf_print);
 	load_btf();
 	a.config.kernel_hz = kernel_hz();
@@ -789,8 +914,14 @@ int main(int argc, char **argv)
 	       mode_name(mode), a.config.every_event ? "every event" : "de-duplicated",
 	       tp ? tp : "/sys/kernel/tracing/trace_pipe");
 	fflush(stdout);
+	if (announce_ready(a.ready_file, mode, attached, !a.config.every_event)) {
+		release_all();
+		return 1;
+	}
 
 	sig = wait_for_signal(&term);
+	if (a.ready_file)
+		unlink(a.ready_file);
 	print_counts();
 	release_all();
 	printf(PROG ": detached %d probes (signal %d), exiting\n", attached, sig);
