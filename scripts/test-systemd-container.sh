@@ -5,7 +5,7 @@
 #
 #   A. (trace_pipe lock held) start gtp5g-local-api gtp5g-tracer
 #      gtp5g-operator: all active, the operator after READY=1, the tracer's
-#      probes attached (its ready file, through a drop-in) with
+#      probes attached (READY=1: Type=notify through a drop-in) with
 #      CAP_BPF+CAP_PERFMON only, the operator holding trace_pipe open
 #      through its read-only bind with no capabilities, and
 #      `systemd-analyze security` of the running units equal to the scores
@@ -39,7 +39,6 @@ PACKAGES=(systemd systemd-sysv dbus libbpf1 libelf1 zlib1g jq netcat-openbsd)
 NAME=gtp5g-systemd-test-$$
 STAGE=
 FIFO=/run/gtp5g-test/trace.fifo
-TRACER_READY=/run/gtp5g-tracer/ready
 T0=$SECONDS
 # Every try is a `podman exec`: no faster than this (see wait_until).
 POLL_S=0.5
@@ -130,9 +129,10 @@ system_settled() {
 # --- A: the three units as shipped --------------------------------------------
 
 start_units() {
-	tracer_ready_file
-	# Returns once the operator sent READY=1 (Type=notify), and fails if
-	# its first start lost the race for the local API's key.
+	tracer_notify
+	# Returns once the tracer and the operator sent READY=1 (Type=notify),
+	# and fails if the operator's first start lost the race for the local
+	# API's key.
 	sctl start gtp5g-local-api gtp5g-tracer gtp5g-operator ||
 		fail "systemctl start gtp5g-local-api gtp5g-tracer gtp5g-operator"
 	local u
@@ -146,24 +146,19 @@ start_units() {
 	[ "$(prop gtp5g-operator NotifyAccess)" = main ] || fail "operator NotifyAccess is not main"
 }
 
-# The shipped tracer unit (Type=exec) says nothing when its probes are
-# attached: a drop-in adds --ready-file to its own ExecStart, in a runtime
-# directory that its ProtectSystem=strict leaves writable.
-tracer_ready_file() {
-	local exec
-	exec=$(in_ct sed -n 's/^ExecStart=//p' /etc/systemd/system/gtp5g-tracer.service)
-	[ -n "$exec" ] || fail "no ExecStart in the installed gtp5g-tracer.service"
-	dropin gtp5g-tracer test-ready "RuntimeDirectory=$(basename "$(dirname "$TRACER_READY")")
-ExecStart=
-ExecStart=$exec --ready-file $TRACER_READY"
+# The shipped tracer unit is Type=exec: active once exec'd. The tracer
+# sends READY=1 when its probes are attached, so as Type=notify (this
+# drop-in) active means attached.
+tracer_notify() {
+	dropin gtp5g-tracer test-notify "Type=notify
+NotifyAccess=main"
 }
 
 # shellcheck disable=SC2016 # an awk program, run in the container
 cap_eff() { in_ct awk '/^CapEff/ {print $2}' "/proc/$(prop "$1" MainPID)/status"; }
 
 check_tracer() {
-	within 20 "tracer's ready file $TRACER_READY" in_ct test -s "$TRACER_READY"
-	say "tracer ready: $(in_ct cat "$TRACER_READY")"
+	say "tracer: $(sctl show -p Type,NotifyAccess,ActiveState,SubState gtp5g-tracer | paste -sd' ')"
 	# CAP_BPF (39) and CAP_PERFMON (38), nothing else.
 	[ "$(cap_eff gtp5g-tracer)" = 000000c000000000 ] || fail "tracer CapEff $(cap_eff gtp5g-tracer)"
 }
