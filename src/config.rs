@@ -3,6 +3,7 @@
 //! before the daemon does anything, with errors that name the key.
 
 use crate::api::{Priority, Strategy};
+use crate::log::{self, LogFormat};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -83,13 +84,6 @@ pub enum OnStop {
     Keep,
     /// Only the static strategies stay (decommissioning).
     Clear,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    Human,
-    Json,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -218,7 +212,7 @@ impl Config {
     pub fn validate(&self, purpose: Purpose) -> Result<(), ConfigError> {
         self.validate_targets()?;
         self.validate_numbers()?;
-        crate::log::filter(&self.log.level).map_err(|e| invalid("log.level", e))?;
+        log::filter(&self.log.level).map_err(|e| invalid("log.level", e))?;
         if purpose == Purpose::Daemon {
             self.validate_api()?;
         }

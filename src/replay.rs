@@ -3,13 +3,12 @@
 
 use crate::api::{StrategiesRequest, Strategy, STRATEGIES_PATH};
 use crate::config::Config;
-use crate::daemon::tracker;
 use crate::pipeline::Pipeline;
 use crate::publish;
 use crate::source::{self, AtEnd, Event, Reader};
 use crate::stats::Counts;
 use crate::track::procfs::NoProc;
-use crate::track::TrackedProcess;
+use crate::track::{TrackedProcess, Tracker};
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
@@ -25,7 +24,7 @@ pub struct ReplayReport {
 /// Runs a recorded trace through the daemon's reader and pipeline. /proc is
 /// not consulted: its processes are not the recorded ones.
 pub fn replay(path: &Path, cfg: &Config) -> Result<ReplayReport, source::SourceError> {
-    let mut tracker = tracker(cfg, NoProc);
+    let mut tracker = Tracker::from_config(&cfg.targets, NoProc);
     let mut pipeline = Pipeline::new(cfg.trace.max_line_bytes);
     let (tx, rx) = std::sync::mpsc::channel();
     let (threads, strategy) = (cfg.targets.threads, cfg.strategy.clone());

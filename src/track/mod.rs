@@ -1,10 +1,10 @@
 //! Track stage: which nr-gnb / nr-ue processes and threads to boost.
 
 pub mod memory;
-pub mod owner;
 pub mod procfs;
 pub mod state;
 
+use crate::config::TargetConfig;
 use crate::parse::{Body, Header, Message};
 use memory::Memory;
 use procfs::ProcView;
@@ -66,6 +66,12 @@ pub struct Limits {
     pub max_threads: usize,
 }
 
+impl Limits {
+    pub fn from_config(cfg: &TargetConfig) -> Self {
+        Limits { max_processes: cfg.max_processes, max_threads: cfg.max_threads }
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits { max_processes: 1024, max_threads: 16384 }
@@ -89,6 +95,28 @@ pub struct TrackedProcess {
     /// (a replayed `stop: pid=N (comm)` line says nothing of the group).
     pub pid: Option<u32>,
     pub threads: Vec<u32>,
+}
+
+/// What the publisher sends: the tracked ids at one moment, with and
+/// without thread ids (`targets.threads` picks one, and may change on reload).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tracked {
+    with_threads: Vec<u32>,
+    processes: Vec<u32>,
+}
+
+impl Tracked {
+    pub fn from_pids(with_threads: Vec<u32>, processes: Vec<u32>) -> Self {
+        Tracked { with_threads, processes }
+    }
+
+    pub fn pids(&self, threads: bool) -> &[u32] {
+        if threads {
+            &self.with_threads
+        } else {
+            &self.processes
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -223,6 +251,11 @@ impl<P: ProcView> Tracker<P> {
             exited: 0,
             reused: 0,
         }
+    }
+
+    /// The tracker the daemon and replay both run: `targets.*` of `cfg`.
+    pub fn from_config(cfg: &TargetConfig, proc: P) -> Self {
+        Tracker::new(Targets::new(&cfg.names), Limits::from_config(cfg), proc)
     }
 
     pub fn set_targets(&mut self, targets: Targets, limits: Limits) {
@@ -509,6 +542,10 @@ impl<P: ProcView> Tracker<P> {
         out.sort_unstable();
         out.dedup();
         out
+    }
+
+    pub fn tracked(&self) -> Tracked {
+        Tracked::from_pids(self.pids(true), self.pids(false))
     }
 
     pub fn processes(&self) -> Vec<TrackedProcess> {

@@ -1,5 +1,8 @@
-//! Wires parse -> track for a stream of chunks. The same code runs for the
-//! kernel's trace_pipe, a FIFO, a replayed file and the benchmarks.
+//! Frame -> parse -> track for a stream of chunks. `Pipeline` is the same
+//! code for the kernel's trace_pipe, a FIFO, a replayed file and the
+//! benchmarks; `thread` runs it on the daemon's tracker thread.
+
+pub mod thread;
 
 use crate::parse::{
     parse_line, parse_message, Body, Fields, Line, LineBuffer, Message, Packet, ProbeEvent,

@@ -1,13 +1,14 @@
-//! The tracker's one owner: a thread of its own that parses the chunks the
-//! reader hands it, asks /proc, watches each tracked process with a pidfd
-//! and publishes the set whenever it changes. No lock is shared with the
-//! reader and no /proc read runs on the async runtime's workers.
+//! The tracker thread, the pipeline's one owner: it frames and parses the
+//! chunks the reader hands it, feeds the tracker, asks /proc, watches each
+//! tracked process with a pidfd and hands the publisher the tracked set
+//! whenever it changes. No lock is shared with the reader and no /proc read
+//! runs on the async runtime's workers.
 
-use super::procfs::ProcView;
-use super::state::StateFilePath;
-use super::{Limits, Persisted, Targets, Tracker};
-use crate::pipeline::Pipeline;
+use super::Pipeline;
 use crate::stats::Stats;
+use crate::track::procfs::ProcView;
+use crate::track::state::StateFilePath;
+use crate::track::{Limits, Persisted, Targets, Tracked, Tracker};
 use crate::wake::{self, WakeFd, Waker};
 use std::collections::HashMap;
 use std::io;
@@ -38,27 +39,6 @@ pub enum Input {
     Targets(Targets, Limits),
 }
 
-/// The ids the publisher sends, as of the last change.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Tracked {
-    with_threads: Vec<u32>,
-    processes: Vec<u32>,
-}
-
-impl Tracked {
-    pub fn from_pids(with_threads: Vec<u32>, processes: Vec<u32>) -> Self {
-        Tracked { with_threads, processes }
-    }
-
-    pub fn pids(&self, threads: bool) -> &[u32] {
-        if threads {
-            &self.with_threads
-        } else {
-            &self.processes
-        }
-    }
-}
-
 /// The sending side; dropping every clone ends the tracker thread.
 #[derive(Debug, Clone)]
 pub struct Inbox {
@@ -77,7 +57,7 @@ impl Inbox {
 }
 
 #[derive(Debug, Clone)]
-pub struct OwnerSettings {
+pub struct ThreadSettings {
     pub max_line: usize,
     /// Without /proc: how long an entry lives after its last trace line.
     pub ttl: Duration,
@@ -91,7 +71,7 @@ pub struct OwnerSettings {
 /// first set before it takes any input; `out` holds None until then.
 pub fn spawn<P: ProcView + 'static>(
     tracker: Tracker<P>,
-    settings: OwnerSettings,
+    settings: ThreadSettings,
     stats: Arc<Stats>,
     out: watch::Sender<Option<Tracked>>,
 ) -> io::Result<(Inbox, std::thread::JoinHandle<()>)> {
@@ -115,7 +95,7 @@ pub fn spawn<P: ProcView + 'static>(
 struct Owner<P> {
     tracker: Tracker<P>,
     pipeline: Pipeline,
-    settings: OwnerSettings,
+    settings: ThreadSettings,
     stats: Arc<Stats>,
     out: watch::Sender<Option<Tracked>>,
     pidfds: HashMap<u32, OwnedFd>,
@@ -242,7 +222,7 @@ impl<P: ProcView> Owner<P> {
         self.stats.tracked_processes.store(s.processes as u64, Relaxed);
         self.stats.tracked_threads.store(s.threads as u64, Relaxed);
         self.stats.tracker_dropped.store(s.dropped, Relaxed);
-        let now = Tracked::from_pids(self.tracker.pids(true), self.tracker.pids(false));
+        let now = self.tracker.tracked();
         self.out.send_if_modified(|held| {
             let differs = held.as_ref() != Some(&now);
             if differs {
