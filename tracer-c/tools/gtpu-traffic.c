@@ -39,6 +39,7 @@
 #define PROG "gtpu-traffic"
 #include "cli.h"
 #include "packet.h"
+#include "clock.h"
 #define MAX_THREADS 256
 /* A bare IPv4 header is enough for a dummy T-PDU. */
 #define MIN_INNER_LEN IPV4_HDR_LEN
@@ -102,16 +103,6 @@ static void pin(const struct worker *w)
 			strerror(err));
 }
 
-static void timespec_add_ms(struct timespec *t, unsigned ms)
-{
-	t->tv_sec += ms / 1000;
-	t->tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (t->tv_nsec >= 1000000000L) {
-		t->tv_sec++;
-		t->tv_nsec -= 1000000000L;
-	}
-}
-
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -149,7 +140,7 @@ static void *worker_main(void *arg)
 		    errno != ECONNREFUSED && errno != EAGAIN && errno != ENOBUFS)
 			fprintf(stderr, PROG ": thread %u: sendto: %s\n", w->index, strerror(errno));
 		if (o->interval_ms && (!o->count || sent + 1 < o->count)) {
-			timespec_add_ms(&next, o->interval_ms);
+			add_ns(&next, o->interval_ms * 1000000L);
 			while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL) == EINTR)
 				;
 		}
@@ -200,14 +191,6 @@ static int open_sink(const struct addrinfo *ai, const struct opts *o)
 		return -1;
 	}
 	return fd;
-}
-
-static double now_s(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t.tv_sec + t.tv_nsec / 1e9;
 }
 
 /* --seconds: what the threads sent, and the rate. */
