@@ -32,7 +32,7 @@ die() {
 	exit 1
 }
 
-# --- trace_pipe ---------------------------------------------------------------
+# --- trace_pipe -------------------------------------------------------------
 
 # Takes the trace_pipe lock for the rest of this shell's life (or until
 # unlock_trace_pipe), then warns about readers that hold trace_pipe anyway.
@@ -67,7 +67,7 @@ mount_tracefs() {
 	mount -t tracefs nodev "$TRACEFS" || die "cannot mount tracefs on $TRACEFS"
 }
 
-# --- waiting --------------------------------------------------------------------
+# --- waiting ----------------------------------------------------------------
 
 now_us() { echo "${EPOCHREALTIME/./}"; }
 
@@ -116,7 +116,7 @@ wait_ready() {
 	poll "$pid" "$log" "$timeout" "$(basename "$file"): pid $pid not ready" test -s "$file"
 }
 
-# --- starting and stopping --------------------------------------------------------
+# --- starting and stopping --------------------------------------------------
 
 # start_bg LOG CMD...: CMD in the background, output to LOG ("-": this
 # shell's), without the trace_pipe lock's fd; sets BG_PID and adds it to
@@ -200,7 +200,7 @@ stop_started() {
 	done
 }
 
-# --- what a process costs ---------------------------------------------------------
+# --- what a process costs ---------------------------------------------------
 
 clk_tck() { getconf CLK_TCK; }
 
@@ -214,14 +214,14 @@ peak_rss_kb() {
 	awk '/^VmHWM:/ {print $2}' "/proc/$1/status"
 }
 
-# --- the Gthulhu API, through the project's own client ------------------------------
+# --- the Gthulhu API, through the project's own client ----------------------
 
 # The pids the API at API_URL holds, one a line, sorted.
 api_strategies() {
 	API_ENDPOINT=$API_URL PUBLIC_KEY_PATH=$API_KEY "$OPERATOR" api strategies
 }
 
-# --- packages ----------------------------------------------------------------------
+# --- packages ---------------------------------------------------------------
 
 is_debian_root() {
 	[ "$(id -u)" = 0 ] && [ -r /etc/os-release ] &&
