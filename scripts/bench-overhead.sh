@@ -100,15 +100,24 @@ tracer_off() {
     COUNTS=$({ grep -o 'printed=[0-9]* suppressed=[0-9]*' "$WORK/tracer.log" || echo -; } | tail -1 | tr ' ' ,)
 }
 
-# Until the daemon has read what the last mode printed (--every-event
-# leaves a backlog), so that its parsing is not charged to the next mode.
-drained() {
-    local _
-    for _ in $(seq 500); do
-        [ "$(ring_stat entries)" = 0 ] && return 0
-        sleep 0.02
+# The daemon's nanoseconds on CPU, as an integer (awk's default format
+# turns sums past 2^31 into 3.6e+09).
+daemon_ns() {
+    cat /proc/"$DAEMON_PID"/task/*/schedstat | awk '{ s += $1 } END { printf "%.0f\n", s }'
+}
+
+# Until the daemon has read and parsed what the last mode printed
+# (--every-event leaves a backlog, in trace_pipe and in the daemon's
+# queues), so that its work is not charged to the next mode: trace_pipe
+# empty and the daemon under 1% of a CPU for 200 ms.
+settled() {
+    local _ ns
+    for _ in $(seq 300); do
+        ns=$(daemon_ns)
+        sleep 0.2
+        [ "$(ring_stat entries)" = 0 ] && [ $(($(daemon_ns) - ns)) -lt 2000000 ] && return 0
     done
-    echo "warning: trace_pipe still holds $(ring_stat entries) lines" >&2
+    echo "warning: the daemon is still busy after 60 s" >&2
 }
 
 # One run of the line-rate sender: "PKTS/S BPF-NS-PER-PACKET".
@@ -145,7 +154,7 @@ rates() {
                 tracer_on "$mode"
                 if [ "$sender" = gtpu ]; then run=$(gtpu_run); else run=$(ransim_run); fi
                 tracer_off
-                drained
+                settled
                 printf '%-8s %-12s %5s %9s %8.1f %5s  %s\n' "$sender" "$mode" "$round" "${run% *}" \
                     "${run#* }" "$(load1)" "$COUNTS" | tee -a "$WORK/rows"
             done
