@@ -55,9 +55,10 @@ set_ring_buffer_kb() {
 }
 
 # Nanoseconds on CPU, summed over the process's live threads (schedstat:
-# finer than the 10 ms ticks of /proc/PID/stat).
+# finer than the 10 ms ticks of /proc/PID/stat); an integer, as awk's
+# default format turns sums past 2^31 into 3.6e+09.
 run_ns() {
-	cat /proc/"$1"/task/*/schedstat | awk '{s += $1} END {print s + 0}'
+	cat /proc/"$1"/task/*/schedstat | awk '{s += $1} END {printf "%.0f\n", s}'
 }
 
 # Sum of a per-CPU ring buffer statistic ("read events", "overrun").

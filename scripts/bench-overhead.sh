@@ -86,11 +86,19 @@ tracer_off() {
 	COUNTS=$({ grep -o 'printed=[0-9]* suppressed=[0-9]*' "$WORK/tracer.log" || echo -; } | tail -1 | tr ' ' ,)
 }
 
-# Until the daemon has read what the last mode printed (--every-event
-# leaves a backlog), so that its parsing is not charged to the next mode.
-drained() {
-	wait_until 10 "the daemon draining trace_pipe" ring_empty ||
-		warn "trace_pipe still holds $(ring_stat entries) lines"
+# Until the daemon has read and parsed what the last mode printed
+# (--every-event leaves a backlog, in trace_pipe and in the daemon's
+# queues), so that its work is not charged to the next mode.
+settled() {
+	wait_until 60 "the daemon settling" daemon_idle || warn "the daemon is still busy after 60 s"
+}
+
+# trace_pipe empty and the daemon under 1% of a CPU for 200 ms.
+daemon_idle() {
+	local ns
+	ns=$(run_ns "$DAEMON_PID")
+	sleep 0.2
+	[ "$(ring_stat entries)" = 0 ] && [ $(($(run_ns "$DAEMON_PID") - ns)) -lt 2000000 ]
 }
 
 ring_empty() { [ "$(ring_stat entries)" = 0 ]; }
@@ -129,7 +137,7 @@ rates() {
 				tracer_on "$mode"
 				if [ "$sender" = gtpu ]; then run=$(gtpu_run); else run=$(ransim_run); fi
 				tracer_off
-				drained
+				settled
 				printf '%-8s %-12s %5s %9s %8.1f %5s  %s\n' "$sender" "$mode" "$round" "${run% *}" \
 					"${run#* }" "$(load1)" "$COUNTS" | tee -a "$WORK/rows"
 			done

@@ -272,7 +272,7 @@ async fn run_with<P: ProcView + 'static>(
     if let Some(m) = metrics {
         let _ = m.await;
     }
-    log_counts(&stats);
+    stats.log_counters();
     Ok(())
 }
 
@@ -313,30 +313,8 @@ async fn log_stats(stats: Arc<Stats>, every: Duration, stop: CancellationToken) 
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     loop {
         tokio::select! {
-            _ = tick.tick() => log_counts(&stats),
+            _ = tick.tick() => stats.log_counters(),
             _ = stop.cancelled() => return,
         }
     }
-}
-
-fn log_counts(s: &Stats) {
-    let c = s.counts();
-    tracing::info!(
-        lines = c.lines,
-        parsed = c.parsed,
-        events = c.events,
-        skipped = c.skipped,
-        malformed = c.malformed,
-        lost_events = c.lost_events,
-        oversized = c.oversized,
-        tracked_processes = s.tracked_processes.load(Relaxed),
-        tracked_threads = s.tracked_threads.load(Relaxed),
-        dropped = s.tracker_dropped.load(Relaxed),
-        posts_ok = s.posts_ok.load(Relaxed),
-        posts_failed = s.posts_failed_transport.load(Relaxed)
-            + s.posts_failed_http.load(Relaxed)
-            + s.posts_failed_auth.load(Relaxed)
-            + s.posts_failed_body.load(Relaxed),
-        "counters"
-    );
 }
