@@ -2,6 +2,7 @@
 //! reports them (periodic log line, /metrics).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
 
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -19,6 +20,8 @@ pub struct Stats {
     pub source_up: AtomicBool,
     /// When the source went down (0 while up): for /healthz.
     pub source_down_since_unix_ms: AtomicU64,
+    /// Why it is down (the last error, naming a busy pipe's holders).
+    pub source_error: Mutex<String>,
     pub last_line_unix_ms: AtomicU64,
     pub posts_ok: AtomicU64,
     pub posts_failed_http: AtomicU64,
