@@ -53,8 +53,9 @@ fn busy_advice(path: &Path) -> &'static str {
     if in_instance {
         "; stop that reader (another gtp5g-operator?)"
     } else {
-        "; stop that reader to free it, or leave it the global trace_pipe: with trace.pipe unset \
-         the operator reads a tracing instance of its own (trace.instance)"
+        "; stop that reader to free it, or leave it the global trace_pipe and have the operator \
+         read a tracing instance of its own (trace.instance with trace.pipe unset; made by \
+         `gtp5g-operator trace-instance create` as root)"
     }
 }
 
