@@ -6,6 +6,7 @@ use gtp5g_operator::config::{Config, Purpose, Sources};
 use gtp5g_operator::daemon;
 use gtp5g_operator::local_api::{self, LocalApiOptions, Schema, DEFAULT_PRIORITY_LEVEL};
 use gtp5g_operator::log::{self, LogFormat};
+use gtp5g_operator::publish::{self, client::ApiClient};
 use gtp5g_operator::ready::{self, ReadyFile};
 use gtp5g_operator::replay;
 use gtp5g_operator::signal;
@@ -13,7 +14,7 @@ use gtp5g_operator::source::{self, instance};
 use gtp5g_operator::stats::Stats;
 use gtp5g_operator::systemd::Systemd;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,6 +40,9 @@ enum Command {
     CheckConfig(ConfigArgs),
     /// Serve a local Gthulhu API: v0.1, or what today's scheduler polls (--schema current).
     LocalApi(LocalApiArgs),
+    /// Ask the Gthulhu API, with the daemon's client, token and configuration.
+    #[command(subcommand)]
+    Api(ApiCommand),
     /// Make or remove the tracing instance the daemon reads (trace.instance); root, writable tracefs.
     TraceInstance(TraceInstanceArgs),
 }
@@ -61,6 +65,45 @@ enum InstanceAction {
     Remove,
 }
 
+#[derive(Subcommand)]
+enum ApiCommand {
+    /// Print the pids the API holds, sorted, one per line.
+    Strategies {
+        #[command(flatten)]
+        api: ApiArgs,
+        /// Print the API's whole answer instead (pretty JSON).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replace the API's list with strategies for these pids, as the daemon
+    /// would send them (strategy.* of the configuration).
+    Post {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[arg(long = "pid", value_name = "N", required = true)]
+        pids: Vec<u32>,
+    },
+}
+
+/// Where the API is and how to get its token: as for `run`.
+#[derive(Args)]
+struct ApiArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    #[command(flatten)]
+    endpoint: EndpointArgs,
+}
+
+#[derive(Args)]
+struct EndpointArgs {
+    /// Gthulhu API base URL (overrides api.endpoint and API_ENDPOINT).
+    #[arg(long, value_name = "URL")]
+    api_endpoint: Option<String>,
+    /// PEM public key for the token request (overrides api.public_key_path).
+    #[arg(long, value_name = "FILE")]
+    public_key: Option<PathBuf>,
+}
+
 #[derive(Args)]
 struct ConfigArgs {
     /// Config file (default: /etc/gtp5g-operator/config.toml if present, else the shipped defaults).
@@ -75,12 +118,8 @@ struct RunArgs {
     /// Read this file or FIFO instead of the kernel's trace_pipe.
     #[arg(long, value_name = "PATH")]
     trace_pipe: Option<PathBuf>,
-    /// Gthulhu API base URL (overrides api.endpoint and API_ENDPOINT).
-    #[arg(long, value_name = "URL")]
-    api_endpoint: Option<String>,
-    /// PEM public key for the token request (overrides api.public_key_path).
-    #[arg(long, value_name = "FILE")]
-    public_key: Option<PathBuf>,
+    #[command(flatten)]
+    endpoint: EndpointArgs,
     /// Serve /metrics and /healthz here (overrides metrics.listen).
     #[arg(long, value_name = "ADDR")]
     metrics_listen: Option<SocketAddr>,
@@ -146,6 +185,7 @@ fn main() -> ExitCode {
         Command::CheckConfig(args) => check_config(args),
         Command::LocalApi(args) => local_api(args),
         Command::TraceInstance(args) => trace_instance(args),
+        Command::Api(command) => api(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -156,17 +196,25 @@ fn main() -> ExitCode {
     }
 }
 
-fn run_overrides(args: &RunArgs) -> Vec<(&'static str, String)> {
+fn path(p: &Path) -> String {
+    p.display().to_string()
+}
+
+fn endpoint_overrides(args: &EndpointArgs) -> Vec<(&'static str, String)> {
     let mut o = Vec::new();
-    let path = |p: &PathBuf| p.display().to_string();
-    if let Some(p) = &args.trace_pipe {
-        o.push(("trace.pipe", path(p)));
-    }
     if let Some(u) = &args.api_endpoint {
         o.push(("api.endpoint", u.clone()));
     }
     if let Some(k) = &args.public_key {
         o.push(("api.public_key_path", path(k)));
+    }
+    o
+}
+
+fn run_overrides(args: &RunArgs) -> Vec<(&'static str, String)> {
+    let mut o = endpoint_overrides(&args.endpoint);
+    if let Some(p) = &args.trace_pipe {
+        o.push(("trace.pipe", path(p)));
     }
     if let Some(a) = &args.metrics_listen {
         o.push(("metrics.listen", a.to_string()));
@@ -225,6 +273,35 @@ fn check_config(args: ConfigArgs) -> Result<()> {
     let cfg = Config::load(&Sources::from_process_env(args.config), Purpose::Daemon)?;
     eprintln!("configuration is valid");
     print_out(&format!("{}\n", serde_json::to_string_pretty(&cfg)?))
+}
+
+fn api(command: ApiCommand) -> Result<()> {
+    let args = match &command {
+        ApiCommand::Strategies { api, .. } | ApiCommand::Post { api, .. } => api,
+    };
+    let mut sources = Sources::from_process_env(args.config.config.clone());
+    sources.overrides = endpoint_overrides(&args.endpoint);
+    let cfg = Config::load(&sources, Purpose::Daemon)?;
+    // The client's own notes (token obtained) are the daemon's, not the answer.
+    log::init(LogFormat::Human, "warn");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let mut client = ApiClient::new(&cfg.api)?;
+    match command {
+        ApiCommand::Strategies { json, .. } => {
+            let held = runtime.block_on(client.strategies_in_force())?;
+            let text = if json {
+                format!("{}\n", serde_json::to_string_pretty(&held.answer)?)
+            } else {
+                held.pids().iter().map(|p| format!("{p}\n")).collect()
+            };
+            print_out(&text)
+        }
+        ApiCommand::Post { pids, .. } => {
+            let list = publish::strategies(&pids, &cfg.strategy);
+            runtime.block_on(client.post_strategies(&list))?;
+            Ok(())
+        }
+    }
 }
 
 fn local_api(args: LocalApiArgs) -> Result<()> {

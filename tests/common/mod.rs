@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test crate uses a different part of this module
 
 pub mod faulty;
+pub mod local_api;
 pub mod tls;
 pub mod tracer;
 
