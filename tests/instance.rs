@@ -202,6 +202,9 @@ async fn a_crashed_runs_instance_is_reused_and_remove_waits_for_its_reader() {
     if let Some(why) = missing_live_capability() {
         return skip_unless_live(&why);
     }
+    if let Some(why) = missing_confinement() {
+        return skip_unless_live(why);
+    }
     let _lock = lock_trace_pipe();
     let api = Api::start().await;
     let _tracer = Tracer::start(&[]);
@@ -222,7 +225,9 @@ async fn a_crashed_runs_instance_is_reused_and_remove_waits_for_its_reader() {
     first.signal(libc::SIGKILL);
     first.wait_exit(LONG).await.expect("killed");
 
-    let second = Daemon::spawn(instance.daemon(&api));
+    // As the unit and the pod run it after their privileged step: no
+    // capabilities, tracefs read-only, so it reuses or falls back.
+    let second = Daemon::spawn(confined(&instance.daemon(&api)));
     assert!(second.wait_log(&reading(&instance.trace_pipe()), LONG).await, "{}", second.log_text());
     let log = second.log_text();
     assert!(
@@ -249,6 +254,11 @@ async fn a_crashed_runs_instance_is_reused_and_remove_waits_for_its_reader() {
         "{}",
         stderr(&again)
     );
+}
+
+fn missing_confinement() -> Option<&'static str> {
+    let runs = |tool: &str| Command::new(tool).arg("--version").output().is_ok();
+    (!runs("setpriv") || !runs("unshare")).then_some("setpriv or unshare (util-linux) is missing")
 }
 
 /// Runs `inner` as the systemd unit and the pod run the daemon: root with
@@ -282,8 +292,8 @@ async fn without_its_instance_it_falls_back_once_and_names_the_global_pipes_hold
     if let Some(why) = missing_live_capability() {
         return skip_unless_live(&why);
     }
-    if Command::new("setpriv").arg("--version").output().is_err() {
-        return skip_unless_live("setpriv (util-linux) is not installed");
+    if let Some(why) = missing_confinement() {
+        return skip_unless_live(why);
     }
     let _lock = lock_trace_pipe();
     let global = global_pipe();
