@@ -437,6 +437,26 @@ mod tests {
     }
 
     #[test]
+    fn the_trace_instance_is_named_and_bounded() {
+        let cfg = Config::load(&Sources::default(), Purpose::Setup).unwrap();
+        assert_eq!(
+            (cfg.trace.instance.as_str(), cfg.trace.instance_buffer_kb),
+            ("gtp5g-operator", 1024)
+        );
+        let k = key_file();
+        let (kv, kp) = key_env(&k);
+        let global = with(&[(kv, &kp), ("GTP5G_OPERATOR__TRACE__INSTANCE", "")], None).unwrap();
+        assert_eq!(global.trace.instance, "", "\"\" is the global trace_pipe");
+        for bad in ["[trace]\ninstance = \"../up\"\n", "[trace]\ninstance = \".x\"\n"] {
+            assert!(error_of(&[], Some(bad)).contains("trace.instance"), "{bad}");
+        }
+        for kb in [0, 8, 262_145] {
+            let err = error_of(&[], Some(&format!("[trace]\ninstance_buffer_kb = {kb}\n")));
+            assert!(err.contains("trace.instance_buffer_kb"), "{kb}: {err}");
+        }
+    }
+
+    #[test]
     fn priority_is_a_boolean_or_a_level_0_to_20() {
         let k = key_file();
         let (kv, kp) = key_env(&k);
