@@ -569,7 +569,7 @@ mod tests {
         ] {
             let err = error_of(&[(var, "18446744073709551")], None);
             assert!(err.contains(key) && err.contains("at most"), "{var}: {err}");
-            assert!(error_of(&[(var, &max)], None).contains(key.split('.').last().unwrap()));
+            assert!(error_of(&[(var, &max)], None).contains(key.rsplit('.').next().unwrap()));
         }
         let week = MAX_SECONDS.to_string();
         let k = key_file();
