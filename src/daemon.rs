@@ -191,6 +191,7 @@ async fn run_with<P: ProcView + 'static>(
 
     lifecycle.stopping();
     tracing::info!("shutting down");
+    inbox.close();
     drop(inbox);
     // The tracker thread ends once the reader, the last sender, is gone.
     let _ = tokio::task::spawn_blocking(move || {

@@ -13,7 +13,7 @@ use crate::wake::{self, WakeFd, Waker};
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -51,6 +51,7 @@ pub struct Inbox {
     // hang-up finds the channel closed.
     tx: SyncSender<Input>,
     waker: Waker,
+    closing: Arc<AtomicBool>,
 }
 
 impl Inbox {
@@ -58,6 +59,14 @@ impl Inbox {
         if self.tx.send(input).is_ok() {
             self.waker.wake();
         }
+    }
+
+    /// Shutting down: chunks still queued are dropped unread, so that a
+    /// full inbox (a flood) does not hold the exit back; nothing they say
+    /// could be published any more.
+    pub fn close(&self) {
+        self.closing.store(true, Relaxed);
+        self.waker.wake();
     }
 }
 
@@ -82,7 +91,9 @@ pub fn spawn<P: ProcView + 'static>(
 ) -> io::Result<(Inbox, std::thread::JoinHandle<()>)> {
     let (wake, waker) = wake::pipe()?;
     let (tx, rx) = mpsc::sync_channel(INBOX);
+    let closing = Arc::new(AtomicBool::new(false));
     let owner = Owner {
+        closing: closing.clone(),
         pipeline: Pipeline::new(settings.max_line),
         pidfds: HashMap::new(),
         use_pidfd: settings.pidfd && tracker.is_live(),
@@ -95,7 +106,7 @@ pub fn spawn<P: ProcView + 'static>(
     };
     let thread =
         std::thread::Builder::new().name("tracker".into()).spawn(move || owner.run(&rx, &wake))?;
-    Ok((Inbox { tx, waker }, thread))
+    Ok((Inbox { tx, waker, closing }, thread))
 }
 
 struct Owner<P> {
@@ -110,6 +121,7 @@ struct Owner<P> {
     saved: Option<Vec<Persisted>>,
     /// The last save failed: retried every tick until one succeeds.
     save_failed: bool,
+    closing: Arc<AtomicBool>,
 }
 
 /// What one wake's share of the inbox did.
@@ -186,6 +198,7 @@ impl<P: ProcView> Owner<P> {
 
     fn handle(&mut self, input: Input) -> bool {
         match input {
+            Input::Chunk(_) if self.closing.load(Relaxed) => false,
             Input::Chunk(chunk) => {
                 self.tracker.set_clock(Instant::now());
                 let grew = self.pipeline.push(&chunk, &mut self.tracker);

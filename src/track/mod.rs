@@ -421,16 +421,18 @@ impl<P: ProcView> Tracker<P> {
         {
             return false;
         }
-        // Before a slot is taken: an impostor must not crowd out the real one.
-        if !self.admitted([tid, task.tgid]) {
-            return false;
+        let mut threads = BTreeSet::from([tid]);
+        // A new thread of a tracked process is only that thread: listing
+        // all of them for each new one would make a process that starts
+        // thousands of short threads a second cost as many /proc scans
+        // (the 0.5 s re-read catches any others).
+        if !self.processes.contains_key(&task.tgid) {
+            // Before a slot is taken: an impostor must not crowd out the real one.
+            if !self.admitted([tid, task.tgid]) || !self.room_for_process() {
+                return false;
+            }
+            threads.extend(self.proc.threads(task.tgid).into_iter().map(|(t, _)| t));
         }
-        if !self.processes.contains_key(&task.tgid) && !self.room_for_process() {
-            return false;
-        }
-        let mut threads: BTreeSet<u32> =
-            self.proc.threads(task.tgid).into_iter().map(|(t, _)| t).collect();
-        threads.insert(tid);
         let name =
             if self.targets.matches(leader.comm.as_bytes()) { leader.comm } else { task.comm };
         self.add_threads(task.tgid, name, Some(leader.start_time), threads)
