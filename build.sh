@@ -91,7 +91,7 @@ cmd_deps() {
 }
 
 cmd_tracer() {
-	say "make -C tracer-c (the tracer, its BPF objects, and the tools: ran-sim, gtpu-traffic, gtp5g-flood)"
+	say "make -C tracer-c (the tracer, its BPF objects, and the tools: ran-sim, gtpu-traffic, gtp5g-flood, gtp5g-floor)"
 	"$MAKE" -C tracer-c
 }
 
