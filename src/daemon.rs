@@ -261,6 +261,7 @@ async fn run_with<P: ProcView + 'static>(
 
     lifecycle.stopping();
     tracing::info!("shutting down");
+    inbox.close();
     drop(inbox);
     // The tracker thread ends once the reader, the last sender, is gone.
     let _ = tokio::task::spawn_blocking(move || {
@@ -307,7 +308,10 @@ fn apply_reload(old: &Config, new: &Config, inbox: &Inbox, settings: &watch::Sen
             "state.dir and targets.check_proc/ttl_s/pidfd changes take effect on restart"
         );
     }
-    inbox.send(Input::Targets(Targets::new(&new.targets.names), Limits::from_config(&new.targets)));
+    inbox.send(Input::Targets(
+        Targets::from_config(&new.targets),
+        Limits::from_config(&new.targets),
+    ));
     let _ = settings.send(self::settings(new));
     tracing::info!(targets = ?new.targets.names, endpoint = %new.api.endpoint, "configuration reloaded");
 }

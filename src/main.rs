@@ -154,8 +154,9 @@ struct LocalApiArgs {
     /// Where the key pair lives (generated on first start).
     #[arg(long, default_value = "/var/lib/gtp5g-operator", value_name = "DIR")]
     state_dir: PathBuf,
-    /// Lifetime of issued tokens, in hours.
-    #[arg(long, default_value_t = 24)]
+    /// Lifetime of issued tokens, in hours (1 to a year's 8760).
+    #[arg(long, default_value_t = 24,
+          value_parser = clap::value_parser!(u64).range(1..=local_api::MAX_TOKEN_HOURS))]
     token_hours: u64,
     /// Which Gthulhu to answer as: v0 is the v0.1 API the daemon targets
     /// (boolean priorities, `null` for no strategies); current is what

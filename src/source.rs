@@ -308,6 +308,11 @@ fn drain(
                 tail.reset();
                 let filled = n + top_up(file, &mut buf[n..]);
                 on_event(Event::Data(&buf[..filled]));
+                // A source that never runs dry never blocks in poll either:
+                // look for a stop after every chunk.
+                if wake.stopped() {
+                    return Ok(Drained::Stopped);
+                }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 if !wake.wait(Some(file.as_raw_fd()), None) && wake.stopped() {
