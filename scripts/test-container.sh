@@ -187,14 +187,17 @@ start_operator_container() {
 	OPERATOR_PID=$(container_pid "$RUN_ID-operator")
 	[ "$(cap_eff "$OPERATOR_PID")" = 0000000000000000 ] ||
 		fail "operator CapEff $(cap_eff "$OPERATOR_PID"), expected none"
-	reads_trace_pipe "$OPERATOR_PID" || fail "operator ready but not reading $TRACEFS/trace_pipe: $(cat "$WORK/run/operator.ready")"
-	pass "operator reads trace_pipe with no capabilities (CapEff 0), read-only tracefs and root: $(cat "$WORK/run/operator.ready")"
+	local ready
+	ready=$(cat "$WORK/run/operator.ready")
+	[[ $ready =~ \"source\":\"([^\"]+)\" ]] || fail "operator's ready file names no source: $ready"
+	has_open "$OPERATOR_PID" "${BASH_REMATCH[1]}" || fail "operator ready but not reading its source: $ready"
+	pass "operator reads its trace source with no capabilities (CapEff 0), read-only tracefs and root: $ready"
 }
 
-# Whether process $1 has trace_pipe open (the container's tracefs is the
-# host's, so the link reads the same).
-reads_trace_pipe() {
-	find "/proc/$1/fd" -lname "$TRACEFS/trace_pipe" 2>/dev/null | grep -q .
+# Whether process $1 has file $2 open (the container's tracefs is the
+# host's, at the same path, so the link reads the same).
+has_open() {
+	find "/proc/$1/fd" -lname "$2" 2>/dev/null | grep -q .
 }
 
 # A host process named nr-gnb sending GTP-U over loopback must end up in
