@@ -197,7 +197,7 @@ start_operator_container() {
 # Whether process $1 has file $2 open (the container's tracefs is the
 # host's, at the same path, so the link reads the same).
 has_open() {
-	find "/proc/$1/fd" -lname "$2" 2>/dev/null | grep -q .
+	[ -n "$(find "/proc/$1/fd" -lname "$2" -print -quit 2>/dev/null)" ]
 }
 
 # A host process named nr-gnb sending GTP-U over loopback must end up in
@@ -222,7 +222,8 @@ check_boost() {
 check_metrics() {
 	local base=http://127.0.0.1:$METRICS_PORT
 	curl -sf "$base/healthz" >/dev/null || fail "/healthz: $(curl -s "$base/healthz")"
-	curl -sf "$base/metrics" | grep -Eq '^gtp5g_operator_trace_events_total [1-9]' ||
+	# Not grep -q: quitting early would kill curl with SIGPIPE (pipefail).
+	curl -sf "$base/metrics" | grep -E '^gtp5g_operator_trace_events_total [1-9]' >/dev/null ||
 		fail "/metrics counts no trace events"
 	pass "/healthz answers 200, /metrics counts trace events"
 }
