@@ -30,6 +30,11 @@ pub struct Config {
 pub struct TraceConfig {
     #[serde(default)]
     pub pipe: Option<PathBuf>,
+    /// The tracing instance read when `pipe` is unset; "" for the global
+    /// trace_pipe.
+    pub instance: String,
+    /// Its ring buffer per CPU, set when it is made.
+    pub instance_buffer_kb: u64,
     pub mount_tracefs: bool,
     pub max_line_bytes: usize,
 }
@@ -121,6 +126,11 @@ pub struct StateConfig {
 /// default): an entry must outlive several missed periods.
 pub const MIN_TTL_S: u64 = 5;
 
+/// Bounds on the instance's buffer per CPU: below a few pages a burst is
+/// lost at once; above 256 MiB a many-CPU host runs out of memory.
+pub const MIN_BUFFER_KB: u64 = 16;
+pub const MAX_BUFFER_KB: u64 = 256 * 1024;
+
 /// The longest period or timeout in seconds a key may hold: a week is
 /// already no period at all for a list the API keeps in memory, and far
 /// below what overflows a clock when added to it.
@@ -177,6 +187,8 @@ impl Sources {
 pub enum Purpose {
     Daemon,
     Replay,
+    /// `trace-instance create|remove`: only trace.* matters.
+    Setup,
 }
 
 impl Config {
@@ -303,6 +315,15 @@ impl Config {
         }
         if self.trace.max_line_bytes < 256 {
             return Err(invalid("trace.max_line_bytes", "must be at least 256"));
+        }
+        if let Some(reason) = crate::source::instance::name_error(&self.trace.instance) {
+            return Err(invalid("trace.instance", reason));
+        }
+        if !(MIN_BUFFER_KB..=MAX_BUFFER_KB).contains(&self.trace.instance_buffer_kb) {
+            return Err(invalid(
+                "trace.instance_buffer_kb",
+                format!("must be {MIN_BUFFER_KB} to {MAX_BUFFER_KB} (KiB per CPU)"),
+            ));
         }
         if let Some(reason) = self.strategy.priority.level_error() {
             return Err(invalid("strategy.priority", reason));
@@ -481,6 +502,26 @@ mod tests {
         assert!(error_of(&[], Some("[log]\nformat = \"xml\"\n")).contains("xml"));
         assert!(error_of(&[], Some("[log]\nlevel = \"x=bogus\"\n")).contains("log.level"));
         assert!(error_of(&[], Some("not toml [")).contains("c.toml"));
+    }
+
+    #[test]
+    fn the_trace_instance_is_named_and_bounded() {
+        let cfg = Config::load(&Sources::default(), Purpose::Setup).unwrap();
+        assert_eq!(
+            (cfg.trace.instance.as_str(), cfg.trace.instance_buffer_kb),
+            ("gtp5g-operator", 1024)
+        );
+        let k = key_file();
+        let (kv, kp) = key_env(&k);
+        let global = with(&[(kv, &kp), ("GTP5G_OPERATOR__TRACE__INSTANCE", "")], None).unwrap();
+        assert_eq!(global.trace.instance, "", "\"\" is the global trace_pipe");
+        for bad in ["[trace]\ninstance = \"../up\"\n", "[trace]\ninstance = \".x\"\n"] {
+            assert!(error_of(&[], Some(bad)).contains("trace.instance"), "{bad}");
+        }
+        for kb in [0, 8, 262_145] {
+            let err = error_of(&[], Some(&format!("[trace]\ninstance_buffer_kb = {kb}\n")));
+            assert!(err.contains("trace.instance_buffer_kb"), "{kb}: {err}");
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@ use gtp5g_operator::publish::{self, client::ApiClient};
 use gtp5g_operator::ready::{self, ReadyFile};
 use gtp5g_operator::replay;
 use gtp5g_operator::signal;
+use gtp5g_operator::source::{self, instance};
 use gtp5g_operator::stats::Stats;
 use gtp5g_operator::systemd::Systemd;
 use std::net::SocketAddr;
@@ -42,6 +43,26 @@ enum Command {
     /// Ask the Gthulhu API, with the daemon's client, token and configuration.
     #[command(subcommand)]
     Api(ApiCommand),
+    /// Make or remove the tracing instance the daemon reads (trace.instance); root, writable tracefs.
+    TraceInstance(TraceInstanceArgs),
+}
+
+#[derive(Args)]
+struct TraceInstanceArgs {
+    /// create: make instances/NAME, or reuse it, recording bpf_trace_printk
+    /// only, tracing on, trace.instance_buffer_kb per CPU (before every
+    /// start of the daemon). remove: delete it (uninstall; the daemon must
+    /// be stopped).
+    #[arg(value_enum)]
+    action: InstanceAction,
+    #[command(flatten)]
+    config: ConfigArgs,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum InstanceAction {
+    Create,
+    Remove,
 }
 
 #[derive(Subcommand)]
@@ -164,6 +185,7 @@ fn main() -> ExitCode {
         Command::Replay(args) => replay(args),
         Command::CheckConfig(args) => check_config(args),
         Command::LocalApi(args) => local_api(args),
+        Command::TraceInstance(args) => trace_instance(args),
         Command::Api(command) => api(command),
     };
     match result {
@@ -302,5 +324,46 @@ fn local_api(args: LocalApiArgs) -> Result<()> {
         schema,
     };
     runtime.block_on(local_api::run(opts, control.stop.cancelled_owned()))?;
+    Ok(())
+}
+
+fn trace_instance(args: TraceInstanceArgs) -> Result<()> {
+    let cfg = Config::load(&Sources::from_process_env(args.config.config), Purpose::Setup)?;
+    let t = &cfg.trace;
+    if t.instance.is_empty() {
+        eprintln!("trace.instance is \"\": the daemon reads the global trace_pipe; nothing to do");
+        return Ok(());
+    }
+    let tracefs = source::tracefs_dir(t.mount_tracefs)?;
+    match args.action {
+        InstanceAction::Create if t.pipe.is_some() => {
+            eprintln!("trace.pipe is set: the daemon reads it, not an instance; nothing to do")
+        }
+        InstanceAction::Create => {
+            match instance::create(&tracefs, &t.instance, t.instance_buffer_kb) {
+                Ok(p) => eprintln!(
+                    "{} {}: bpf_trace_printk only, {} KiB per CPU",
+                    if p.created { "created" } else { "reused" },
+                    p.dir.display(),
+                    t.instance_buffer_kb
+                ),
+                // The daemon reads the global trace_pipe then: no reason to fail its start.
+                Err(e @ instance::InstanceError::NoEvent) => {
+                    eprintln!(
+                        "gtp5g-operator: warning: {e}; the daemon will read the global trace_pipe"
+                    )
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        InstanceAction::Remove => match instance::remove(&tracefs, &t.instance)? {
+            true => eprintln!("removed {}", tracefs.join("instances").join(&t.instance).display()),
+            false => eprintln!(
+                "no instance {:?} in {}: nothing to remove",
+                t.instance,
+                tracefs.display()
+            ),
+        },
+    }
     Ok(())
 }
