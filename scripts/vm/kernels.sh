@@ -155,3 +155,20 @@ merge_usr_modules() {
 		mv "$root/usr/lib/modules/$rel" "$root/lib/modules/$rel"
 	fi
 }
+
+# From 6.17 on the image is lib/modules/REL/vmlinuz* and /boot is empty.
+kernel_image() {
+	local f
+	for f in "$1/boot/vmlinuz-$2" "$1/lib/modules/$2"/vmlinuz*; do
+		[ -e "$f" ] && { echo "$f"; return 0; }
+	done
+	return 1
+}
+
+kernel_config() {
+	local f
+	for f in "$1/boot/config-$2" "$1/usr/src/linux-headers-$2/.config"; do
+		[ -e "$f" ] && { echo "$f"; return 0; }
+	done
+	return 1
+}
