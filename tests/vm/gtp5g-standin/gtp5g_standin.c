@@ -16,7 +16,8 @@
  *
  * so a G-PDU sent over loopback, or an IP packet routed into the device,
  * reaches them in the sending thread's context, as on a one-host testbed.
- * There is no PFCP: one uplink PDR matches every TEID except 0 (so both
+ * Every probed function is noinline: inlined into its caller, its own copy
+ * would still attach, yet never run. There is no PFCP: one uplink PDR matches every TEID except 0 (so both
  * lookup outcomes can be produced), one downlink PDR sends everything to
  * gnb_addr:gnb_port with TEID dl_teid, and the policer never drops.
  */
@@ -99,7 +100,7 @@ static int gtp1u_hdrlen(struct sk_buff *skb, unsigned int off)
 	return len;
 }
 
-Color policePacket(TrafficPolicer *p, int pktLen)
+noinline Color policePacket(TrafficPolicer *p, int pktLen)
 {
 	/* No QER rate: every packet is in profile. The counts keep the call
 	 * real work the compiler cannot drop. */
@@ -108,7 +109,7 @@ Color policePacket(TrafficPolicer *p, int pktLen)
 	return Green;
 }
 
-struct pdr *pdr_find_by_gtp1u(struct gtp5g_dev *gtp, struct sk_buff *skb,
+noinline struct pdr *pdr_find_by_gtp1u(struct gtp5g_dev *gtp, struct sk_buff *skb,
 			      unsigned int hdrlen, u32 teid, u8 type)
 {
 	if (type != GTP_TPDU || !teid || skb->len < hdrlen)
@@ -139,7 +140,7 @@ static int gtp5g_rx(struct gtp5g_dev *gtp, struct sk_buff *skb, unsigned int hdr
 
 /* Returns 0: the packet is consumed (delivered or dropped), never handed
  * to the socket, which has no reader. */
-int gtp5g_encap_recv(struct sock *sk, struct sk_buff *skb)
+noinline int gtp5g_encap_recv(struct sock *sk, struct sk_buff *skb)
 {
 	struct gtp5g_dev *gtp = rcu_dereference_sk_user_data(sk);
 	unsigned int off = sizeof(struct udphdr);
@@ -172,7 +173,7 @@ free:
 	return 0;
 }
 
-void gtp5g_push_header(struct sk_buff *skb, struct gtp5g_pktinfo *pktinfo)
+noinline void gtp5g_push_header(struct sk_buff *skb, struct gtp5g_pktinfo *pktinfo)
 {
 	unsigned int payload = skb->len;
 	struct gtp1_hdr *gtp1 = skb_push(skb, sizeof(*gtp1));
@@ -183,7 +184,7 @@ void gtp5g_push_header(struct sk_buff *skb, struct gtp5g_pktinfo *pktinfo)
 	gtp1->tid = htonl(pktinfo->teid);
 }
 
-void gtp5g_xmit_skb_ipv4(struct sk_buff *skb, struct gtp5g_pktinfo *pktinfo)
+noinline void gtp5g_xmit_skb_ipv4(struct sk_buff *skb, struct gtp5g_pktinfo *pktinfo)
 {
 	struct rtable *rt = pktinfo->rt;
 	bool xnet = !net_eq(sock_net(pktinfo->sk), dev_net(pktinfo->dev));
@@ -199,7 +200,7 @@ void gtp5g_xmit_skb_ipv4(struct sk_buff *skb, struct gtp5g_pktinfo *pktinfo)
 	);
 }
 
-struct rtable *ip4_find_route(struct sk_buff *skb, struct iphdr *iph,
+noinline struct rtable *ip4_find_route(struct sk_buff *skb, struct iphdr *iph,
 			      struct sock *sk, struct net_device *gtp_dev,
 			      __be32 saddr, __be32 daddr, struct flowi4 *fl4)
 {
@@ -224,7 +225,7 @@ struct rtable *ip4_find_route(struct sk_buff *skb, struct iphdr *iph,
 	return rt;
 }
 
-int gtp5g_handle_skb_ipv4(struct sk_buff *skb, struct net_device *dev,
+noinline int gtp5g_handle_skb_ipv4(struct sk_buff *skb, struct net_device *dev,
 			  struct gtp5g_pktinfo *pktinfo)
 {
 	struct gtp5g_dev *gtp = netdev_priv(dev);
@@ -246,7 +247,7 @@ int gtp5g_handle_skb_ipv4(struct sk_buff *skb, struct net_device *dev,
 	return FAR_ACTION_FORW;
 }
 
-netdev_tx_t gtp5g_dev_xmit(struct sk_buff *skb, struct net_device *dev)
+noinline netdev_tx_t gtp5g_dev_xmit(struct sk_buff *skb, struct net_device *dev)
 {
 	struct gtp5g_pktinfo pktinfo;
 	unsigned int len = skb->len;
