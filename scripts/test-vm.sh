@@ -82,7 +82,8 @@ link_modules() {
 # /usr/src path; Kbuild skips module BTF without a vmlinux (its BTF is
 # enough: pahole reads it as the base).
 prepare_headers() {
-	local root=$1 rel=$2 hdr=$root/usr/src/linux-headers-$2
+	local root=$1 rel=$2 hdr
+	hdr=$root/usr/src/linux-headers-$rel
 	[ -d "$hdr" ] || return 1
 	sed -i "s| /usr/src/| $root/usr/src/|; s|=/usr/src/|=$root/usr/src/|" "$hdr/Makefile"
 	[ -s "$hdr/vmlinux" ] || scripts/vm/vmlinux-btf.py "$(kernel_image "$root" "$rel")" "$hdr/vmlinux"
@@ -148,14 +149,14 @@ boot_guest() {
 
 # Fails (printing the guest's output) unless every step passed.
 check_guest() {
-	local work=$1 name rc secs failed=0
-	if ! grep -qx done "$work/status" 2>/dev/null; then
+	local work=$1 name rc failed=0
+	if ! grep -qx 'done' "$work/status" 2>/dev/null; then
 		echo "test-vm: the guest did not finish; its console:" >&2
 		tail -n 80 "$work/console.log" >&2
 		return 1
 	fi
-	while read -r name rc secs; do
-		[ "$name" = done ] && continue
+	while read -r name rc _; do
+		[ "$name" = 'done' ] && continue
 		if [ "$rc" != 0 ]; then
 			echo "test-vm: guest step $name failed (exit $rc); its output:" >&2
 			tail -n 80 "$work/$name.log" >&2
@@ -174,7 +175,7 @@ guest_env() {
 
 # One kernel of the matrix: fetch, module, boot, check. Appends to SUMMARY.
 run_series() {
-	local series=$1 rel root work ko= standin=0 start boot_s guest_s verdict=pass
+	local series=$1 rel root work ko='' standin=0 start boot_s guest_s verdict=pass
 	rel=$(newest_release "$(series_pattern "$series")")
 	if [ -z "$rel" ]; then
 		skip_or_fail "no $series kernel in the package lists"

@@ -51,10 +51,6 @@ setup() {
 	[ -e $TRACING/trace_pipe ] || mount -t tracefs nodev $TRACING
 	ip link set lo up
 	sysctl -qw kernel.bpf_stats_enabled=1
-	# Into the page cache in one sequential read each: faulting a debug
-	# binary in page by page over 9p under TCG delayed the daemon's first
-	# post past the live tests' bounds.
-	cat $TEST_BINS "$TRACER_BUILD"/* >/dev/null
 }
 
 # The host's cargo test binaries, one at a time (they share trace_pipe).
@@ -84,11 +80,11 @@ load_module() {
 # tracer_start LOG ARGS...: starts gtp5g-tracer, waits until it attached
 # (or exited); sets TRACER_PID.
 tracer_start() {
-	local log=$1 i
+	local log=$1
 	shift
 	"$TRACER_BUILD/gtp5g-tracer" "$@" >"$log" 2>&1 &
 	TRACER_PID=$!
-	for i in $(seq 600); do
+	for _ in $(seq 600); do
 		grep -q "probes attached" "$log" && return 0
 		kill -0 $TRACER_PID 2>/dev/null || break
 		sleep 0.1
@@ -228,7 +224,7 @@ main() {
 	local start
 	start=$(now)
 	note "kernel $(uname -r), $(nproc) CPUs"
-	step setup setup || { echo done >>"$STATUS"; return; }
+	step setup setup || { echo 'done' >>"$STATUS"; return; }
 	[ -z "$TEST_BINS" ] || step cargo-tests cargo_tests
 	if [ -n "$KO" ]; then
 		if step load-module load_module; then
@@ -241,7 +237,7 @@ main() {
 		fi
 	fi
 	echo "guest-seconds 0 $(since "$start")" >>"$STATUS"
-	echo done >>"$STATUS"
+	echo 'done' >>"$STATUS"
 }
 
 main

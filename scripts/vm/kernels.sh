@@ -142,9 +142,11 @@ fetch_release() {
 
 # apt-get download names files NAME_VERSION_ARCH.deb with ':' as %3a.
 debfile() {
-	local name=${1%%=*} ver=${1#*=}
-	ls "$VM_CACHE/debs/${name}_${ver//:/%3a}_"*.deb 2>/dev/null | head -n1 ||
-		true
+	local name=${1%%=*} ver=${1#*=} f
+	for f in "$VM_CACHE/debs/${name}_${ver//:/%3a}_"*.deb; do
+		[ -e "$f" ] && echo "$f"
+	done
+	return 0
 }
 
 # Newer packages ship /usr/lib/modules; depmod -b and the guest look in /lib.
