@@ -403,9 +403,11 @@ static void list_probes(void)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: " PROG " [--mode auto|fentry|netdev] [--only FUNC,...] [--port N] [--rls-port N]\n"
-		"       [--refresh-ms MS] [--every-event] [--map-size N] [--ready-file PATH] [--list] [-v]\n"
-		"  --mode        auto (default): fentry when " GTP5G_BTF " exists, else netdev\n"
+		"usage: " PROG " [--mode auto|fentry|netdev|fentry+rls] [--only FUNC,...] [--port N]\n"
+		"       [--rls-port N] [--refresh-ms MS] [--every-event] [--map-size N] [--ready-file PATH]\n"
+		"       [--list] [-v]\n"
+		"  --mode        auto (default): fentry+rls when " GTP5G_BTF " exists, else netdev\n"
+		"                (fentry+rls: gtp5g's uplink entry for GTP-U, netdev egress for RLS)\n"
 		"  --only        attach only these probes (function/tracepoint or probe name)\n"
 		"  --port        GTP-U UDP port for netdev mode (default " WIRE_STR(GTPU_PORT) ")\n"
 		"  --rls-port    UERANSIM RLS UDP port for netdev mode (default " WIRE_STR(RLS_PORT) ")\n"
@@ -415,6 +417,8 @@ static void usage(FILE *f)
 		"  --ready-file  once every probe is attached, write PATH (one JSON line);\n"
 		"                removed on exit\n"
 		"  --list        print the probes of each mode and exit\n"
+		"  --unload-gtp5g  unload gtp5g (rmmod) while tracers run, and exit: they let\n"
+		"                go of it and attach again when it is loaded again\n"
 		"  -v            show libbpf debug output and event counts every %d s\n",
 		STATS_PERIOD_S);
 }
@@ -565,7 +569,9 @@ static int size_and_share_maps(struct bpf_object *obj, const struct config *c)
 /* After the first load: the maps outlive any object. */
 static int keep_shared_maps(struct bpf_object *obj)
 {
-	for (size_t i = 0; shared_fd[0] < 0 && i < NSHARED; i++) {
+	if (shared_fd[0] >= 0)
+		return 0;
+	for (size_t i = 0; i < NSHARED; i++) {
 		int fd = bpf_map__fd(bpf_object__find_map_by_name(obj, shared_maps[i]));
 
 		shared_fd[i] = fcntl(fd, F_DUPFD_CLOEXEC, 3);
@@ -725,6 +731,8 @@ static void release_fentry(void)
 		else
 			objects[kept++] = objects[i];
 	}
+	/* No stale copy of a kept object where the next one is loaded. */
+	memset(&objects[kept], 0, (size_t)(nobjects - kept) * sizeof(objects[0]));
 	nobjects = kept;
 	btf__free(gtp5g_btf);
 	gtp5g_btf = NULL;
@@ -836,8 +844,37 @@ struct args {
 	char *only;
 	const char *ready_file;
 	bool list;
+	bool unload_gtp5g;
 	struct config config;
 };
+
+/* How long --unload-gtp5g retries while gtp5g is in use. */
+#define UNLOAD_WAIT_MS 5000
+
+/* A UPF upgrade's rmmod, with tracers running: the first attempt fails
+ * (their probes hold gtp5g), but each tracer's unload watch sees it and lets
+ * go, so a retry a moment later succeeds. kmod's rmmod never gets that far:
+ * it reads the module's refcount and refuses by itself. */
+static int unload_gtp5g(void)
+{
+	unsigned delay_ms = 1, waited_ms = 0;
+
+	while (syscall(SYS_delete_module, "gtp5g", O_NONBLOCK)) {
+		if (errno != EAGAIN || waited_ms >= UNLOAD_WAIT_MS) {
+			fprintf(stderr, PROG ": --unload-gtp5g: %s\n",
+				errno == EAGAIN ? "gtp5g is still in use after 5 s: by something other "
+						  "than a gtp5g-tracer with its unload watch (lsmod says what)"
+				: errno == ENOENT ? "gtp5g is not loaded"
+						  : strerror(errno));
+			return 1;
+		}
+		usleep(delay_ms * 1000);
+		waited_ms += delay_ms;
+		delay_ms = delay_ms < 100 ? delay_ms * 2 : delay_ms;
+	}
+	printf(PROG ": gtp5g unloaded\n");
+	return 0;
+}
 
 /* 0 to go on, else the exit status (usage errors: 2). */
 static int parse_args(int argc, char **argv, struct args *a)
@@ -852,6 +889,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 		{ "map-size", required_argument, NULL, 's' },
 		{ "ready-file", required_argument, NULL, 'F' },
 		{ "list", no_argument, NULL, 'l' },
+		{ "unload-gtp5g", no_argument, NULL, 'U' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
@@ -868,8 +906,11 @@ static int parse_args(int argc, char **argv, struct args *a)
 				a->mode = MODE_FENTRY;
 			else if (!strcmp(optarg, "netdev"))
 				a->mode = MODE_NETDEV;
+			else if (!strcmp(optarg, "fentry+rls"))
+				a->mode = MODE_FENTRY_RLS;
 			else {
-				fprintf(stderr, PROG ": --mode must be auto, fentry or netdev, not '%s'\n", optarg);
+				fprintf(stderr, PROG ": --mode must be auto, fentry, netdev or fentry+rls, "
+					"not '%s'\n", optarg);
 				return 2;
 			}
 			break;
@@ -904,6 +945,9 @@ static int parse_args(int argc, char **argv, struct args *a)
 			break;
 		case 'l':
 			a->list = true;
+			break;
+		case 'U':
+			a->unload_gtp5g = true;
 			break;
 		case 'v':
 			verbose = true;
@@ -1036,8 +1080,8 @@ static int on_unload_attempt(void *ctx, void *data, size_t size)
 	release_fentry();
 	f->state = GTP5G_RELEASED;
 	f->released = monotonic_s();
-	printf(PROG ": pid %u is unloading gtp5g: its probes are released (retry the unload, "
-	       "or use modprobe -r --wait); they come back when gtp5g is loaded again\n",
+	printf(PROG ": pid %u is unloading gtp5g: its probes are released (the unload's retry "
+	       "succeeds: gtp5g-tracer --unload-gtp5g); they come back when gtp5g is loaded again\n",
 	       *(__u32 *)data);
 	fflush(stdout);
 	return 0;
@@ -1087,6 +1131,31 @@ static void stop_unload_watch(struct follow *f)
 	gtp5g_unload__destroy(f->unload);
 }
 
+/* Kernel BTF objects named gtp5g. The BTF of a load just unloaded lingers
+ * until the programs verified against it are freed (after an RCU grace
+ * period), and libbpf would resolve the probes' targets in the first one it
+ * finds: the new load's probes wait until only one is left. */
+static int gtp5g_btf_objects(void)
+{
+	__u32 id = 0;
+	int n = 0;
+
+	while (!bpf_btf_get_next_id(id, &id)) {
+		char name[16] = "";
+		struct bpf_btf_info info = { .name = (__u64)(unsigned long)name,
+					     .name_len = sizeof(name) };
+		__u32 len = sizeof(info);
+		int fd = bpf_btf_get_fd_by_id(id);
+
+		if (fd < 0)
+			continue;
+		if (!bpf_obj_get_info_by_fd(fd, &info, &len) && !strcmp(name, "gtp5g"))
+			n++;
+		close(fd);
+	}
+	return n;
+}
+
 /* The fentry probes on the load of gtp5g now in the kernel. */
 static int attach_gtp5g(struct follow *f)
 {
@@ -1120,7 +1189,7 @@ static void follow_tick(struct follow *f)
 		fflush(stdout);
 		return;
 	}
-	if (f->state == GTP5G_WAITING && now == f->ino)
+	if ((f->state == GTP5G_WAITING && now == f->ino) || gtp5g_btf_objects() > 1)
 		return;
 	printf(PROG ": gtp5g %s: attaching its probes\n",
 	       now == f->ino ? "still loaded after the unload attempt" : "loaded");
@@ -1209,6 +1278,8 @@ int main(int argc, char **argv)
 		list_probes();
 		return 0;
 	}
+	if (a.unload_gtp5g)
+		return unload_gtp5g();
 	if (!privileged()) {
 		fprintf(stderr, PROG ": not privileged: loading BPF tracing programs needs root "
 			"(CAP_SYS_ADMIN) or CAP_BPF+CAP_PERFMON\n");
