@@ -1,27 +1,30 @@
 #!/usr/bin/env bash
 # What the tracer costs the user plane (root).
 #
-#   scripts/bench-overhead.sh [ROUNDS=5] [SECONDS=5] [FLOOD_SECONDS=60]
+#   scripts/bench-overhead.sh [ROUNDS=11] [SECONDS=3] [FLOOD_SECONDS=60]
 #   scripts/bench-overhead.sh startup [RUNS=11] [TRACER_BINARY...]
-#   (environment: FLOOD_THREADS=4, BUFFER_KB=1408 per-CPU ring buffer,
-#   RANSIM_ARGS= extra ran-sim arguments, e.g. "--gnb ::1 --upf ::1",
-#   BPF_STATS=0 to leave bpf_stats off: its clock reads slow the traced
-#   runs; FLOOD_SECONDS 0 skips the flood)
+#   (environment: SENDERS="gtpu ran-sim", SENDER_CPU=1, FLOOD_THREADS=4,
+#   BUFFER_KB=1408 per-CPU ring buffer, RANSIM_ARGS= extra ran-sim
+#   arguments, e.g. "--gnb ::1 --upf ::1"; FLOOD_SECONDS 0 skips the flood)
 #
-# Rate: packets/s of a one-thread GTP-U sender (`gtpu-traffic --threads 1
-# --interval-ms 0`, counted as the kernel's Udp OutDatagrams over SECONDS)
-# and round trips/s of the UERANSIM stand-in (`ran-sim --ues 1 --rate 0`,
-# its own count; four traced UDP hops each), with no tracer, with
-# `gtp5g-tracer --every-event` and with the default (de-duplicated); the
-# daemon reads trace_pipe throughout. Each round runs the three in a
-# rotated order, so drift in the machine's load favours none of them; the
-# summary gives medians over ROUNDS and each mode's cost against no tracer.
-# On a shared machine the rates drift by tens of percent between runs, so
-# the tracer's own cost is also measured directly: kernel.bpf_stats_enabled
-# is on for the runs (restored after), and the nanoseconds its programs ran
-# per packet (per round trip for ran-sim) are set against the time a packet
-# takes without a tracer. bpf_stats adds two clock reads per call, so this
-# is an upper bound.
+# Rate at line rate: a one-thread sender doing plain sendto() of 72-byte
+# GTP-U G-PDUs to a socket of its own on 127.0.0.3:2152 (`gtpu-traffic
+# --interval-ms 0 --inner-len 64 --sink`, so no ICMP error path is timed),
+# pinned to CPU SENDER_CPU, counting its own packets over SECONDS; and
+# round trips/s of the UERANSIM stand-in (`ran-sim --ues 1 --rate 0`, four
+# traced UDP hops each). Four modes: no tracer; the floor, an empty
+# tp_btf/net_dev_queue program of our own (`gtp5g-floor`: what any program
+# on that hook costs); `gtp5g-tracer --every-event`; and the default
+# (de-duplicated). The daemon reads trace_pipe throughout. Each round runs
+# the modes in a rotated order, so drift in the machine's load favours
+# none of them; the machine's rate swings by several percent from round to
+# round, so rates are compared within a round: the summary gives each
+# mode's median of its per-round ratio to no tracer (paired medians).
+# kernel.bpf_stats_enabled is on for the runs (restored after): the
+# nanoseconds the attached programs ran per packet sent (per round trip
+# for ran-sim), medians, and the default's paired median over the floor.
+# bpf_stats's own two clock reads per call are in every figure, the
+# floor's included.
 #
 # Flood: FLOOD_THREADS GTP-U threads at full speed for FLOOD_SECONDS under
 # each tracer mode: trace_pipe lines/s delivered (the ring buffer's "read
@@ -35,108 +38,158 @@
 set -euo pipefail
 source "$(dirname "$0")/bench-lib.sh"
 
-MODES=(none every-event default)
-
-# The kernel's count of UDP datagrams sent, all sockets.
-udp_out() {
-    awk '/^Udp:/ { if (seen) print $5; seen = 1 }' /proc/net/snmp
-}
+MODES=(none floor every-event default)
 
 load1() {
     cut -d' ' -f1 /proc/loadavg
 }
 
-# Attaches the tracer for mode $1 (nothing for "none").
+# Runs "$@" until it succeeds; fails with log $3 if process $1 exits
+# first or $2 seconds pass. The tracer says it is ready in a file, the
+# floor by having a link in the kernel: no log line is read.
+await() {
+    local pid=$1 secs=$2 log=$3 _
+    shift 3
+    for _ in $(seq $((secs * 50))); do
+        "$@" && return 0
+        kill -0 "$pid" 2>/dev/null || die "pid $pid exited before it was ready: $(cat "$log")"
+        sleep 0.02
+    done
+    die "pid $pid not ready in $secs s: $(cat "$log")"
+}
+
+floor_attached() {
+    local ids
+    ids=$(bpftool prog show -j | jq -c '[.[] | select(.name == "floor_net_dev_queue") | .id]')
+    bpftool link show -j | jq -e --argjson ids "$ids" 'any(.[]; .prog_id as $p | $ids | index($p))' >/dev/null
+}
+
+# Attaches what mode $1 runs (nothing for "none"); sets TRACER_PID.
 tracer_on() {
+    local log=$WORK/tracer.log ready=$WORK/tracer.ready
+    TRACER_PID=
     case $1 in
-        none) TRACER_PID= ;;
-        every-event) start_tracer "$WORK/tracer.log" --mode netdev --every-event ;;
-        default) start_tracer "$WORK/tracer.log" --mode netdev ;;
+        none) return 0 ;;
+        floor) "$TRACER_BUILD/gtp5g-floor" >"$log" 2>&1 & ;;
+        every-event) "$TRACER_BUILD/gtp5g-tracer" --mode netdev --every-event --ready-file "$ready" >"$log" 2>&1 & ;;
+        default) "$TRACER_BUILD/gtp5g-tracer" --mode netdev --ready-file "$ready" >"$log" 2>&1 & ;;
     esac
+    TRACER_PID=$!
+    STARTED+=("$TRACER_PID")
+    if [ "$1" = floor ]; then
+        await "$TRACER_PID" 10 "$log" floor_attached
+    else
+        await "$TRACER_PID" 10 "$log" test -e "$ready"
+    fi
 }
 
-# Nanoseconds the tracer's programs ran and how often (kernel.bpf_stats_enabled
-# must be on): "NS CALLS".
-bpf_run() {
-    bpftool prog show -j | jq -r '[.[] | select(.name == "tp_net_dev_queue" or .name == "tp_netif_receive_skb")]
-        | "\(map(.run_time_ns // 0) | add // 0) \(map(.run_cnt // 0) | add // 0)"'
+# Nanoseconds run so far by the programs of any mode (one is attached at
+# a time: the trace_pipe lock keeps other tracers out).
+bpf_ns() {
+    bpftool prog show -j | jq '[.[] | select(.name == "tp_net_dev_queue" or .name == "tp_netif_receive_skb"
+        or .name == "floor_net_dev_queue") | .run_time_ns // 0] | add // 0'
 }
 
-# Detaches it; sets COUNTS to its exit counts ("printed=N,suppressed=M")
-# or "-". Not to be run in a subshell: only this shell can wait for it.
+# Detaches it; sets COUNTS to the tracer's exit counts
+# ("printed=N,suppressed=M") or "-". Not to be run in a subshell: only this
+# shell can wait for it.
 tracer_off() {
     COUNTS=-
     [ -n "$TRACER_PID" ] || return 0
-    local run
-    run=$(bpf_run)
     stop_pid "$TRACER_PID"
-    COUNTS=$(grep -o 'printed=[0-9]* suppressed=[0-9]*' "$WORK/tracer.log" | tail -1 | tr ' ' ,)
-    COUNTS="$COUNTS,bpf_ns=${run% *},bpf_calls=${run#* }"
+    COUNTS=$({ grep -o 'printed=[0-9]* suppressed=[0-9]*' "$WORK/tracer.log" || echo -; } | tail -1 | tr ' ' ,)
 }
 
-gtpu_pps() {
-    local pid out0 t0 out1 t1
-    "$TRACER_BUILD/gtpu-traffic" --name nr-gnb --threads 1 --interval-ms 0 >/dev/null &
-    pid=$!
-    STARTED+=("$pid")
-    sleep 0.3
-    out0=$(udp_out)
-    t0=$(date +%s%N)
-    sleep "$SECS"
-    out1=$(udp_out)
-    t1=$(date +%s%N)
-    stop_pid "$pid"
-    echo $(( (out1 - out0) * 1000000000 / (t1 - t0) ))
+# Until the daemon has read what the last mode printed (--every-event
+# leaves a backlog), so that its parsing is not charged to the next mode.
+drained() {
+    local _
+    for _ in $(seq 500); do
+        [ "$(ring_stat entries)" = 0 ] && return 0
+        sleep 0.02
+    done
+    echo "warning: trace_pipe still holds $(ring_stat entries) lines" >&2
 }
 
-ransim_pps() {
+# One run of the line-rate sender: "PKTS/S BPF-NS-PER-PACKET".
+gtpu_run() {
+    local ns0 ns1 out
+    ns0=$(bpf_ns)
+    out=$("$TRACER_BUILD/gtpu-traffic" --name nr-gnb --threads 1 --interval-ms 0 --inner-len 64 \
+        --dest 127.0.0.3 --sink --cpu "$SENDER_CPU" --seconds "$SECS" | tail -1)
+    ns1=$(bpf_ns)
+    jq -r --argjson ns $((ns1 - ns0)) '"\(.pps | floor) \($ns / .sent)"' <<<"$out"
+}
+
+# One ran-sim run: "ROUND-TRIPS/S BPF-NS-PER-ROUND-TRIP".
+ransim_run() {
+    local ns0 ns1
+    ns0=$(bpf_ns)
     # shellcheck disable=SC2086 # RANSIM_ARGS is a list of words
     "$TRACER_BUILD/ran-sim" --ues 1 --rate 0 --duration "$SECS" ${RANSIM_ARGS:-} >"$WORK/ran-sim.out" 2>&1 ||
         die "ran-sim failed: $(tail -3 "$WORK/ran-sim.out")"
-    grep '"summary"' "$WORK/ran-sim.out" | jq -r '.pps | floor'
+    ns1=$(bpf_ns)
+    grep '"summary"' "$WORK/ran-sim.out" |
+        jq -r --argjson ns $((ns1 - ns0)) '"\(.pps | floor) \($ns / ([.pps * .elapsed_s, 1] | max))"'
 }
 
 rates() {
-    local round i mode sender pps
-    echo "rate: $SECS s per run, $ROUNDS rounds; load average (1 min) per run"
-    printf '%-8s %-12s %5s %9s %5s  %s\n' sender tracer round pkts/s load "tracer's counts" | tee "$WORK/rows"
+    local round i mode sender run
+    echo "rate: $SECS s per run, $ROUNDS rounds, senders: $SENDERS; line-rate sender on CPU $SENDER_CPU"
+    printf '%-8s %-12s %5s %9s %8s %5s  %s\n' sender mode round pkts/s bpf_ns load "tracer's counts" |
+        tee "$WORK/rows"
     for round in $(seq "$ROUNDS"); do
-        for i in 0 1 2; do
-            mode=${MODES[$(( (round + i) % 3 ))]}
-            for sender in gtpu ran-sim; do
+        for i in 0 1 2 3; do
+            mode=${MODES[$(((round + i) % 4))]}
+            for sender in $SENDERS; do
                 tracer_on "$mode"
-                if [ "$sender" = gtpu ]; then pps=$(gtpu_pps); else pps=$(ransim_pps); fi
+                if [ "$sender" = gtpu ]; then run=$(gtpu_run); else run=$(ransim_run); fi
                 tracer_off
-                printf '%-8s %-12s %5s %9s %5s  %s\n' "$sender" "$mode" "$round" "$pps" "$(load1)" \
-                    "$COUNTS" | tee -a "$WORK/rows"
+                drained
+                printf '%-8s %-12s %5s %9s %8.1f %5s  %s\n' "$sender" "$mode" "$round" "${run% *}" \
+                    "${run#* }" "$(load1)" "$COUNTS" | tee -a "$WORK/rows"
             done
         done
     done
     echo
-    for sender in gtpu ran-sim; do
-        [ "${BPF_STATS:-1}" = 0 ] || bpf_per_packet "$sender"
-        awk -v s="$sender" 'NR > 1 && $1 == s { print $2, $4 }' "$WORK/rows" | sort -k1,1 -k2n |
-            awk -v s="$sender" '
-                { v[$1, ++n[$1]] = $2 }
-                END {
-                    for (m in n) med[m] = v[m, int((n[m] + 1) / 2)]
-                    printf "%s median pkts/s: none %d, every-event %d (%+.1f%%), default %d (%+.1f%%)\n", s,
-                        med["none"], med["every-event"], 100 * (med["every-event"] / med["none"] - 1),
-                        med["default"], 100 * (med["default"] / med["none"] - 1)
-                }'
+    for sender in $SENDERS; do
+        summary "$sender"
     done
 }
 
-# Median BPF nanoseconds per packet of sender $1 in each tracer mode.
-bpf_per_packet() {
-    local mode
-    for mode in every-event default; do
-        awk -v s="$1" -v m="$mode" -v secs="$SECS" 'NR > 1 && $1 == s && $2 == m {
-                split($6, kv, ","); for (i in kv) { split(kv[i], p, "="); f[p[1]] = p[2] }
-                print f["bpf_ns"] / ($4 * secs) }' "$WORK/rows" | sort -n |
-            awk -v s="$1" -v m="$mode" '{ v[NR] = $1 } END {
-                printf "%s %s: median %.0f ns of BPF per packet\n", s, m, v[int((NR + 1) / 2)] }'
-    done
+# Medians over the rounds of sender $1: each mode's rate, its per-round
+# ratio to no tracer, its BPF ns, and the default's per-round ns over the
+# floor's.
+summary() {
+    awk -v s="$1" '
+        function median(a, n,    i, j, t) {
+            for (i = 2; i <= n; i++)
+                for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+            return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+        }
+        function over(m, by, what,    r, n, v) {
+            for (r = 1; r <= rounds; r++)
+                if ((m, r) in pps && (by, r) in pps)
+                    v[++n] = what == "ratio" ? pps[m, r] / pps[by, r] : ns[m, r] - ns[by, r]
+            return median(v, n)
+        }
+        function of(m, arr,    r, n, v) {
+            for (r = 1; r <= rounds; r++)
+                if ((m, r) in pps)
+                    v[++n] = arr == "pps" ? pps[m, r] : ns[m, r]
+            return median(v, n)
+        }
+        NR > 1 && $1 == s { pps[$2, $3] = $4; ns[$2, $3] = $5; if ($3 > rounds) rounds = $3 }
+        END {
+            unit = s == "gtpu" ? "packet" : "round trip"
+            printf "%s, medians over %d rounds (paired: per round, then the median):\n", s, rounds
+            printf "  none         %9d pkts/s\n", of("none", "pps")
+            n = split("floor every-event default", modes, " ")
+            for (i = 1; i <= n; i++)
+                printf "  %-12s %9d pkts/s, %.3f of no tracer (paired), BPF %.1f ns per %s\n",
+                    modes[i], of(modes[i], "pps"), over(modes[i], "none", "ratio"), of(modes[i], "ns"), unit
+            printf "  default over the floor: %+.1f ns per %s (paired)\n", over("default", "floor", "ns"), unit
+        }' "$WORK/rows"
 }
 
 flood() {
@@ -222,11 +275,13 @@ if [ "${1:-}" = startup ]; then
     exit 0
 fi
 
-ROUNDS=${1:-5}
-SECS=${2:-5}
+ROUNDS=${1:-11}
+SECS=${2:-3}
 FLOOD_SECS=${3:-60}
 FLOOD_THREADS=${FLOOD_THREADS:-4}
-require gtp5g-tracer gtpu-traffic ran-sim
+SENDERS=${SENDERS:-gtpu ran-sim}
+SENDER_CPU=${SENDER_CPU:-1}
+require gtp5g-tracer gtp5g-floor gtpu-traffic ran-sim
 command -v jq >/dev/null || die "needs jq"
 command -v bpftool >/dev/null || die "needs bpftool (in /usr/sbin)"
 lock_trace_pipe
@@ -235,7 +290,7 @@ start_local_api
 start_daemon "$TRACEFS/trace_pipe" "$WORK/daemon.log"
 BPF_STATS_WAS=$(sysctl -n kernel.bpf_stats_enabled)
 trap 'sysctl -qw kernel.bpf_stats_enabled="$BPF_STATS_WAS"; cleanup' EXIT
-sysctl -qw kernel.bpf_stats_enabled="${BPF_STATS:-1}"
+sysctl -qw kernel.bpf_stats_enabled=1
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 rates
 [ "$FLOOD_SECS" = 0 ] || flood

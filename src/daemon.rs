@@ -10,10 +10,11 @@ use crate::stats::Stats;
 use crate::track::procfs::{LiveProc, NoProc, ProcView};
 use crate::track::state::StateFilePath;
 use crate::track::{Limits, Targets, Tracker};
+use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 /// How long POSTs may still run after SIGTERM (an in-flight one, and the
@@ -27,11 +28,16 @@ const SOURCE_UP_AFTER: Duration = Duration::from_secs(1);
 
 /// The reader thread's handler: chunks go to the tracker thread as they
 /// are; the source's ups and downs go to the stats and the log.
-fn forward(inbox: Inbox, stats: Arc<Stats>) -> impl FnMut(Event<'_>) + Send + 'static {
+/// The first open is announced, and its path sent to `opened`.
+fn forward(
+    inbox: Inbox,
+    stats: Arc<Stats>,
+    opened: oneshot::Sender<PathBuf>,
+) -> impl FnMut(Event<'_>) + Send + 'static {
     // The last problem reported, so that a source that keeps failing the
     // same way (a FIFO without writer) is reported once, not per retry.
     let mut last_error = String::new();
-    let mut announced = false;
+    let mut opened = Some(opened);
     let mut opened_at = Instant::now();
     move |event| match event {
         Event::Data(chunk) => {
@@ -46,9 +52,9 @@ fn forward(inbox: Inbox, stats: Arc<Stats>) -> impl FnMut(Event<'_>) + Send + 's
             stats.source_up.store(true, Relaxed);
             opened_at = Instant::now();
             inbox.send(Input::SourceOpened);
-            if !announced {
+            if let Some(first) = opened.take() {
                 tracing::info!(path = %path.display(), "reading trace lines");
-                announced = true;
+                let _ = first.send(path.to_path_buf());
             } else {
                 tracing::debug!(path = %path.display(), "reopened trace source");
             }
@@ -95,14 +101,62 @@ pub enum DaemonError {
     Metrics(#[from] crate::metrics::MetricsError),
 }
 
-/// Hooks the daemon calls as its state changes (systemd notification).
+/// What the daemon knows once it is ready.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Readiness {
+    pub pid: u32,
+    /// The trace source opened (the kernel's trace_pipe, or a file or FIFO).
+    pub source: PathBuf,
+}
+
+/// Hooks the daemon calls as its state changes (systemd notification, the
+/// ready file). `ready` comes once the trace source is open and the first
+/// POST has had its answer, and again after each reload.
 pub trait Lifecycle: Send {
-    fn ready(&mut self) {}
+    fn ready(&mut self, _: &Readiness) {}
     fn reloading(&mut self) {}
     fn stopping(&mut self) {}
 }
 
 impl Lifecycle for () {}
+
+impl<L: Lifecycle> Lifecycle for Option<L> {
+    fn ready(&mut self, r: &Readiness) {
+        self.iter_mut().for_each(|l| l.ready(r));
+    }
+    fn reloading(&mut self) {
+        self.iter_mut().for_each(L::reloading);
+    }
+    fn stopping(&mut self) {
+        self.iter_mut().for_each(L::stopping);
+    }
+}
+
+impl<A: Lifecycle, B: Lifecycle> Lifecycle for (A, B) {
+    fn ready(&mut self, r: &Readiness) {
+        self.0.ready(r);
+        self.1.ready(r);
+    }
+    fn reloading(&mut self) {
+        self.0.reloading();
+        self.1.reloading();
+    }
+    fn stopping(&mut self) {
+        self.0.stopping();
+        self.1.stopping();
+    }
+}
+
+/// Ready when the source has opened and the first POST has been answered
+/// (either way); None if the reader or the publisher ended first.
+async fn readiness(
+    opened: oneshot::Receiver<PathBuf>,
+    answered: oneshot::Receiver<()>,
+) -> Option<Readiness> {
+    let source = opened.await.ok()?;
+    answered.await.ok()?;
+    Some(Readiness { pid: std::process::id(), source })
+}
 
 /// Runs the daemon until `control.stop` is cancelled. `reload` re-reads
 /// the configuration when `control.reload` is notified (SIGHUP).
@@ -149,24 +203,35 @@ async fn run_with<P: ProcView + 'static>(
         tracked_tx,
     )
     .map_err(|e| DaemonError::Thread("tracker", e))?;
+    let (opened_tx, opened_rx) = oneshot::channel();
     let (pipe, mount) = (cfg.trace.pipe.clone(), cfg.trace.mount_tracefs);
     let reader = Reader::spawn(
         move || source::locate(pipe.as_deref(), mount),
         AtEnd::Follow,
-        forward(inbox.clone(), stats.clone()),
+        forward(inbox.clone(), stats.clone(), opened_tx),
     )
     .map_err(|e| DaemonError::Thread("trace reader", e))?;
 
     let (settings_tx, settings_rx) = watch::channel(settings(&cfg));
-    let publisher = Publisher::new(settings_rx, tracked_rx, stats.clone(), DRAIN);
+    let (answered_tx, answered_rx) = oneshot::channel();
+    let publisher =
+        Publisher::new(settings_rx, tracked_rx, stats.clone(), DRAIN).on_first_answer(answered_tx);
     let publisher = tokio::spawn(publisher.run(stop.clone()));
     let stats_log = tokio::spawn(log_stats(
         stats.clone(),
         Duration::from_secs(cfg.log.stats_interval_s),
         stop.clone(),
     ));
-    lifecycle.ready();
     tracing::info!(targets = ?cfg.targets.names, endpoint = %cfg.api.endpoint, "gtp5g-operator running");
+    let mut ready = None;
+    tokio::select! {
+        _ = stop.cancelled() => {}
+        Some(r) = readiness(opened_rx, answered_rx) => {
+            lifecycle.ready(&r);
+            tracing::info!(source = %r.source.display(), "ready");
+            ready = Some(r);
+        }
+    }
 
     let mut current = cfg;
     loop {
@@ -183,7 +248,9 @@ async fn run_with<P: ProcView + 'static>(
                         tracing::error!(error = %e, "reload rejected; keeping the running configuration")
                     }
                 }
-                lifecycle.ready();
+                if let Some(r) = &ready {
+                    lifecycle.ready(r);
+                }
             }
             _ = control.stall.notified() => stall_runtime(),
         }

@@ -26,7 +26,8 @@
 //!   reader, pipeline and tracker, reporting what would be posted.
 //! - [`config`] (the settings every stage is built from), [`stats`] (the
 //!   shared counters), [`metrics`] (`/metrics`, `/healthz`), [`log`],
-//!   [`signal`], [`systemd`].
+//!   [`signal`], [`systemd`] and [`ready`] (readiness told to systemd and
+//!   to scripts).
 //!
 //! Shared helpers: [`backoff`], [`clock`], [`wake`] (the self-pipe of the
 //! two poll(2) threads), [`public_key`]. And [`local_api`], a local Gthulhu
@@ -53,6 +54,7 @@ pub mod config;
 pub mod daemon;
 pub mod log;
 pub mod metrics;
+pub mod ready;
 pub mod replay;
 pub mod signal;
 pub mod stats;

@@ -6,6 +6,7 @@ use gtp5g_operator::config::{Config, Purpose, Sources};
 use gtp5g_operator::daemon;
 use gtp5g_operator::local_api::{self, LocalApiOptions, Schema, DEFAULT_PRIORITY_LEVEL};
 use gtp5g_operator::log::{self, LogFormat};
+use gtp5g_operator::ready::{self, ReadyFile};
 use gtp5g_operator::replay;
 use gtp5g_operator::signal;
 use gtp5g_operator::stats::Stats;
@@ -68,6 +69,11 @@ struct RunArgs {
     /// Log level or filter (overrides log.level).
     #[arg(long, value_name = "LEVEL")]
     log_level: Option<String>,
+    /// Once the trace source is open and the first POST answered (when
+    /// systemd gets READY=1), write {"pid":N,"source":"<path>"} here
+    /// atomically; removed on exit.
+    #[arg(long, value_name = "PATH", env = ready::ENV)]
+    ready_file: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -156,6 +162,7 @@ fn run(args: RunArgs) -> Result<()> {
     let mut sources = Sources::from_process_env(args.config.config.clone());
     sources.overrides = run_overrides(&args);
     let cfg = Config::load(&sources, Purpose::Daemon)?;
+    let ready_file = args.ready_file.map(ReadyFile::create).transpose()?;
     log::init(cfg.log.format, &cfg.log.level);
     let control = signal::listen().context("installing signal handlers")?;
     let runtime =
@@ -166,7 +173,8 @@ fn run(args: RunArgs) -> Result<()> {
         Arc::new(Stats::default()),
         reload,
         control,
-        Systemd::default(),
+        // The file first: whoever sees READY=1 finds it there.
+        (ready_file, Systemd::default()),
     ))?;
     Ok(())
 }

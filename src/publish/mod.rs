@@ -14,7 +14,7 @@ use client::{ApiClient, FailureKind, PublishError};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -61,6 +61,8 @@ pub struct Publisher {
     /// How long POSTs may still run once a stop is asked.
     drain: Duration,
     stopped_at: OnceLock<Instant>,
+    /// Told when the first POST has been answered (readiness).
+    first_answer: Option<oneshot::Sender<()>>,
 }
 
 impl Publisher {
@@ -70,7 +72,20 @@ impl Publisher {
         stats: Arc<Stats>,
         drain: Duration,
     ) -> Self {
-        Publisher { settings, tracked, stats, drain, stopped_at: OnceLock::new() }
+        Publisher {
+            settings,
+            tracked,
+            stats,
+            drain,
+            stopped_at: OnceLock::new(),
+            first_answer: None,
+        }
+    }
+
+    /// `answered` is told once the first POST has its answer, good or bad.
+    pub fn on_first_answer(mut self, answered: oneshot::Sender<()>) -> Self {
+        self.first_answer = Some(answered);
+        self
     }
 
     /// Runs until `stop` is cancelled, then applies `strategy.on_stop`;
@@ -101,6 +116,9 @@ impl Publisher {
                     Ok(c) => self.send(c, &list, &stop).await,
                     Err(e) => Some(Err(PublishError::Setup(e.to_string()))),
                 };
+                if let Some(answered) = self.first_answer.take().filter(|_| outcome.is_some()) {
+                    let _ = answered.send(());
+                }
                 match outcome {
                     None => return,
                     Some(Ok(())) => {

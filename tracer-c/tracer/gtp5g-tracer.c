@@ -387,6 +387,12 @@ static int check_only(const char *only)
 	return bad;
 }
 
+/* The egress hook, where a packet's sender is the running thread. */
+static bool egress(const struct probe *p)
+{
+	return p->mode == MODE_NETDEV && !strcmp(p->func, "net_dev_queue");
+}
+
 static void list_probes(void)
 {
 	printf("mode fentry (gtp5g module functions; needs %s):\n", GTP5G_BTF);
@@ -397,7 +403,7 @@ static void list_probes(void)
 	for (size_t i = 0; i < nprobes; i++)
 		if (probes[i].mode == MODE_NETDEV)
 			printf("  %-32s %s (%s)\n", probes[i].name, probes[i].func,
-			       !strcmp(probes[i].func, "net_dev_queue") ? "egress" : "ingress");
+			       egress(&probes[i]) ? "egress" : "ingress, with --every-event only");
 }
 
 static void usage(FILE *f)
@@ -481,6 +487,22 @@ static void report(size_t i, const char *why)
 	else
 		printf(PROG ": %s: attached\n", probes[i].name);
 	fflush(stdout);
+}
+
+/* De-duplicated, only the probes that name a sender are attached.
+ * netdev: egress only; an arrival runs in the context the softirq found
+ * (on loopback the sender again), so the ingress hook would cost every
+ * packet and name no sender. fentry: gtp5g's uplink entry, which on a
+ * one-host testbed runs in the gNB's sending thread (its G-PDU's receive
+ * softirq runs as the send returns). The downlink functions run for
+ * whoever sends into gtp5g's device (the data network side) or in a
+ * softirq, and the rest of the uplink path repeats the entry's thread.
+ * --every-event attaches all, --only what it names. */
+static bool needed(const struct probe *p, const char *only, const struct config *c)
+{
+	if (c->every_event || (only && p->mode == MODE_FENTRY))
+		return true;
+	return p->mode == MODE_NETDEV ? egress(p) : !strcmp(p->name, "fentry/gtp5g_encap_recv");
 }
 
 static bool target_ok(const struct probe *p, char *why, size_t len)
@@ -660,18 +682,6 @@ static int load_one_by_one(enum mode mode, const bool *want, const struct config
 	return attached;
 }
 
-/* The one fentry probe of the de-duplicated mode: gtp5g's uplink entry,
- * which on a one-host testbed runs in the gNB's sending thread (its G-PDU's
- * receive softirq runs as the send returns). The downlink functions run for
- * whoever sends into gtp5g's device (the data network side) or in a
- * softirq, and the rest of the uplink path repeats the same thread: none
- * of them names a RAN thread the entry does not. */
-static bool in_default_set(const struct probe *p, const char *only, const struct config *c)
-{
-	return only || c->every_event || p->mode != MODE_FENTRY ||
-	       !strcmp(p->name, "fentry/gtp5g_encap_recv");
-}
-
 /* The pre-checks decide which programs are worth loading; then one load
  * (kernel BTF parsed once, not once per probe). */
 static int attach_mode(enum mode mode, char *only, const struct config *c)
@@ -683,9 +693,11 @@ static int attach_mode(enum mode mode, char *only, const struct config *c)
 	for (size_t i = 0; i < nprobes; i++) {
 		if (probes[i].mode != mode || !selected(&probes[i], only))
 			continue;
-		if (!in_default_set(&probes[i], only, c)) {
-			report(i, "only with --every-event or --only (de-duplicated, the uplink entry "
-				  "names the sender)");
+		if (!needed(&probes[i], only, c)) {
+			report(i, probes[i].mode == MODE_NETDEV
+					  ? "only with --every-event (de-duplicated, a sender is seen on egress)"
+					  : "only with --every-event or --only (de-duplicated, the uplink "
+					    "entry names the sender)");
 			continue;
 		}
 		if (!target_ok(&probes[i], why, sizeof(why))) {
