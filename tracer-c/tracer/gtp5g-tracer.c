@@ -684,7 +684,7 @@ static int load_one_by_one(enum mode mode, const bool *want, const struct config
 
 /* The pre-checks decide which programs are worth loading; then one load
  * (kernel BTF parsed once, not once per probe). */
-static int attach_mode(enum mode mode, char *only, const struct config *c)
+static int attach_mode(enum mode mode, char *only, const struct config *c, int *wanted)
 {
 	bool want[MAX_PROBES] = {};
 	int nwant = 0;
@@ -707,6 +707,7 @@ static int attach_mode(enum mode mode, char *only, const struct config *c)
 		want[i] = true;
 		nwant++;
 	}
+	*wanted = nwant;
 	if (!nwant)
 		return 0;
 	if (!load_object(mode, want, c, why, sizeof(why)))
@@ -1042,12 +1043,14 @@ enum gtp5g_state {
 	GTP5G_ATTACHED, /* probes on the load `ino` */
 	GTP5G_RELEASED, /* let go of the load `ino` for an unload attempt */
 	GTP5G_WAITING,	/* absent, or `ino` gave no probe: wait for a new load */
+	GTP5G_RETRY,	/* `ino` gave some probes only: try again next period */
 };
 
 struct follow {
 	bool on;
 	enum gtp5g_state state;
 	ino_t ino; /* /sys/module/gtp5g's inode: a new one for every load */
+	int tries; /* attach attempts on `ino` */
 	time_t released;
 	const char *only;
 	const struct config *config;
@@ -1168,14 +1171,29 @@ static int gtp5g_btf_objects(void)
 	return n;
 }
 
-/* The fentry probes on the load of gtp5g now in the kernel. */
-static int attach_gtp5g(struct follow *f)
-{
-	int n;
+/* Attempts on one load of gtp5g whose probes do not all attach. */
+#define ATTACH_TRIES 5
 
-	f->ino = gtp5g_load();
+/* The fentry probes on the load of gtp5g now in the kernel. Right after a
+ * reload libbpf may still resolve a probe in the old load's BTF (where
+ * listing BTF objects to wait for it to go needs CAP_SYS_ADMIN): with
+ * `retry`, a load whose probes do not all attach is let go and tried again
+ * next period, a few times. */
+static int attach_gtp5g(struct follow *f, bool retry)
+{
+	ino_t ino = gtp5g_load();
+	int n, wanted = 0;
+
+	f->tries = ino == f->ino ? f->tries + 1 : 1;
+	f->ino = ino;
 	load_gtp5g_btf();
-	n = attach_mode(MODE_FENTRY, (char *)f->only, f->config);
+	n = attach_mode(MODE_FENTRY, (char *)f->only, f->config, &wanted);
+	if (retry && n < wanted && f->tries < ATTACH_TRIES) {
+		printf(PROG ": gtp5g: %d of %d probes attached; trying again\n", n, wanted);
+		release_fentry();
+		f->state = GTP5G_RETRY;
+		return 0;
+	}
 	if (n)
 		start_unload_watch(f);
 	else
@@ -1191,7 +1209,8 @@ static void follow_tick(struct follow *f)
 	bool grace_over = monotonic_s() - f->released >= RELEASE_GRACE_S;
 	int n;
 
-	if (f->state == GTP5G_ATTACHED || (now && now == f->ino && !grace_over))
+	if (f->state == GTP5G_ATTACHED ||
+	    (f->state == GTP5G_RELEASED && now && now == f->ino && !grace_over))
 		return;
 	if (!now) {
 		if (f->state == GTP5G_RELEASED)
@@ -1203,9 +1222,12 @@ static void follow_tick(struct follow *f)
 	}
 	if ((f->state == GTP5G_WAITING && now == f->ino) || gtp5g_btf_objects() > 1)
 		return;
-	printf(PROG ": gtp5g %s: attaching its probes\n",
-	       now == f->ino ? "still loaded after the unload attempt" : "loaded");
-	n = attach_gtp5g(f);
+	if (f->state != GTP5G_RETRY)
+		printf(PROG ": gtp5g %s: attaching its probes\n",
+		       now == f->ino ? "still loaded after the unload attempt" : "loaded");
+	n = attach_gtp5g(f, true);
+	if (f->state == GTP5G_RETRY)
+		return;
 	printf(PROG ": gtp5g: %d probes attached, %d in all\n", n, count_attached());
 	fflush(stdout);
 }
@@ -1255,18 +1277,18 @@ static int run(const sigset_t *term, struct follow *f)
  * wire is still visible, so netdev then matches it too. */
 static int attach_start(enum mode *mode, enum mode asked, struct follow *f, struct config *c)
 {
-	int n = 0;
+	int n = 0, wanted;
 
 	f->state = GTP5G_WAITING;
 	if (follows_gtp5g(*mode))
-		n = attach_gtp5g(f);
+		n = attach_gtp5g(f, false);
 	if (*mode == MODE_FENTRY_RLS && !n && asked == MODE_AUTO) {
 		printf(PROG ": mode auto: no fentry probe attached, falling back to netdev\n");
 		*mode = MODE_NETDEV;
 	}
 	c->gtpu_on_wire = *mode == MODE_NETDEV;
 	if (*mode != MODE_FENTRY)
-		n += attach_mode(MODE_NETDEV, (char *)f->only, c);
+		n += attach_mode(MODE_NETDEV, (char *)f->only, c, &wanted);
 	return n;
 }
 
