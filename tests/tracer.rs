@@ -253,7 +253,7 @@ fn every_event_prints_todays_records_byte_for_byte() {
     let Some(_lock) = live() else { return };
     match Bed::get() {
         Bed::Netdev => every_event_netdev_records(),
-        Bed::Fentry { n3 } => every_event_fentry_records(n3),
+        Bed::Fentry { .. } => every_event_fentry_records(),
     }
 }
 
@@ -268,19 +268,8 @@ fn every_event_netdev_records() {
     // A TEID of this run's own, to tell its ingress records from others'
     // traffic when ksoftirqd runs them.
     let teid = 0x7e50_0000 | (std::process::id() & 0xffff);
-    let tracer = Tracer::start(&["--every-event"]);
-    let reader = PipeReader::start();
     let packets = 3;
-    let tid = sender("dp-evt", move |s| {
-        for _ in 0..packets {
-            s.send_to(&gpdu(teid), "127.0.0.1:2152").unwrap();
-            thread::sleep(Duration::from_millis(20));
-        }
-    })
-    .join()
-    .unwrap();
-    let lines = reader.finish();
-    let (printed, suppressed) = tracer.stop();
+    let (tid, lines, printed, suppressed) = every_event_run(teid, packets);
 
     let pid = std::process::id();
     let mine: Vec<&String> =
@@ -354,13 +343,16 @@ fn fentry_uplink_messages(tid: u32, pid: u32, cpu: u32, len: usize, comm: &str) 
     .collect()
 }
 
-fn every_event_fentry_records(n3: SocketAddr) {
-    let tracer = Bed::get().tracer(&["--every-event"]);
+/// `packets` G-PDUs with `teid` from a thread "dp-evt" to the bed's GTP-U
+/// port, the bed's tracer printing every event: the thread, the lines read
+/// meanwhile and the tracer's counts.
+fn every_event_run(teid: u32, packets: usize) -> (u32, Vec<String>, u64, u64) {
+    let bed = Bed::get();
+    let tracer = bed.tracer(&["--every-event"]);
     let reader = PipeReader::start();
-    let packets = 3;
     let tid = sender("dp-evt", move |s| {
         for _ in 0..packets {
-            s.send_to(&gpdu(0x7e50), n3).unwrap();
+            s.send_to(&gpdu(teid), bed.gtpu_dest()).unwrap();
             thread::sleep(Duration::from_millis(20));
         }
     })
@@ -368,6 +360,12 @@ fn every_event_fentry_records(n3: SocketAddr) {
     .unwrap();
     let lines = reader.finish();
     let (printed, suppressed) = tracer.stop();
+    (tid, lines, printed, suppressed)
+}
+
+fn every_event_fentry_records() {
+    let packets = 3;
+    let (tid, lines, printed, suppressed) = every_event_run(0x7e50, packets);
 
     let pid = std::process::id();
     let mine: Vec<Line> = lines.iter().filter_map(|l| split(l)).filter(|l| l.pid == tid).collect();
