@@ -1055,7 +1055,6 @@ struct follow {
 	const char *only;
 	const struct config *config;
 	struct gtp5g_unload *unload;
-	struct bpf_link *unload_link;
 	struct ring_buffer *attempts;
 };
 
@@ -1104,6 +1103,8 @@ static int on_unload_attempt(void *ctx, void *data, size_t size)
 
 /* The unload watch, once gtp5g's probes first attach: without it (no
  * syscall tracepoints) an rmmod of gtp5g fails while they are attached. */
+#define NO_UNLOAD_WATCH "; gtp5g cannot be unloaded while the tracer runs: stop it first"
+
 static void start_unload_watch(struct follow *f)
 {
 	const char *tp = "tp/syscalls/sys_enter_delete_module";
@@ -1115,8 +1116,7 @@ static void start_unload_watch(struct follow *f)
 	if (access("/sys/kernel/tracing/events/syscalls", F_OK) &&
 	    access("/sys/kernel/debug/tracing/events/syscalls", F_OK)) {
 		printf(PROG ": unload watch (%s): not attached: this kernel has no syscall "
-		       "tracepoints (CONFIG_FTRACE_SYSCALLS); rmmod gtp5g fails while the tracer "
-		       "runs: stop it first\n", tp);
+		       "tracepoints (CONFIG_FTRACE_SYSCALLS)" NO_UNLOAD_WATCH "\n", tp);
 		return;
 	}
 	reset_warn();
@@ -1129,8 +1129,7 @@ static void start_unload_watch(struct follow *f)
 	}
 	if (err) {
 		failure_reason(why, sizeof(why), "not attached", err);
-		printf(PROG ": unload watch (%s): %s; rmmod gtp5g fails while the tracer runs: "
-		       "stop it first\n", tp, why);
+		printf(PROG ": unload watch (%s): %s" NO_UNLOAD_WATCH "\n", tp, why);
 		ring_buffer__free(f->attempts);
 		f->attempts = NULL;
 		gtp5g_unload__destroy(f->unload);
