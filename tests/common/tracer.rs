@@ -79,14 +79,6 @@ impl Tracer {
         self.child.id()
     }
 
-    /// SIGKILL: no chance to detach anything itself.
-    pub fn sigkill(mut self) {
-        // SAFETY: signalling our own child by pid.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGKILL) };
-        self.child.wait().unwrap();
-        self.out = None;
-    }
-
     /// Stops the tracer; returns its final (printed, suppressed) counts.
     pub fn stop(mut self) -> (u64, u64) {
         self.signal_and_wait();
