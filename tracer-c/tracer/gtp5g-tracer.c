@@ -393,12 +393,19 @@ static bool egress(const struct probe *p)
 	return p->mode == MODE_NETDEV && !strcmp(p->func, "net_dev_queue");
 }
 
+/* fentry's de-duplicated set: gtp5g's uplink entry (see needed()). */
+static bool fentry_default(const struct probe *p)
+{
+	return !strcmp(p->name, "fentry/gtp5g_encap_recv");
+}
+
 static void list_probes(void)
 {
 	printf("mode fentry (gtp5g module functions; needs %s):\n", GTP5G_BTF);
 	for (size_t i = 0; i < nprobes; i++)
 		if (probes[i].mode == MODE_FENTRY)
-			printf("  %-32s %s\n", probes[i].name, probes[i].func);
+			printf("  %-32s %s (%s)\n", probes[i].name, probes[i].func,
+			       fentry_default(&probes[i]) ? "uplink entry" : "with --every-event or --only");
 	printf("mode netdev (any kernel with BTF; GTP-U over UDP, IPv4/IPv6):\n");
 	for (size_t i = 0; i < nprobes; i++)
 		if (probes[i].mode == MODE_NETDEV)
@@ -412,6 +419,7 @@ static void usage(FILE *f)
 		"usage: " PROG " [--mode auto|fentry|netdev|fentry+rls] [--only FUNC,...] [--port N]\n"
 		"       [--rls-port N] [--refresh-ms MS] [--every-event] [--map-size N] [--ready-file PATH]\n"
 		"       [--list] [-v]\n"
+		"       " PROG " --unload-gtp5g\n"
 		"  --mode        auto (default): fentry+rls when " GTP5G_BTF " exists, else netdev\n"
 		"                (fentry+rls: gtp5g's uplink entry for GTP-U, netdev egress for RLS)\n"
 		"  --only        attach only these probes (function/tracepoint or probe name)\n"
@@ -502,7 +510,7 @@ static bool needed(const struct probe *p, const char *only, const struct config 
 {
 	if (c->every_event || (only && p->mode == MODE_FENTRY))
 		return true;
-	return p->mode == MODE_NETDEV ? egress(p) : !strcmp(p->name, "fentry/gtp5g_encap_recv");
+	return p->mode == MODE_NETDEV ? egress(p) : fentry_default(p);
 }
 
 static bool target_ok(const struct probe *p, char *why, size_t len)
