@@ -4,6 +4,7 @@
 
 use crate::clock::unix_ms;
 use crate::config::MetricsConfig;
+use crate::server::Limits;
 use crate::stats::Stats;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -16,11 +17,19 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// A scraper and the kubelet's probes, each a request every few seconds.
+const LIMITS: Limits = Limits {
+    max_connections: 64,
+    head: Duration::from_secs(30),
+    request: Duration::from_secs(10),
+    drain: Duration::from_secs(1),
+};
 
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
@@ -252,7 +261,7 @@ pub async fn serve(
         .map_err(|source| MetricsError::Bind { addr, source })?;
     let bound = listener.local_addr().unwrap_or(addr);
     tracing::info!(%bound, "serving /metrics and /healthz");
-    Ok(axum::serve(listener, router(stats, bounds)).with_graceful_shutdown(shutdown).into_future())
+    Ok(crate::server::serve(listener, router(stats, bounds), LIMITS, shutdown))
 }
 
 #[cfg(test)]

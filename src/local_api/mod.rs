@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::api::{Priority, Strategy, MAX_PRIORITY_LEVEL};
+use crate::server::Limits;
 
 /// Issuer the real server puts in its tokens.
 const ISSUER: &str = "bss-api-server";
@@ -100,6 +101,17 @@ impl Schema {
         }
     }
 }
+
+/// Its clients are a daemon or two and a scheduler polling every few
+/// seconds: 256 connections is far more than they use, and far fewer than
+/// the unit's descriptor limit. A poll every 5 s (the scheduler's default)
+/// keeps its connection inside the 30 s head deadline; SIGTERM is done in 2 s.
+pub const LIMITS: Limits = Limits {
+    max_connections: 256,
+    head: Duration::from_secs(30),
+    request: Duration::from_secs(10),
+    drain: Duration::from_secs(2),
+};
 
 /// `--priority-level` when not given: the strongest boost in user mode is
 /// any level above 0, and 1 is a strong preempting level in kernel mode.
@@ -234,13 +246,14 @@ impl LocalApi {
         self.inner.posts.subscribe()
     }
 
-    /// Serve until `shutdown` resolves, then finish in-flight requests.
+    /// Serve until `shutdown` resolves, then give in-flight requests
+    /// `LIMITS.drain` to finish.
     pub async fn serve(
         &self,
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(listener, routes::router(self.clone())).with_graceful_shutdown(shutdown).await
+        crate::server::serve(listener, routes::router(self.clone()), LIMITS, shutdown).await
     }
 
     fn store(&self) -> MutexGuard<'_, StrategyStore> {
