@@ -74,9 +74,8 @@ pub async fn serve(
     }
     drop(listener);
     stopping.cancel();
-    let drained = tokio::time::timeout(limits.drain, async {
-        while tasks.join_next().await.is_some() {}
-    });
+    let drained =
+        tokio::time::timeout(limits.drain, async { while tasks.join_next().await.is_some() {} });
     if drained.await.is_err() {
         tracing::warn!(
             left = tasks.len(),
@@ -181,11 +180,8 @@ impl Registry {
     fn admit(&self, max: usize) -> Option<Admitted> {
         let mut open = self.open();
         if open.by_age.len() >= max {
-            let idle = open
-                .by_age
-                .iter()
-                .find(|(_, e)| e.busy.load(Relaxed) == 0)
-                .map(|(&id, _)| id)?;
+            let idle =
+                open.by_age.iter().find(|(_, e)| e.busy.load(Relaxed) == 0).map(|(&id, _)| id)?;
             if let Some(e) = open.by_age.remove(&idle) {
                 e.evict.cancel();
             }

@@ -43,6 +43,18 @@ pub enum LocalApiError {
     },
     #[error("{path}: cannot read RSA private key: {detail}")]
     KeyParse { path: PathBuf, detail: String },
+    #[error(
+        "{}: private key is open to other users (mode {mode:04o}): whoever read it can mint \
+         tokens; replace the key pair, or `chmod 600` it if no one else could have read it",
+        path.display()
+    )]
+    KeyExposed { path: PathBuf, mode: u32 },
+    #[error(
+        "{}: key directory is open to other users (mode {mode:04o}) and not ours to tighten; \
+         use a directory of our own (--state-dir)",
+        path.display()
+    )]
+    KeyDirShared { path: PathBuf, mode: u32 },
     #[error("cannot encode RSA key: {0}")]
     KeyEncode(String),
     #[error("cannot generate RSA key: {0}")]
@@ -193,8 +205,8 @@ pub struct LocalApi {
 
 impl LocalApi {
     /// Load DIR/jwt_private_key.pem + DIR/jwt_public_key.pem, or generate an
-    /// RSA-2048 pair on first start (private key mode 0600, public key as
-    /// SubjectPublicKeyInfo PEM).
+    /// RSA-2048 pair on first start (both mode 0600 in a 0700 DIR, public key
+    /// as SubjectPublicKeyInfo PEM); a private key open to others is refused.
     pub fn open(state_dir: &Path, token_duration: Duration) -> Result<Self, LocalApiError> {
         Self::open_schema(state_dir, token_duration, Schema::V0)
     }

@@ -346,11 +346,11 @@ mod tests {
     async fn local_api(
         dir: &std::path::Path,
     ) -> (LocalApi, String, tokio::sync::oneshot::Sender<()>) {
-        std::fs::write(
-            dir.join("jwt_private_key.pem"),
-            include_str!("../../tests/fixtures/server_private_key.pem"),
-        )
-        .unwrap();
+        let key = include_str!("../../tests/fixtures/server_private_key.pem");
+        let private = dir.join("jwt_private_key.pem");
+        std::fs::write(&private, key).unwrap();
+        std::fs::set_permissions(&private, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
         let api = LocalApi::open(dir, Duration::from_secs(3600)).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
