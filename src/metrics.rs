@@ -63,6 +63,9 @@ pub fn unhealthy(stats: &Stats, bounds: HealthBounds, now_ms: u64) -> Option<Str
         let age_ms = now_ms.saturating_sub(since);
         (since != 0 && age_ms > bound.as_millis() as u64).then_some(age_ms / 1000)
     };
+    if let Some(why) = stats.untrusted_api() {
+        return Some(why);
+    }
     if !stats.source_up.load(Relaxed) {
         if let Some(s) = longer_than(&stats.source_down_since_unix_ms, bounds.max_source_down) {
             return Some(format!(

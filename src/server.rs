@@ -107,6 +107,10 @@ async fn connection(
         () = conn.evicted.cancelled() => return,
         () = stopping.cancelled() => {}
     }
+    // Idle, or still sending its head: nothing to finish.
+    if conn.busy.load(Relaxed) == 0 {
+        return;
+    }
     // The caller of `serve` bounds how long this may take.
     http.as_mut().graceful_shutdown();
     let _ = http.await;

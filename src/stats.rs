@@ -31,6 +31,19 @@ pub struct Stats {
     pub tracked_processes: AtomicU64,
     pub tracked_threads: AtomicU64,
     pub tracker_dropped: AtomicU64,
+    /// Why the API was last refused as an impostor (None once a list is
+    /// delivered): /healthz says it at once, as no retry will fix it.
+    pub untrusted_api: std::sync::Mutex<Option<String>>,
+}
+
+impl Stats {
+    pub fn set_untrusted_api(&self, why: Option<String>) {
+        *self.untrusted_api.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = why;
+    }
+
+    pub fn untrusted_api(&self) -> Option<String> {
+        self.untrusted_api.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
 }
 
 /// Per-chunk counts kept in plain integers on the hot path and added to the

@@ -214,6 +214,7 @@ impl Publisher {
             self.stats.posts_ok.fetch_add(1, Relaxed);
             self.stats.last_post_ok_unix_ms.store(unix_ms(), Relaxed);
             self.stats.first_failure_unix_ms.store(0, Relaxed);
+            self.stats.set_untrusted_api(None);
             let pids: Vec<i64> = list.iter().map(|s| s.pid).filter(|&p| p != 0).collect();
             tracing::info!(strategies = list.len(), ?pids, "strategies in force at the API");
         }))
@@ -227,6 +228,9 @@ impl Publisher {
             FailureKind::Body => &self.stats.posts_failed_body,
         };
         counter.fetch_add(1, Relaxed);
+        if let PublishError::Untrusted { .. } = e {
+            self.stats.set_untrusted_api(Some(e.to_string()));
+        }
         let _ = self.stats.first_failure_unix_ms.compare_exchange(0, unix_ms(), Relaxed, Relaxed);
         tracing::warn!(error = %e, retry_in_ms = retry_in.as_millis() as u64, "sending strategies failed");
     }
