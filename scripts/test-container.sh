@@ -11,7 +11,8 @@
 # 2. Image (root and a container engine): ./build.sh image, then in it:
 #    --version, check-config (good and bad), a fixture replay, and a live run
 #    set up as the DaemonSet does: the real tracer in a container with only
-#    CAP_BPF + CAP_PERFMON, the operator in another with no capabilities, a
+#    CAP_BPF + CAP_PERFMON in its own pid namespace (as its DaemonSet), the
+#    operator in another with no capabilities, a
 #    read-only tracefs and the host's pid namespace, boosting a host process
 #    named nr-gnb in a local API on the host; then SIGTERM, as the kubelet
 #    sends it, within terminationGracePeriodSeconds. Prints both programs'
@@ -152,7 +153,7 @@ cap_eff() {
 }
 
 start_tracer_container() {
-    ct run -d --name "$RUN_ID-tracer" --pid host --cap-drop all --cap-add CAP_BPF,CAP_PERFMON \
+    ct run -d --name "$RUN_ID-tracer" --cap-drop all --cap-add CAP_BPF,CAP_PERFMON \
         --security-opt no-new-privileges --security-opt seccomp=unconfined --read-only \
         -v /sys/kernel/btf:/sys/kernel/btf:ro -v "$TRACEFS:/sys/kernel/tracing:ro" \
         --entrypoint /usr/local/bin/gtp5g-tracer "$IMAGE" --mode auto >/dev/null ||

@@ -33,16 +33,24 @@ pub struct Stats {
     pub tracker_dropped: AtomicU64,
     /// Why the API was last refused as an impostor (None once a list is
     /// delivered): /healthz says it at once, as no retry will fix it.
-    pub untrusted_api: std::sync::Mutex<Option<String>>,
+    pub untrusted_api: Note,
+    /// When the daemon's runtime last checked its loops (/livez).
+    pub loops_checked_unix_ms: AtomicU64,
+    /// Which of the daemon's loops ended while it runs (/livez).
+    pub loop_ended: Note,
 }
 
-impl Stats {
-    pub fn set_untrusted_api(&self, why: Option<String>) {
-        *self.untrusted_api.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = why;
+/// A reason, set and read across threads.
+#[derive(Debug, Default)]
+pub struct Note(std::sync::Mutex<Option<String>>);
+
+impl Note {
+    pub fn set(&self, why: Option<String>) {
+        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = why;
     }
 
-    pub fn untrusted_api(&self) -> Option<String> {
-        self.untrusted_api.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    pub fn get(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 }
 

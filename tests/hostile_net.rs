@@ -241,8 +241,8 @@ fn daemon_at(endpoint: &str, metrics: SocketAddr) -> (Daemon, Target, Fifo, Temp
     (Daemon::spawn(cmd), target, fifo, dir)
 }
 
-async fn healthz(addr: SocketAddr) -> (u16, String) {
-    let r = reqwest::get(format!("http://{addr}/healthz")).await.unwrap();
+async fn probe(addr: SocketAddr, path: &str) -> (u16, String) {
+    let r = reqwest::get(format!("http://{addr}{path}")).await.unwrap();
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
@@ -261,16 +261,18 @@ async fn an_impostor_that_cannot_sign_gets_no_strategies_and_healthz_says_why() 
     assert!(tokens >= 2, "the daemon stopped trying: {tokens}");
     let log = d.log_text();
     assert!(log.contains("bad RS256 signature") && log.contains(SERVER_PUBLIC_KEY), "{log}");
-    let (status, body) = healthz(metrics).await;
+    let (status, body) = probe(metrics, "/healthz").await;
     eprintln!("/healthz: {status} {body:?}");
     assert_eq!(status, 503);
     assert!(body.contains("cannot sign") && body.contains(&impostor.url()), "{body}");
+    // The API's fault, not the daemon's: liveness stays, no restart.
+    assert_eq!(probe(metrics, "/livez").await, (200, "ok\n".to_owned()));
 
     // The same server signing with the API's key is served and trusted again.
     impostor.set_token(Token::Issue);
     let want = vec![i64::from(target.pid())];
     assert!(eventually(LONG, || impostor.accepted_pids() == want).await, "{}", d.log_text());
-    assert_eq!(healthz(metrics).await.0, 200);
+    assert_eq!(probe(metrics, "/healthz").await.0, 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -301,4 +303,35 @@ async fn an_answer_past_the_cap_is_not_read_and_is_retried() {
     api.set_post(Post::Accept);
     let pids = vec![i64::from(target.pid())];
     assert!(eventually(LONG, || api.accepted_pids() == pids).await, "{}", d.log_text());
+}
+
+// ---- uninstall ----
+
+/// What the README's Kubernetes uninstall leaves each pod with: the shipped
+/// config file (the ConfigMap), `on_stop` rolled to `clear` through the
+/// environment, then SIGTERM from the delete. Without the roll (the
+/// shipped `keep`) the boost stays, which is why the uninstall needs it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_uninstall_clears_this_nodes_boosts() {
+    let shipped =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/gtp5g-operator.toml");
+    for (on_stop, left) in [(None, true), (Some("clear"), false)] {
+        let api = Api::start().await;
+        let dir = TempDir::new().unwrap();
+        let mut fifo = Fifo::create(&dir.path().join("trace_pipe"));
+        let target = Target::spawn("nr-gnb");
+        fifo.write(&target.line());
+        let mut cmd = daemon_command_with_config(&api.url(), &api.key_path(), &fifo.path, &shipped);
+        if let Some(v) = on_stop {
+            cmd.env("GTP5G_OPERATOR__STRATEGY__ON_STOP", v);
+        }
+        let mut d = Daemon::spawn(cmd);
+        let pid = i64::from(target.pid());
+        api.until("boosted", LONG, |p| p == [pid]).await;
+        d.signal(libc::SIGTERM);
+        let status = d.wait_exit(LONG).await.expect("the daemon exits on SIGTERM");
+        assert!(status.success(), "{status:?}\n{}", d.log_text());
+        eprintln!("on_stop {on_stop:?}: the API holds {:?} after SIGTERM", api.pids());
+        assert_eq!(api.pids() == [pid], left, "on_stop {on_stop:?}: {:?}", api.pids());
+    }
 }

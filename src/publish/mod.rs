@@ -214,7 +214,7 @@ impl Publisher {
             self.stats.posts_ok.fetch_add(1, Relaxed);
             self.stats.last_post_ok_unix_ms.store(unix_ms(), Relaxed);
             self.stats.first_failure_unix_ms.store(0, Relaxed);
-            self.stats.set_untrusted_api(None);
+            self.stats.untrusted_api.set(None);
             let pids: Vec<i64> = list.iter().map(|s| s.pid).filter(|&p| p != 0).collect();
             tracing::info!(strategies = list.len(), ?pids, "strategies in force at the API");
         }))
@@ -229,7 +229,7 @@ impl Publisher {
         };
         counter.fetch_add(1, Relaxed);
         if let PublishError::Untrusted { .. } = e {
-            self.stats.set_untrusted_api(Some(e.to_string()));
+            self.stats.untrusted_api.set(Some(e.to_string()));
         }
         let _ = self.stats.first_failure_unix_ms.compare_exchange(0, unix_ms(), Relaxed, Relaxed);
         tracing::warn!(error = %e, retry_in_ms = retry_in.as_millis() as u64, "sending strategies failed");
