@@ -5,15 +5,16 @@ use crate::config::{Config, ConfigError};
 use crate::pipeline::thread::{self, Inbox, Input, ThreadSettings};
 use crate::publish::{Publisher, Settings};
 use crate::signal::Control;
-use crate::source::{self, AtEnd, Event, Reader};
+use crate::source::{AtEnd, Choice, Event, Reader};
 use crate::stats::Stats;
 use crate::track::procfs::{LiveProc, NoProc, ProcView};
 use crate::track::state::StateFilePath;
 use crate::track::{Limits, Targets, Tracker};
+use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 /// How long POSTs may still run after SIGTERM (an in-flight one, and the
@@ -27,11 +28,16 @@ const SOURCE_UP_AFTER: Duration = Duration::from_secs(1);
 
 /// The reader thread's handler: chunks go to the tracker thread as they
 /// are; the source's ups and downs go to the stats and the log.
-fn forward(inbox: Inbox, stats: Arc<Stats>) -> impl FnMut(Event<'_>) + Send + 'static {
+/// The first open is announced, and its path sent to `opened`.
+fn forward(
+    inbox: Inbox,
+    stats: Arc<Stats>,
+    opened: oneshot::Sender<PathBuf>,
+) -> impl FnMut(Event<'_>) + Send + 'static {
     // The last problem reported, so that a source that keeps failing the
     // same way (a FIFO without writer) is reported once, not per retry.
     let mut last_error = String::new();
-    let mut announced = false;
+    let mut opened = Some(opened);
     let mut opened_at = Instant::now();
     move |event| match event {
         Event::Data(chunk) => {
@@ -46,9 +52,9 @@ fn forward(inbox: Inbox, stats: Arc<Stats>) -> impl FnMut(Event<'_>) + Send + 's
             stats.source_up.store(true, Relaxed);
             opened_at = Instant::now();
             inbox.send(Input::SourceOpened);
-            if !announced {
+            if let Some(first) = opened.take() {
                 tracing::info!(path = %path.display(), "reading trace lines");
-                announced = true;
+                let _ = first.send(path.to_path_buf());
             } else {
                 tracing::debug!(path = %path.display(), "reopened trace source");
             }
@@ -63,6 +69,7 @@ fn forward(inbox: Inbox, stats: Arc<Stats>) -> impl FnMut(Event<'_>) + Send + 's
             }
             stats.source_reopens.fetch_add(1, Relaxed);
             let text = error.to_string();
+            text.clone_into(&mut stats.source_error.lock().unwrap_or_else(|p| p.into_inner()));
             if text != last_error {
                 tracing::warn!(error = %text, retry_in_ms = retry_in.as_millis() as u64, "trace source unavailable; retrying");
                 last_error = text;
@@ -95,14 +102,62 @@ pub enum DaemonError {
     Metrics(#[from] crate::metrics::MetricsError),
 }
 
-/// Hooks the daemon calls as its state changes (systemd notification).
+/// What the daemon knows once it is ready.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Readiness {
+    pub pid: u32,
+    /// The trace source opened (the kernel's trace_pipe, or a file or FIFO).
+    pub source: PathBuf,
+}
+
+/// Hooks the daemon calls as its state changes (systemd notification, the
+/// ready file). `ready` comes once the trace source is open and the first
+/// POST has had its answer, and again after each reload.
 pub trait Lifecycle: Send {
-    fn ready(&mut self) {}
+    fn ready(&mut self, _: &Readiness) {}
     fn reloading(&mut self) {}
     fn stopping(&mut self) {}
 }
 
 impl Lifecycle for () {}
+
+impl<L: Lifecycle> Lifecycle for Option<L> {
+    fn ready(&mut self, r: &Readiness) {
+        self.iter_mut().for_each(|l| l.ready(r));
+    }
+    fn reloading(&mut self) {
+        self.iter_mut().for_each(L::reloading);
+    }
+    fn stopping(&mut self) {
+        self.iter_mut().for_each(L::stopping);
+    }
+}
+
+impl<A: Lifecycle, B: Lifecycle> Lifecycle for (A, B) {
+    fn ready(&mut self, r: &Readiness) {
+        self.0.ready(r);
+        self.1.ready(r);
+    }
+    fn reloading(&mut self) {
+        self.0.reloading();
+        self.1.reloading();
+    }
+    fn stopping(&mut self) {
+        self.0.stopping();
+        self.1.stopping();
+    }
+}
+
+/// Ready when the source has opened and the first POST has been answered
+/// (either way); None if the reader or the publisher ended first.
+async fn readiness(
+    opened: oneshot::Receiver<PathBuf>,
+    answered: oneshot::Receiver<()>,
+) -> Option<Readiness> {
+    let source = opened.await.ok()?;
+    answered.await.ok()?;
+    Some(Readiness { pid: std::process::id(), source })
+}
 
 /// Runs the daemon until `control.stop` is cancelled. `reload` re-reads
 /// the configuration when `control.reload` is notified (SIGHUP).
@@ -149,24 +204,37 @@ async fn run_with<P: ProcView + 'static>(
         tracked_tx,
     )
     .map_err(|e| DaemonError::Thread("tracker", e))?;
-    let (pipe, mount) = (cfg.trace.pipe.clone(), cfg.trace.mount_tracefs);
+    let (opened_tx, opened_rx) = oneshot::channel();
+    let t = &cfg.trace;
+    let mut choice =
+        Choice::new(t.pipe.clone(), t.instance.clone(), t.instance_buffer_kb, t.mount_tracefs);
     let reader = Reader::spawn(
-        move || source::locate(pipe.as_deref(), mount),
+        move || choice.path(),
         AtEnd::Follow,
-        forward(inbox.clone(), stats.clone()),
+        forward(inbox.clone(), stats.clone(), opened_tx),
     )
     .map_err(|e| DaemonError::Thread("trace reader", e))?;
 
     let (settings_tx, settings_rx) = watch::channel(settings(&cfg));
-    let publisher = Publisher::new(settings_rx, tracked_rx, stats.clone(), DRAIN);
+    let (answered_tx, answered_rx) = oneshot::channel();
+    let publisher =
+        Publisher::new(settings_rx, tracked_rx, stats.clone(), DRAIN).on_first_answer(answered_tx);
     let publisher = tokio::spawn(publisher.run(stop.clone()));
     let stats_log = tokio::spawn(log_stats(
         stats.clone(),
         Duration::from_secs(cfg.log.stats_interval_s),
         stop.clone(),
     ));
-    lifecycle.ready();
     tracing::info!(targets = ?cfg.targets.names, endpoint = %cfg.api.endpoint, "gtp5g-operator running");
+    let mut ready = None;
+    tokio::select! {
+        _ = stop.cancelled() => {}
+        Some(r) = readiness(opened_rx, answered_rx) => {
+            lifecycle.ready(&r);
+            tracing::info!(source = %r.source.display(), "ready");
+            ready = Some(r);
+        }
+    }
 
     let mut current = cfg;
     let mut check_loops = tokio::time::interval(Duration::from_secs(1));
@@ -192,7 +260,9 @@ async fn run_with<P: ProcView + 'static>(
                         tracing::error!(error = %e, "reload rejected; keeping the running configuration")
                     }
                 }
-                lifecycle.ready();
+                if let Some(r) = &ready {
+                    lifecycle.ready(r);
+                }
             }
             _ = control.stall.notified() => stall_runtime(),
         }
@@ -200,6 +270,7 @@ async fn run_with<P: ProcView + 'static>(
 
     lifecycle.stopping();
     tracing::info!("shutting down");
+    inbox.close();
     drop(inbox);
     // The tracker thread ends once the reader, the last sender, is gone.
     let _ = tokio::task::spawn_blocking(move || {
@@ -214,7 +285,7 @@ async fn run_with<P: ProcView + 'static>(
     if let Some(m) = metrics {
         let _ = m.await;
     }
-    log_counts(&stats);
+    stats.log_counters();
     Ok(())
 }
 
@@ -257,7 +328,10 @@ fn apply_reload(old: &Config, new: &Config, inbox: &Inbox, settings: &watch::Sen
             "state.dir and targets.check_proc/ttl_s/pidfd changes take effect on restart"
         );
     }
-    inbox.send(Input::Targets(Targets::new(&new.targets.names), Limits::from_config(&new.targets)));
+    inbox.send(Input::Targets(
+        Targets::from_config(&new.targets),
+        Limits::from_config(&new.targets),
+    ));
     let _ = settings.send(self::settings(new));
     tracing::info!(targets = ?new.targets.names, endpoint = %new.api.endpoint, "configuration reloaded");
 }
@@ -266,30 +340,8 @@ async fn log_stats(stats: Arc<Stats>, every: Duration, stop: CancellationToken) 
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     loop {
         tokio::select! {
-            _ = tick.tick() => log_counts(&stats),
+            _ = tick.tick() => stats.log_counters(),
             _ = stop.cancelled() => return,
         }
     }
-}
-
-fn log_counts(s: &Stats) {
-    let c = s.counts();
-    tracing::info!(
-        lines = c.lines,
-        parsed = c.parsed,
-        events = c.events,
-        skipped = c.skipped,
-        malformed = c.malformed,
-        lost_events = c.lost_events,
-        oversized = c.oversized,
-        tracked_processes = s.tracked_processes.load(Relaxed),
-        tracked_threads = s.tracked_threads.load(Relaxed),
-        dropped = s.tracker_dropped.load(Relaxed),
-        posts_ok = s.posts_ok.load(Relaxed),
-        posts_failed = s.posts_failed_transport.load(Relaxed)
-            + s.posts_failed_http.load(Relaxed)
-            + s.posts_failed_auth.load(Relaxed)
-            + s.posts_failed_body.load(Relaxed),
-        "counters"
-    );
 }

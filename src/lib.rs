@@ -6,7 +6,9 @@
 //! imports only the ones before it.
 //!
 //! - [`source`]: the reader thread. Opens and tails `trace_pipe` (or a file
-//!   or FIFO) and hands on raw chunks, as read.
+//!   or FIFO) and hands on raw chunks, as read. By default the trace_pipe of
+//!   a tracing instance of the operator's own ([`source::instance`]); a busy
+//!   one's holders are named ([`source::holders`]).
 //! - [`parse`]: bytes to lines ([`parse::framing`]), lines to trace records
 //!   ([`parse::line`]), `bpf_printk` text to events ([`parse::message`]).
 //! - [`track`]: which nr-gnb / nr-ue processes and threads to boost, checked
@@ -26,7 +28,8 @@
 //!   reader, pipeline and tracker, reporting what would be posted.
 //! - [`config`] (the settings every stage is built from), [`stats`] (the
 //!   shared counters), [`metrics`] (`/metrics`, `/healthz`), [`log`],
-//!   [`signal`], [`systemd`].
+//!   [`signal`], [`systemd`] and [`ready`] (readiness told to systemd and
+//!   to scripts).
 //!
 //! Shared helpers: [`backoff`], [`clock`], [`wake`] (the self-pipe of the
 //! two poll(2) threads), [`public_key`], [`server`] (the hardened accept
@@ -54,6 +57,7 @@ pub mod config;
 pub mod daemon;
 pub mod log;
 pub mod metrics;
+pub mod ready;
 pub mod replay;
 pub mod signal;
 pub mod stats;

@@ -6,12 +6,15 @@ use gtp5g_operator::config::{Config, Purpose, Sources};
 use gtp5g_operator::daemon;
 use gtp5g_operator::local_api::{self, LocalApiOptions, Schema, DEFAULT_PRIORITY_LEVEL};
 use gtp5g_operator::log::{self, LogFormat};
+use gtp5g_operator::publish::{self, client::ApiClient};
+use gtp5g_operator::ready::{self, ReadyFile};
 use gtp5g_operator::replay;
 use gtp5g_operator::signal;
+use gtp5g_operator::source::{self, instance};
 use gtp5g_operator::stats::Stats;
 use gtp5g_operator::systemd::Systemd;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,6 +40,68 @@ enum Command {
     CheckConfig(ConfigArgs),
     /// Serve a local Gthulhu API: v0.1, or what today's scheduler polls (--schema current).
     LocalApi(LocalApiArgs),
+    /// Ask the Gthulhu API, with the daemon's client, token and configuration.
+    #[command(subcommand)]
+    Api(ApiCommand),
+    /// Make or remove the tracing instance the daemon reads (trace.instance); root, writable tracefs.
+    TraceInstance(TraceInstanceArgs),
+}
+
+#[derive(Args)]
+struct TraceInstanceArgs {
+    /// create: make instances/NAME, or reuse it, recording bpf_trace_printk
+    /// only, tracing on, trace.instance_buffer_kb per CPU (before every
+    /// start of the daemon). remove: delete it (uninstall; the daemon must
+    /// be stopped).
+    #[arg(value_enum)]
+    action: InstanceAction,
+    #[command(flatten)]
+    config: ConfigArgs,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum InstanceAction {
+    Create,
+    Remove,
+}
+
+#[derive(Subcommand)]
+enum ApiCommand {
+    /// Print the pids the API holds, sorted, one per line.
+    Strategies {
+        #[command(flatten)]
+        api: ApiArgs,
+        /// Print the API's whole answer instead (pretty JSON).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replace the API's list with strategies for these pids, as the daemon
+    /// would send them (strategy.* of the configuration).
+    Post {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[arg(long = "pid", value_name = "N", required = true)]
+        pids: Vec<u32>,
+    },
+}
+
+/// Where the API is and how to get its token: as for `run`.
+#[derive(Args)]
+struct ApiArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    #[command(flatten)]
+    endpoint: EndpointArgs,
+}
+
+#[derive(Args)]
+struct EndpointArgs {
+    /// Gthulhu API base URL (overrides api.endpoint and API_ENDPOINT).
+    #[arg(long, value_name = "URL")]
+    api_endpoint: Option<String>,
+    /// PEM public key for the token request (overrides api.public_key_path).
+    #[arg(long, value_name = "FILE")]
+    public_key: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -53,12 +118,8 @@ struct RunArgs {
     /// Read this file or FIFO instead of the kernel's trace_pipe.
     #[arg(long, value_name = "PATH")]
     trace_pipe: Option<PathBuf>,
-    /// Gthulhu API base URL (overrides api.endpoint and API_ENDPOINT).
-    #[arg(long, value_name = "URL")]
-    api_endpoint: Option<String>,
-    /// PEM public key for the token request (overrides api.public_key_path).
-    #[arg(long, value_name = "FILE")]
-    public_key: Option<PathBuf>,
+    #[command(flatten)]
+    endpoint: EndpointArgs,
     /// Serve /metrics and /healthz here (overrides metrics.listen).
     #[arg(long, value_name = "ADDR")]
     metrics_listen: Option<SocketAddr>,
@@ -68,6 +129,11 @@ struct RunArgs {
     /// Log level or filter (overrides log.level).
     #[arg(long, value_name = "LEVEL")]
     log_level: Option<String>,
+    /// Once the trace source is open and the first POST answered (when
+    /// systemd gets READY=1), write {"pid":N,"source":"<path>"} here
+    /// atomically; removed on exit.
+    #[arg(long, value_name = "PATH", env = ready::ENV)]
+    ready_file: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -88,8 +154,9 @@ struct LocalApiArgs {
     /// Where the key pair lives (generated on first start).
     #[arg(long, default_value = "/var/lib/gtp5g-operator", value_name = "DIR")]
     state_dir: PathBuf,
-    /// Lifetime of issued tokens, in hours.
-    #[arg(long, default_value_t = 24)]
+    /// Lifetime of issued tokens, in hours (1 to a year's 8760).
+    #[arg(long, default_value_t = 24,
+          value_parser = clap::value_parser!(u64).range(1..=local_api::MAX_TOKEN_HOURS))]
     token_hours: u64,
     /// Which Gthulhu to answer as: v0 is the v0.1 API the daemon targets
     /// (boolean priorities, `null` for no strategies); current is what
@@ -118,6 +185,8 @@ fn main() -> ExitCode {
         Command::Replay(args) => replay(args),
         Command::CheckConfig(args) => check_config(args),
         Command::LocalApi(args) => local_api(args),
+        Command::TraceInstance(args) => trace_instance(args),
+        Command::Api(command) => api(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -128,17 +197,25 @@ fn main() -> ExitCode {
     }
 }
 
-fn run_overrides(args: &RunArgs) -> Vec<(&'static str, String)> {
+fn path(p: &Path) -> String {
+    p.display().to_string()
+}
+
+fn endpoint_overrides(args: &EndpointArgs) -> Vec<(&'static str, String)> {
     let mut o = Vec::new();
-    let path = |p: &PathBuf| p.display().to_string();
-    if let Some(p) = &args.trace_pipe {
-        o.push(("trace.pipe", path(p)));
-    }
     if let Some(u) = &args.api_endpoint {
         o.push(("api.endpoint", u.clone()));
     }
     if let Some(k) = &args.public_key {
         o.push(("api.public_key_path", path(k)));
+    }
+    o
+}
+
+fn run_overrides(args: &RunArgs) -> Vec<(&'static str, String)> {
+    let mut o = endpoint_overrides(&args.endpoint);
+    if let Some(p) = &args.trace_pipe {
+        o.push(("trace.pipe", path(p)));
     }
     if let Some(a) = &args.metrics_listen {
         o.push(("metrics.listen", a.to_string()));
@@ -156,6 +233,7 @@ fn run(args: RunArgs) -> Result<()> {
     let mut sources = Sources::from_process_env(args.config.config.clone());
     sources.overrides = run_overrides(&args);
     let cfg = Config::load(&sources, Purpose::Daemon)?;
+    let ready_file = args.ready_file.map(ReadyFile::create).transpose()?;
     log::init(cfg.log.format, &cfg.log.level);
     let control = signal::listen().context("installing signal handlers")?;
     let runtime =
@@ -166,7 +244,8 @@ fn run(args: RunArgs) -> Result<()> {
         Arc::new(Stats::default()),
         reload,
         control,
-        Systemd::default(),
+        // The file first: whoever sees READY=1 finds it there.
+        (ready_file, Systemd::default()),
     ))?;
     Ok(())
 }
@@ -197,6 +276,35 @@ fn check_config(args: ConfigArgs) -> Result<()> {
     print_out(&format!("{}\n", serde_json::to_string_pretty(&cfg)?))
 }
 
+fn api(command: ApiCommand) -> Result<()> {
+    let args = match &command {
+        ApiCommand::Strategies { api, .. } | ApiCommand::Post { api, .. } => api,
+    };
+    let mut sources = Sources::from_process_env(args.config.config.clone());
+    sources.overrides = endpoint_overrides(&args.endpoint);
+    let cfg = Config::load(&sources, Purpose::Daemon)?;
+    // The client's own notes (token obtained) are the daemon's, not the answer.
+    log::init(LogFormat::Human, "warn");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let mut client = ApiClient::new(&cfg.api)?;
+    match command {
+        ApiCommand::Strategies { json, .. } => {
+            let held = runtime.block_on(client.strategies_in_force())?;
+            let text = if json {
+                format!("{}\n", serde_json::to_string_pretty(&held.answer)?)
+            } else {
+                held.pids().iter().map(|p| format!("{p}\n")).collect()
+            };
+            print_out(&text)
+        }
+        ApiCommand::Post { pids, .. } => {
+            let list = publish::strategies(&pids, &cfg.strategy);
+            runtime.block_on(client.post_strategies(&list))?;
+            Ok(())
+        }
+    }
+}
+
 fn local_api(args: LocalApiArgs) -> Result<()> {
     log::init(LogFormat::Human, "info");
     let control = signal::listen().context("installing signal handlers")?;
@@ -216,5 +324,46 @@ fn local_api(args: LocalApiArgs) -> Result<()> {
         schema,
     };
     runtime.block_on(local_api::run(opts, control.stop.cancelled_owned()))?;
+    Ok(())
+}
+
+fn trace_instance(args: TraceInstanceArgs) -> Result<()> {
+    let cfg = Config::load(&Sources::from_process_env(args.config.config), Purpose::Setup)?;
+    let t = &cfg.trace;
+    if t.instance.is_empty() {
+        eprintln!("trace.instance is \"\": the daemon reads the global trace_pipe; nothing to do");
+        return Ok(());
+    }
+    let tracefs = source::tracefs_dir(t.mount_tracefs)?;
+    match args.action {
+        InstanceAction::Create if t.pipe.is_some() => {
+            eprintln!("trace.pipe is set: the daemon reads it, not an instance; nothing to do")
+        }
+        InstanceAction::Create => {
+            match instance::create(&tracefs, &t.instance, t.instance_buffer_kb) {
+                Ok(p) => eprintln!(
+                    "{} {}: bpf_trace_printk only, {} KiB per CPU",
+                    if p.created { "created" } else { "reused" },
+                    p.dir.display(),
+                    t.instance_buffer_kb
+                ),
+                // The daemon reads the global trace_pipe then: no reason to fail its start.
+                Err(e @ instance::InstanceError::NoEvent) => {
+                    eprintln!(
+                        "gtp5g-operator: warning: {e}; the daemon will read the global trace_pipe"
+                    )
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        InstanceAction::Remove => match instance::remove(&tracefs, &t.instance)? {
+            true => eprintln!("removed {}", tracefs.join("instances").join(&t.instance).display()),
+            false => eprintln!(
+                "no instance {:?} in {}: nothing to remove",
+                t.instance,
+                tracefs.display()
+            ),
+        },
+    }
     Ok(())
 }

@@ -68,8 +68,9 @@ pub fn unhealthy(stats: &Stats, bounds: HealthBounds, now_ms: u64) -> Option<Str
     }
     if !stats.source_up.load(Relaxed) {
         if let Some(s) = longer_than(&stats.source_down_since_unix_ms, bounds.max_source_down) {
+            let why = stats.source_error.lock().map(|e| e.clone()).unwrap_or_default();
             return Some(format!(
-                "trace source down for {s} s (bound {} s)",
+                "trace source down for {s} s (bound {} s): {why}",
                 bounds.max_source_down.as_secs()
             ));
         }
@@ -103,9 +104,9 @@ fn counter(
     e: &mut DescriptorEncoder,
     name: &str,
     help: &str,
-    v: &AtomicU64,
+    v: u64,
 ) -> Result<(), std::fmt::Error> {
-    let c = ConstCounter::new(v.load(Relaxed));
+    let c = ConstCounter::new(v);
     c.encode(e.encode_descriptor(name, help, None, c.metric_type())?)
 }
 
@@ -129,52 +130,9 @@ impl Collector for StatsCollector {
     fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let s = &*self.0;
         let now = unix_ms();
-        counter(&mut e, "trace_bytes", "Bytes read from the trace source", &s.bytes)?;
-        counter(&mut e, "trace_lines", "Trace lines read", &s.lines)?;
-        counter(&mut e, "trace_lines_parsed", "Trace lines parsed", &s.parsed)?;
-        counter(&mut e, "trace_events", "Tracer events recognised", &s.events)?;
-        counter(
-            &mut e,
-            "trace_lines_skipped",
-            "Parsed lines that are not tracer events",
-            &s.skipped,
-        )?;
-        counter(
-            &mut e,
-            "trace_lines_malformed",
-            "Lines that are not trace_pipe lines",
-            &s.malformed,
-        )?;
-        counter(
-            &mut e,
-            "trace_lost_events",
-            "Events the kernel reported lost (CPU:N [LOST M EVENTS])",
-            &s.lost_events,
-        )?;
-        counter(
-            &mut e,
-            "trace_gtpu_records",
-            "Tracer records of a GTP-U packet (netdev mode: one TEID line each)",
-            &s.gtpu_records,
-        )?;
-        counter(
-            &mut e,
-            "trace_rls_records",
-            "Tracer records of an RLS user-data packet (netdev mode: one RLS line each)",
-            &s.rls_records,
-        )?;
-        counter(
-            &mut e,
-            "trace_lines_oversized",
-            "Lines dropped for exceeding trace.max_line_bytes",
-            &s.oversized,
-        )?;
-        counter(
-            &mut e,
-            "trace_source_retries",
-            "Times the trace source was found down and retried",
-            &s.source_reopens,
-        )?;
+        for row in s.counts().rows().into_iter().chain(s.counters()) {
+            counter(&mut e, row.metric, row.help, row.value)?;
+        }
         gauge(
             &mut e,
             "trace_source_up",
@@ -201,29 +159,15 @@ impl Collector for StatsCollector {
             "Target threads tracked",
             s.tracked_threads.load(Relaxed),
         )?;
-        counter(
-            &mut e,
-            "tracker_dropped",
-            "Targets not tracked because a bound was reached",
-            &s.tracker_dropped,
-        )?;
-        counter(&mut e, "posts_ok", "Strategy lists the API accepted", &s.posts_ok)?;
         let mut family = e.encode_descriptor(
             "posts_failed",
             "Strategy list sends that failed, by reason",
             None,
             MetricType::Counter,
         )?;
-        for (reason, v) in [
-            ("transport", &s.posts_failed_transport),
-            ("http", &s.posts_failed_http),
-            ("auth", &s.posts_failed_auth),
-            ("body", &s.posts_failed_body),
-        ] {
-            ConstCounter::new(v.load(Relaxed))
-                .encode(family.encode_family(&[("reason", reason)])?)?;
+        for (reason, n) in s.posts_failed() {
+            ConstCounter::new(n).encode(family.encode_family(&[("reason", reason)])?)?;
         }
-        counter(&mut e, "token_refreshes", "Tokens obtained from the API", &s.token_refreshes)?;
         if let Some(age) = age_s(&s.last_post_ok_unix_ms, now) {
             gauge(
                 &mut e,

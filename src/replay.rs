@@ -65,25 +65,12 @@ impl ReplayReport {
     /// The human-readable report: counters, the processes found and the
     /// exact POST body. `file` and `names` only label it.
     pub fn text(&self, file: &Path, names: &[String]) -> Result<String, serde_json::Error> {
-        let c = &self.counts;
         let mut out = String::new();
+        let counts: Vec<String> =
+            self.counts.rows().iter().map(|r| format!("{} {}", r.value, r.label)).collect();
         // Writing to a String cannot fail.
-        let _ = writeln!(
-            out,
-            "{}: {} lines, {} parsed, {} events, {} skipped, {} malformed, {} lost events, \
-             {} oversized, {} GTP-U records, {} RLS records, {} dropped",
-            file.display(),
-            c.lines,
-            c.parsed,
-            c.events,
-            c.skipped,
-            c.malformed,
-            c.lost_events,
-            c.oversized,
-            c.gtpu_records,
-            c.rls_records,
-            self.dropped
-        );
+        let _ =
+            writeln!(out, "{}: {}, {} dropped", file.display(), counts.join(", "), self.dropped);
         if self.processes.is_empty() {
             let _ = writeln!(out, "no target processes found ({})", names.join(", "));
         }

@@ -2,7 +2,7 @@
 //! watchdog fed from the runtime (so a wedged runtime gets restarted).
 //! Outside systemd (no NOTIFY_SOCKET) every call does nothing.
 
-use crate::daemon::Lifecycle;
+use crate::daemon::{Lifecycle, Readiness};
 use std::time::Duration;
 
 /// READY/RELOADING/STOPPING, and WATCHDOG=1 every half watchdog period.
@@ -20,7 +20,7 @@ impl Systemd {
 }
 
 impl Lifecycle for Systemd {
-    fn ready(&mut self) {
+    fn ready(&mut self, _: &Readiness) {
         Self::notify(&[sd_notify::NotifyState::Ready]);
         let mut usec = 0u64;
         if self.watchdog.is_none() && sd_notify::watchdog_enabled(false, &mut usec) {

@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::local_api::LocalApiProcess as Cli;
+use common::{BIN, SERVER_PRIVATE_KEY};
 use gtp5g_operator::clock::unix_secs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -19,7 +21,6 @@ use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-const FIXTURE_PRIVATE_KEY: &str = include_str!("fixtures/server_private_key.pem");
 const OTHER_PUBLIC_KEY: &str = include_str!("fixtures/other_public_key.pem");
 const EC_PUBLIC_KEY: &str = include_str!("fixtures/ec_public_key.pem");
 const DAY: Duration = Duration::from_secs(24 * 3600);
@@ -56,7 +57,7 @@ struct Server {
 /// tests do not pay for RSA key generation.
 async fn start(schema: Schema) -> Server {
     let dir = TempDir::new().unwrap();
-    common::install_private_key(dir.path(), FIXTURE_PRIVATE_KEY);
+    common::install_private_key(dir.path(), SERVER_PRIVATE_KEY);
     start_in(dir, schema).await
 }
 
@@ -601,7 +602,7 @@ fn key_pair_is_generated_once_and_reused() {
 #[test]
 fn missing_or_stale_public_key_file_is_rewritten_from_the_private_key() {
     let dir = TempDir::new().unwrap();
-    common::install_private_key(dir.path(), FIXTURE_PRIVATE_KEY);
+    common::install_private_key(dir.path(), SERVER_PRIVATE_KEY);
     let api = LocalApi::open(dir.path(), DAY).unwrap();
     let expected = api.public_key_pem().to_owned();
 
@@ -625,7 +626,7 @@ fn unreadable_private_key_is_an_error() {
 #[test]
 fn a_private_key_open_to_others_is_refused_and_a_loose_directory_tightened() {
     let dir = TempDir::new().unwrap();
-    common::install_private_key(dir.path(), FIXTURE_PRIVATE_KEY);
+    common::install_private_key(dir.path(), SERVER_PRIVATE_KEY);
     let private = dir.path().join("jwt_private_key.pem");
     std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o640)).unwrap();
     let err = LocalApi::open(dir.path(), DAY).err().unwrap();
@@ -634,12 +635,9 @@ fn a_private_key_open_to_others_is_refused_and_a_loose_directory_tightened() {
 
     std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o600)).unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::write(dir.path().join("jwt_public_key.pem"), "stale").unwrap();
-    std::fs::set_permissions(
-        dir.path().join("jwt_public_key.pem"),
-        std::fs::Permissions::from_mode(0o644),
-    )
-    .unwrap();
+    let public = dir.path().join("jwt_public_key.pem");
+    std::fs::write(&public, "stale").unwrap();
+    std::fs::set_permissions(&public, std::fs::Permissions::from_mode(0o644)).unwrap();
     let api = LocalApi::open(dir.path(), DAY).unwrap();
     assert_eq!(mode(dir.path()), 0o700);
     assert_eq!(mode(&api.public_key_path()), 0o600);
@@ -669,7 +667,7 @@ async fn serve_stops_on_shutdown(schema: Schema) {
 #[tokio::test]
 async fn run_reports_a_busy_port_and_stops_on_shutdown() {
     let dir = TempDir::new().unwrap();
-    common::install_private_key(dir.path(), FIXTURE_PRIVATE_KEY);
+    common::install_private_key(dir.path(), SERVER_PRIVATE_KEY);
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let opts = LocalApiOptions {
         listen: busy.local_addr().unwrap(),
@@ -725,8 +723,6 @@ for_both_schemas!(
 
 // ---- the command line ----
 
-const BIN: &str = env!("CARGO_BIN_EXE_gtp5g-operator");
-
 #[test]
 fn schema_flags_are_checked_before_start() {
     let dir = TempDir::new().unwrap();
@@ -748,72 +744,27 @@ fn schema_flags_are_checked_before_start() {
     assert!(!dir.path().join("jwt_private_key.pem").exists(), "a refused start made keys");
 }
 
-/// `gtp5g-operator local-api ARGS` on an ephemeral port with the fixture
-/// key: the child, its address (from its log) and its stderr, which the
-/// caller reads on or drops.
-struct Cli {
-    child: std::process::Child,
-    base: String,
-    /// Taken by the test: read on, or dropped to close the pipe.
-    stderr: Option<std::io::BufReader<std::process::ChildStderr>>,
-    pem: String,
-    _dir: TempDir,
+async fn token_answer(cli: &Cli, client: &reqwest::Client) -> Value {
+    let request = client.post(format!("{}{TOKEN_PATH}", cli.base));
+    let response = request.json(&json!({ "public_key": cli.pem })).send().await.unwrap();
+    response.json().await.unwrap()
 }
 
-impl Cli {
-    fn spawn(args: &[&str]) -> Cli {
-        use std::io::BufRead;
-        let dir = TempDir::new().unwrap();
-        common::install_private_key(dir.path(), FIXTURE_PRIVATE_KEY);
-        let mut child = std::process::Command::new(BIN)
-            .args(["local-api", "--listen", "127.0.0.1:0", "--state-dir"])
-            .arg(dir.path())
-            .args(args)
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
-        while !line.contains("listening on ") {
-            line.clear();
-            assert!(stderr.read_line(&mut line).unwrap() > 0, "exited before listening");
-        }
-        let addr = line.split("listening on ").nth(1).unwrap().split(',').next().unwrap();
-        let pem = std::fs::read_to_string(dir.path().join("jwt_public_key.pem")).unwrap();
-        Cli { child, base: format!("http://{addr}"), stderr: Some(stderr), pem, _dir: dir }
-    }
-
-    async fn token_answer(&self, client: &reqwest::Client) -> Value {
-        let request = client.post(format!("{}{TOKEN_PATH}", self.base));
-        let response = request.json(&json!({ "public_key": self.pem })).send().await.unwrap();
-        response.json().await.unwrap()
-    }
-
-    async fn post(&self, client: &reqwest::Client, token: &str) -> reqwest::Result<StatusCode> {
-        let request = client.post(format!("{}{STRATEGIES_PATH}", self.base)).bearer_auth(token);
-        let request = request.json(&json!({"strategies": [strategy(42)]}));
-        Ok(request.timeout(Duration::from_secs(10)).send().await?.status())
-    }
-}
-
-impl Drop for Cli {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+async fn post(cli: &Cli, client: &reqwest::Client, token: &str) -> reqwest::Result<StatusCode> {
+    let request = client.post(format!("{}{STRATEGIES_PATH}", cli.base)).bearer_auth(token);
+    let request = request.json(&json!({"strategies": [strategy(42)]}));
+    Ok(request.timeout(Duration::from_secs(10)).send().await?.status())
 }
 
 /// The binary with `--schema current --priority-level 12`: the flags reach
 /// the server (token in `data`, a posted `true` served as 12).
 #[tokio::test]
 async fn local_api_command_serves_the_current_schema() {
-    let mut cli = Cli::spawn(&["--schema", "current", "--priority-level", "12"]);
-    let mut log = cli.stderr.take().unwrap();
-    std::thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
+    let cli = Cli::spawn_quiet(&["--schema", "current", "--priority-level", "12"]);
     let client = reqwest::Client::new();
-    let answer = cli.token_answer(&client).await;
+    let answer = token_answer(&cli, &client).await;
     let token = answer["data"]["token"].as_str().unwrap_or_else(|| panic!("{answer}"));
-    assert_eq!(cli.post(&client, token).await.unwrap(), StatusCode::OK);
+    assert_eq!(post(&cli, &client, token).await.unwrap(), StatusCode::OK);
     let get = client.get(format!("{}{STRATEGIES_PATH}", cli.base)).bearer_auth(token);
     let body: Value = get.send().await.unwrap().json().await.unwrap();
     assert_eq!(
@@ -829,9 +780,9 @@ async fn a_closed_stderr_does_not_break_requests() {
     let mut cli = Cli::spawn(&[]);
     drop(cli.stderr.take());
     let client = reqwest::Client::new();
-    let answer = cli.token_answer(&client).await;
+    let answer = token_answer(&cli, &client).await;
     let token = answer["token"].as_str().unwrap_or_else(|| panic!("{answer}"));
     // A POST logs a line, which now goes nowhere.
-    let status = cli.post(&client, token).await.expect("the POST was answered");
+    let status = post(&cli, &client, token).await.expect("the POST was answered");
     assert_eq!(status, StatusCode::OK);
 }

@@ -284,7 +284,7 @@ async fn a_partial_line_before_a_reopen_is_not_glued_to_the_next_one() {
     let d = Daemon::spawn(s.command());
     let target = Target::spawn("nr-gnb");
     // Once nothing holds the FIFO open its data is gone: wait for the reader.
-    assert!(d.wait_log("reading trace lines", LONG).await);
+    d.wait_ready(LONG).await;
     // The writer leaves mid-line; the daemon reopens the FIFO for the next.
     s.fifo
         .write("          nr-ue-1     [001] b..2.  1.0: bpf_trace_printk: tp/net_dev_queue: PID=1");

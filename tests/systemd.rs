@@ -1,11 +1,15 @@
 //! The shipped systemd units: `systemd-analyze verify` accepts them without
 //! a single warning (with ExecStart pointing at the binaries just built, as
 //! verify checks that they exist), and the directives the daemon's
-//! behaviour depends on are there.
+//! behaviour depends on are there. And the daemon's readiness: READY=1
+//! and, at the same moment, the ready file that scripts wait on.
 
 mod common;
 
-use common::{daemon_command, skip_unless_live, tracer_binary, Api, Daemon, Fifo};
+use common::{
+    daemon_command, skip_unless_live, tracer_binary, wrapping, Api, Daemon, Fifo, BIN,
+    READY_FILE_ENV,
+};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -91,6 +95,8 @@ fn operator_unit_keeps_its_contract_with_the_daemon() {
             "Restart=on-failure",
             // The shell builtin: /bin/kill is missing from minimal installs.
             "ExecReload=/bin/sh -c 'kill -HUP $MAINPID'",
+            // The daemon reads the instance this privileged step makes.
+            "ExecStartPre=-+/usr/local/bin/gtp5g-operator trace-instance create --config /etc/gtp5g-operator/config.toml",
             "ExecStart=/usr/local/bin/gtp5g-operator run --config /etc/gtp5g-operator/config.toml",
             "NoNewPrivileges=yes",
             "ProtectSystem=strict",
@@ -200,9 +206,9 @@ async fn next_notice(sock: &tokio::net::UnixDatagram, state: &str) -> String {
     }
 }
 
-/// `Type=notify` against a real notification socket: READY once running,
-/// WATCHDOG again and again, RELOADING then READY on SIGHUP, STOPPING on
-/// SIGTERM.
+/// `Type=notify` against a real notification socket: READY once running
+/// (the ready file already there), WATCHDOG again and again, RELOADING then
+/// READY on SIGHUP, STOPPING on SIGTERM (the ready file gone).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn daemon_notifies_ready_watchdog_reload_and_stop() {
     let dir = tempfile::tempdir().unwrap();
@@ -213,21 +219,15 @@ async fn daemon_notifies_ready_watchdog_reload_and_stop() {
     let daemon_cmd = daemon_command(&api.url(), &api.key_path(), &fifo.path);
     // systemd names the watched process in WATCHDOG_PID; the pid is only
     // known once started, so a shell exports its own and execs the daemon.
-    let mut cmd = Command::new("sh");
-    cmd.args(["-c", r#"WATCHDOG_PID=$$ exec "$@""#, "sh"])
-        .arg(daemon_cmd.get_program())
-        .args(daemon_cmd.get_args())
-        .env("NOTIFY_SOCKET", &notify_path)
-        .env("WATCHDOG_USEC", "400000");
-    for (key, value) in daemon_cmd.get_envs() {
-        match value {
-            Some(v) => cmd.env(key, v),
-            None => cmd.env_remove(key),
-        };
-    }
+    let mut sh = Command::new("sh");
+    sh.args(["-c", r#"WATCHDOG_PID=$$ exec "$@""#, "sh"]);
+    let mut cmd = wrapping(sh, &daemon_cmd);
+    cmd.env("NOTIFY_SOCKET", &notify_path).env("WATCHDOG_USEC", "400000");
     let mut daemon = Daemon::spawn(cmd);
 
     next_notice(&sock, "READY=1").await;
+    let said = daemon.ready_at(&daemon.ready).expect("the ready file is written before READY=1");
+    assert_eq!(said["source"], fifo.path.display().to_string(), "{said}");
     next_notice(&sock, "WATCHDOG=1").await;
     let first = Instant::now();
     next_notice(&sock, "WATCHDOG=1").await;
@@ -239,5 +239,55 @@ async fn daemon_notifies_ready_watchdog_reload_and_stop() {
     next_notice(&sock, "STOPPING=1").await;
     let status = daemon.wait_exit(Duration::from_secs(10)).await.expect("daemon exits");
     assert!(status.success(), "{status:?}");
+    assert!(!daemon.ready.exists(), "the ready file outlived the daemon");
     api.stop().await;
+}
+
+/// `--ready-file` (over the environment's): a file a killed run left is
+/// not taken for this one's; the new one comes once the FIFO is open and
+/// the API has answered the first POST; no temporary file stays; SIGTERM
+/// takes it away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_file_replaces_a_stale_one_and_follows_the_first_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = Fifo::create(&dir.path().join("trace_pipe"));
+    let mut api = Api::start().await;
+    let path = dir.path().join("operator.ready");
+    std::fs::write(&path, "{\"pid\":1,\"source\":\"/stale\"}\n").unwrap();
+    let mut cmd = daemon_command(&api.url(), &api.key_path(), &fifo.path);
+    cmd.arg("--ready-file").arg(&path);
+    let mut daemon = Daemon::spawn(cmd);
+    let posts = api.api.posts();
+
+    let said = daemon.wait_ready_at(&path, Duration::from_secs(10)).await;
+    assert_eq!(
+        said,
+        serde_json::json!({"pid": daemon.pid(), "source": fifo.path.display().to_string()})
+    );
+    assert!(*posts.borrow() >= 1, "ready before the API had a POST");
+    assert!(!daemon.ready.exists(), "--ready-file must win over {READY_FILE_ENV}");
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    daemon.signal(libc::SIGTERM);
+    let status = daemon.wait_exit(Duration::from_secs(10)).await.expect("daemon exits");
+    assert!(status.success(), "{status:?}");
+    assert!(!path.exists(), "the ready file outlived the daemon");
+    api.stop().await;
+}
+
+#[test]
+fn a_ready_file_in_a_missing_directory_fails_the_start() {
+    let out = Command::new(BIN)
+        .args(["run", "--config", "/dev/null", "--ready-file", "/nonexistent-dir/op.ready"])
+        .env("PUBLIC_KEY_PATH", common::fixture("other_public_key.pem"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("ready file /nonexistent-dir/op.ready: no such directory"), "{stderr}");
 }

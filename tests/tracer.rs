@@ -391,6 +391,41 @@ fn rls_user_data_is_printed_and_signalling_is_not() {
     assert_eq!(dev_lines, data_lines, "a signalling packet was printed: {messages:#?}");
 }
 
+/// GTP-U signalling on port 2152 is not user plane: echo requests and
+/// responses, error indications and end markers print nothing, in either
+/// mode; a G-PDU from the same thread does. The default mode would print a
+/// thread on its first packet, so one thread sends only signalling there.
+#[test]
+fn gtpu_signalling_is_not_printed_only_g_pdus_are() {
+    let Some(_lock) = live() else { return };
+    let signalling = |s: &UdpSocket| {
+        for msg_type in [1u8, 2, 26, 254] {
+            let mut p = gpdu(0x6000 + u32::from(msg_type));
+            p[1] = msg_type;
+            s.send_to(&p, "127.0.0.1:2152").unwrap();
+        }
+    };
+    for args in [&["--every-event"][..], &[]] {
+        let tracer = Tracer::start(args);
+        let reader = PipeReader::start();
+        let quiet = sender("dp-sig", move |s| signalling(s)).join().unwrap();
+        let mixed = sender("dp-sig-data", move |s| {
+            signalling(s);
+            s.send_to(&gpdu(0x6fff), "127.0.0.1:2152").unwrap();
+        })
+        .join()
+        .unwrap();
+        let lines = reader.finish();
+        tracer.stop();
+        assert_eq!(messages_of(&lines, quiet), Vec::<&str>::new(), "{args:?}: {lines:#?}");
+        let egress: Vec<&str> = messages_of(&lines, mixed)
+            .into_iter()
+            .filter(|m| m.starts_with("tp/net_dev_queue: TEID="))
+            .collect();
+        assert_eq!(egress, ["tp/net_dev_queue: TEID=0x6fff, TYPE=255"], "{args:?}: {lines:#?}");
+    }
+}
+
 /// The CPU of the `n`th egress line of `tid` (its header's).
 fn cpu_of(lines: &[String], tid: u32, n: usize) -> u32 {
     lines
@@ -420,7 +455,8 @@ fn bad_tracer_options_exit_2_naming_the_option() {
 }
 
 /// One load per mode still says, probe by probe, what attached and why not:
-/// here fentry has no gtp5g module to attach to, netdev attaches both.
+/// here fentry has no gtp5g module to attach to; netdev attaches egress
+/// only when de-duplicated, both hooks with --every-event.
 #[test]
 fn one_load_per_mode_keeps_the_per_probe_report() {
     if let Some(why) = missing_live_capability() {
@@ -437,15 +473,30 @@ fn one_load_per_mode_keeps_the_per_probe_report() {
         assert_eq!(text.lines().filter(|l| l.contains(why)).count(), 13, "{text}");
     }
     let _lock = lock_trace_pipe();
-    let tracer = Tracer::start(&[]);
-    let report = tracer.report.clone();
-    tracer.stop();
-    for line in [
-        "gtp5g-tracer: tp/net_dev_queue: attached",
-        "gtp5g-tracer: tp/netif_receive_skb: attached",
-        "gtp5g-tracer: 2 probes attached (mode netdev, de-duplicated)",
+    for (args, lines) in [
+        (
+            &[][..],
+            [
+                "gtp5g-tracer: tp/net_dev_queue: attached",
+                "gtp5g-tracer: tp/netif_receive_skb: not attached: only with --every-event",
+                "gtp5g-tracer: 1 probes attached (mode netdev, de-duplicated)",
+            ],
+        ),
+        (
+            &["--every-event"],
+            [
+                "gtp5g-tracer: tp/net_dev_queue: attached",
+                "gtp5g-tracer: tp/netif_receive_skb: attached",
+                "gtp5g-tracer: 2 probes attached (mode netdev, every event)",
+            ],
+        ),
     ] {
-        assert!(report.contains(line), "{line:?} not in {report}");
+        let tracer = Tracer::start(args);
+        let report = tracer.report.clone();
+        tracer.stop();
+        for line in lines {
+            assert!(report.contains(line), "{args:?}: {line:?} not in {report}");
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use crate::wake::{self, WakeFd, Waker};
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,6 +28,11 @@ pub const TICK: Duration = Duration::from_millis(500);
 /// Chunks queued for the tracker before the reader waits (64 KiB each):
 /// room for seconds of a busy trace while the tracker reads /proc.
 const INBOX: usize = 256;
+
+/// The longest the tracker spends on its inbox in one wake before exits,
+/// ticks, publishing and saving get their turn: an inbox that never empties
+/// (a thread storm, a flood of lines) must not hold them back.
+const INPUT_BUDGET: Duration = Duration::from_millis(50);
 
 /// What the tracker thread is handed.
 #[derive(Debug)]
@@ -46,6 +51,7 @@ pub struct Inbox {
     // hang-up finds the channel closed.
     tx: SyncSender<Input>,
     waker: Waker,
+    closing: Arc<AtomicBool>,
 }
 
 impl Inbox {
@@ -53,6 +59,14 @@ impl Inbox {
         if self.tx.send(input).is_ok() {
             self.waker.wake();
         }
+    }
+
+    /// Shutting down: chunks still queued are dropped unread, so that a
+    /// full inbox (a flood) does not hold the exit back; nothing they say
+    /// could be published any more.
+    pub fn close(&self) {
+        self.closing.store(true, Relaxed);
+        self.waker.wake();
     }
 }
 
@@ -77,11 +91,14 @@ pub fn spawn<P: ProcView + 'static>(
 ) -> io::Result<(Inbox, std::thread::JoinHandle<()>)> {
     let (wake, waker) = wake::pipe()?;
     let (tx, rx) = mpsc::sync_channel(INBOX);
+    let closing = Arc::new(AtomicBool::new(false));
     let owner = Owner {
+        closing: closing.clone(),
         pipeline: Pipeline::new(settings.max_line),
         pidfds: HashMap::new(),
         use_pidfd: settings.pidfd && tracker.is_live(),
         saved: None,
+        save_failed: false,
         tracker,
         settings,
         stats,
@@ -89,7 +106,7 @@ pub fn spawn<P: ProcView + 'static>(
     };
     let thread =
         std::thread::Builder::new().name("tracker".into()).spawn(move || owner.run(&rx, &wake))?;
-    Ok((Inbox { tx, waker }, thread))
+    Ok((Inbox { tx, waker, closing }, thread))
 }
 
 struct Owner<P> {
@@ -102,6 +119,16 @@ struct Owner<P> {
     use_pidfd: bool,
     /// What the state file holds, as far as this run knows.
     saved: Option<Vec<Persisted>>,
+    /// The last save failed: retried every tick until one succeeds.
+    save_failed: bool,
+    closing: Arc<AtomicBool>,
+}
+
+/// What one wake's share of the inbox did.
+struct Taken {
+    changed: bool,
+    /// Inputs are still waiting: poll without blocking.
+    more: bool,
 }
 
 impl<P: ProcView> Owner<P> {
@@ -110,24 +137,24 @@ impl<P: ProcView> Owner<P> {
         self.sync_pidfds();
         self.publish();
         let mut next_tick = Instant::now() + TICK;
+        let mut more = false;
         loop {
             let watched: Vec<u32> = self.pidfds.keys().copied().collect();
             let mut fds: Vec<libc::pollfd> = std::iter::once(wake.fd())
                 .chain(watched.iter().map(|t| self.pidfds[t].as_raw_fd()))
                 .map(wake::pollin)
                 .collect();
-            let idle = self.tracker.stats().processes == 0;
-            let timeout = (!idle).then(|| next_tick.saturating_duration_since(Instant::now()));
+            let idle = self.tracker.stats().processes == 0 && !self.save_failed;
+            let timeout = if more {
+                Some(Duration::ZERO)
+            } else {
+                (!idle).then(|| next_tick.saturating_duration_since(Instant::now()))
+            };
             wake::poll(&mut fds, timeout);
             wake.take_all();
-            let mut changed = false;
-            loop {
-                match rx.try_recv() {
-                    Ok(input) => changed |= self.handle(input),
-                    Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Disconnected) => return,
-                }
-            }
+            let Some(taken) = self.take_inputs(rx) else { return };
+            let mut changed = taken.changed;
+            more = taken.more;
             for (tgid, fd) in watched.iter().zip(&fds[1..]) {
                 if fd.revents != 0 {
                     // Exited (or, rarely, reaped and reused): /proc says which.
@@ -142,6 +169,9 @@ impl<P: ProcView> Owner<P> {
             } else if Instant::now() >= next_tick {
                 changed |= self.tick();
                 next_tick = Instant::now() + TICK;
+                if self.save_failed && !changed {
+                    self.save();
+                }
             }
             if changed {
                 self.sync_pidfds();
@@ -151,8 +181,24 @@ impl<P: ProcView> Owner<P> {
         }
     }
 
+    /// Inputs until the inbox is empty or INPUT_BUDGET is spent; None once
+    /// every sender is gone.
+    fn take_inputs(&mut self, rx: &Receiver<Input>) -> Option<Taken> {
+        let until = Instant::now() + INPUT_BUDGET;
+        let mut changed = false;
+        while Instant::now() < until {
+            match rx.try_recv() {
+                Ok(input) => changed |= self.handle(input),
+                Err(TryRecvError::Empty) => return Some(Taken { changed, more: false }),
+                Err(TryRecvError::Disconnected) => return None,
+            }
+        }
+        Some(Taken { changed, more: true })
+    }
+
     fn handle(&mut self, input: Input) -> bool {
         match input {
+            Input::Chunk(_) if self.closing.load(Relaxed) => false,
             Input::Chunk(chunk) => {
                 self.tracker.set_clock(Instant::now());
                 let grew = self.pipeline.push(&chunk, &mut self.tracker);
@@ -211,10 +257,21 @@ impl<P: ProcView> Owner<P> {
         if self.saved.as_ref() == Some(&now) {
             return;
         }
-        if let Err(e) = file.save(&now) {
-            tracing::warn!(error = %e, "cannot save the tracked processes; a restart will not restore them");
+        match file.save(&now) {
+            Ok(()) => {
+                if self.save_failed {
+                    tracing::info!(path = %file.path().display(), "tracked processes saved again");
+                }
+                self.save_failed = false;
+                self.saved = Some(now);
+            }
+            // Said once; retried every tick, quietly, until it works.
+            Err(e) if self.save_failed => tracing::debug!(error = %e, "saving still fails"),
+            Err(e) => {
+                tracing::warn!(error = %e, retry_ms = TICK.as_millis() as u64, "cannot save the tracked processes; a restart would not restore them; retrying");
+                self.save_failed = true;
+            }
         }
-        self.saved = Some(now);
     }
 
     fn publish(&mut self) {

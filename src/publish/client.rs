@@ -2,8 +2,8 @@
 //! and posts strategy lists. The token is never logged or formatted.
 
 use crate::api::{
-    StatusResponse, StrategiesRequest, Strategy, TokenRequest, TokenResponse, STRATEGIES_PATH,
-    TOKEN_PATH,
+    StatusResponse, StrategiesRequest, StrategiesResponse, Strategy, TokenRequest, TokenResponse,
+    STRATEGIES_PATH, TOKEN_PATH,
 };
 use crate::clock::unix_secs;
 use crate::config::ApiConfig;
@@ -126,20 +126,51 @@ impl ApiClient {
         })
     }
 
-    /// Replaces the API's strategy list. A 401 is answered by one
-    /// re-authentication and one retry.
+    /// Replaces the API's strategy list.
     pub async fn post_strategies(&mut self, list: &[Strategy]) -> Result<Posted, PublishError> {
+        let url = format!("{}{STRATEGIES_PATH}", self.base);
+        let body = StrategiesRequest { strategies: list.to_vec() };
+        let request = |http: &reqwest::Client| http.post(&url).json(&body);
+        let answer = self.with_token("posting strategies", &url, request).await?;
+        Ok(Posted { authenticated: answer.authenticated })
+    }
+
+    /// What the API holds now (`GET` strategies).
+    pub async fn strategies_in_force(&mut self) -> Result<InForce, PublishError> {
+        const WHAT: &str = "reading strategies";
+        let url = format!("{}{STRATEGIES_PATH}", self.base);
+        let Answer { status, body, .. } =
+            self.with_token(WHAT, &url, |http| http.get(&url)).await?;
+        let bad = |e: serde_json::Error| PublishError::Body {
+            what: WHAT,
+            status,
+            detail: format!("{e}: {}", snippet(&body)),
+        };
+        let answer: serde_json::Value = serde_json::from_slice(&body).map_err(bad)?;
+        let typed: StrategiesResponse = serde_json::from_value(answer.clone()).map_err(bad)?;
+        Ok(InForce { answer, strategies: typed.scheduling.unwrap_or_default() })
+    }
+
+    /// Sends `request` with a token; a 401 is answered by one
+    /// re-authentication and one retry.
+    async fn with_token(
+        &mut self,
+        what: &'static str,
+        url: &str,
+        request: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    ) -> Result<Answer, PublishError> {
         let mut authenticated = self.ensure_token().await?;
-        match self.post_once(list).await {
+        let mut answer = match self.exchange(what, request(&self.http), url).await {
             Err(PublishError::Http { status: 401, message, .. }) => {
                 tracing::warn!(%message, "token refused by the API; re-authenticating once");
                 self.token = None;
                 authenticated |= self.ensure_token().await?;
-                self.post_once(list).await?;
+                self.exchange(what, request(&self.http), url).await?
             }
             other => other?,
-        }
-        Ok(Posted { authenticated })
+        };
+        answer.authenticated = authenticated;
+        Ok(answer)
     }
 
     /// Fetches a token unless the cached one is still fresh; true if it did.
@@ -197,36 +228,58 @@ impl ApiClient {
         Ok(Token { value, refresh_at })
     }
 
-    async fn post_once(&self, list: &[Strategy]) -> Result<(), PublishError> {
-        const WHAT: &str = "posting strategies";
+    /// Sends `request` with the token held; Ok is a 200 whose `success`
+    /// is true.
+    async fn exchange(
+        &self,
+        what: &'static str,
+        request: reqwest::RequestBuilder,
+        url: &str,
+    ) -> Result<Answer, PublishError> {
         let token = self.token.as_ref().map(|t| t.value.as_str()).unwrap_or_default();
-        let url = format!("{}{STRATEGIES_PATH}", self.base);
-        let resp = self
-            .http
-            .post(&url)
-            .bearer_auth(token)
-            .json(&StrategiesRequest { strategies: list.to_vec() })
-            .send()
-            .await
-            .map_err(|e| transport(WHAT, &url, e))?;
-        let (status, body) = read_answer(WHAT, &url, resp).await?;
+        let resp = request.bearer_auth(token).send().await.map_err(|e| transport(what, url, e))?;
+        let (status, body) = read_answer(what, url, resp).await?;
         let parsed: Result<StatusResponse, _> = serde_json::from_slice(&body);
         match (status, parsed) {
-            (200, Ok(r)) if r.success => Ok(()),
+            (200, Ok(r)) if r.success => Ok(Answer { status, body, authenticated: false }),
             (200, Ok(r)) => {
-                Err(PublishError::Body { what: WHAT, status, detail: error_text(r.error, &body) })
+                Err(PublishError::Body { what, status, detail: error_text(r.error, &body) })
             }
-            (200, Err(e)) => Err(PublishError::Body {
-                what: WHAT,
-                status,
-                detail: format!("{e}: {}", snippet(&body)),
-            }),
+            (200, Err(e)) => {
+                Err(PublishError::Body { what, status, detail: format!("{e}: {}", snippet(&body)) })
+            }
             (_, parsed) => Err(PublishError::Http {
-                what: WHAT,
+                what,
                 status,
                 message: error_text(parsed.ok().and_then(|r| r.error), &body),
             }),
         }
+    }
+}
+
+/// A successful answer, and whether a token was fetched for it.
+struct Answer {
+    status: u16,
+    body: Vec<u8>,
+    authenticated: bool,
+}
+
+/// The API's answer to a `GET` of the strategies, whole and as a list.
+#[derive(Debug, Clone)]
+pub struct InForce {
+    pub answer: serde_json::Value,
+    /// Empty when the API answered `null` (nothing in force).
+    pub strategies: Vec<Strategy>,
+}
+
+impl InForce {
+    /// The pids of the pid strategies, sorted, each once.
+    pub fn pids(&self) -> Vec<i64> {
+        let mut pids: Vec<i64> =
+            self.strategies.iter().map(|s| s.pid).filter(|&p| p != 0).collect();
+        pids.sort_unstable();
+        pids.dedup();
+        pids
     }
 }
 

@@ -14,7 +14,7 @@ use client::{ApiClient, FailureKind, PublishError};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -61,6 +61,8 @@ pub struct Publisher {
     /// How long POSTs may still run once a stop is asked.
     drain: Duration,
     stopped_at: OnceLock<Instant>,
+    /// Told when the first POST has been answered (readiness).
+    first_answer: Option<oneshot::Sender<()>>,
 }
 
 impl Publisher {
@@ -70,7 +72,20 @@ impl Publisher {
         stats: Arc<Stats>,
         drain: Duration,
     ) -> Self {
-        Publisher { settings, tracked, stats, drain, stopped_at: OnceLock::new() }
+        Publisher {
+            settings,
+            tracked,
+            stats,
+            drain,
+            stopped_at: OnceLock::new(),
+            first_answer: None,
+        }
+    }
+
+    /// `answered` is told once the first POST has its answer, good or bad.
+    pub fn on_first_answer(mut self, answered: oneshot::Sender<()>) -> Self {
+        self.first_answer = Some(answered);
+        self
     }
 
     /// Runs until `stop` is cancelled, then applies `strategy.on_stop`;
@@ -101,6 +116,9 @@ impl Publisher {
                     Ok(c) => self.send(c, &list, &stop).await,
                     Err(e) => Some(Err(PublishError::Setup(e.to_string()))),
                 };
+                if let Some(answered) = self.first_answer.take().filter(|_| outcome.is_some()) {
+                    let _ = answered.send(());
+                }
                 match outcome {
                     None => return,
                     Some(Ok(())) => {
@@ -236,8 +254,11 @@ impl Publisher {
     }
 }
 
+/// `strategy.interval_s`, no longer than config's bound even for settings
+/// that skipped validation: an interval near u64::MAX would overflow the
+/// clock and end the publisher in a panic while /healthz still said 200.
 fn interval(settings: &Settings) -> Duration {
-    Duration::from_secs(settings.strategy.interval_s)
+    Duration::from_secs(settings.strategy.interval_s.min(crate::config::MAX_SECONDS))
 }
 
 #[cfg(test)]
@@ -448,5 +469,20 @@ mod tests {
             assert_eq!(api.strategies(), left, "{on_stop:?}");
             assert_eq!(*api.posts().borrow(), posts + more, "{on_stop:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn an_interval_near_u64_max_still_posts_and_follows_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (api, url, _api_stop) = local_api(dir.path()).await;
+        let mut s = settings(url, api.public_key_path(), 20);
+        s.strategy.interval_s = u64::MAX;
+        let p = start(s, &[7]);
+        wait_until("first POST", || p.stats.posts_ok.load(Relaxed) == 1).await;
+        p.tracked.send_replace(tracked(&[7, 8]));
+        wait_until("the change posted", || p.stats.posts_ok.load(Relaxed) == 2).await;
+        assert!(!p.task.is_finished(), "the publisher ended");
+        p.stop.cancel();
+        p.task.await.expect("the publisher panicked");
     }
 }

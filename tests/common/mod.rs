@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test crate uses a different part of this module
 
 pub mod faulty;
+pub mod local_api;
 pub mod tls;
 pub mod tracer;
 
@@ -425,12 +426,15 @@ pub fn free_addr() -> SocketAddr {
 }
 
 pub const STATE_DIR_ENV: &str = "GTP5G_OPERATOR__STATE__DIR";
+pub const READY_FILE_ENV: &str = gtp5g_operator::ready::ENV;
 
 /// `gtp5g-operator run` with the fast test knobs; stderr goes to a file
 /// that the test reads while the daemon runs.
 pub struct Daemon {
     child: Child,
     pub log: PathBuf,
+    /// Where the daemon says it is ready (GTP5G_OPERATOR_READY_FILE).
+    pub ready: PathBuf,
     _dir: TempDir,
 }
 
@@ -446,12 +450,17 @@ pub fn daemon_command_with_config(
     pipe: &Path,
     config: &Path,
 ) -> Command {
+    let mut c = daemon_command_default_source(endpoint, key, config);
+    c.arg("--trace-pipe").arg(pipe);
+    c
+}
+
+/// The daemon reading what it reads by default (trace.instance).
+pub fn daemon_command_default_source(endpoint: &str, key: &Path, config: &Path) -> Command {
     let mut c = Command::new(BIN);
     c.arg("run")
         .arg("--config")
         .arg(config)
-        .arg("--trace-pipe")
-        .arg(pipe)
         .arg("--api-endpoint")
         .arg(endpoint)
         .arg("--public-key")
@@ -467,22 +476,38 @@ pub fn daemon_command_with_config(
     c
 }
 
+/// `outer` running `inner`'s program and arguments with `inner`'s
+/// environment (`outer` ends by exec'ing them).
+pub fn wrapping(mut outer: Command, inner: &Command) -> Command {
+    outer.arg(inner.get_program()).args(inner.get_args());
+    for (key, value) in inner.get_envs() {
+        match value {
+            Some(v) => outer.env(key, v),
+            None => outer.env_remove(key),
+        };
+    }
+    outer
+}
+
 impl Daemon {
-    /// Runs `cmd`; its state directory is a fresh temporary one unless the
-    /// command names one (GTP5G_OPERATOR__STATE__DIR).
+    /// Runs `cmd`; its state directory and ready file are in a fresh
+    /// temporary directory unless the command names them.
     pub fn spawn(mut cmd: Command) -> Daemon {
         let dir = TempDir::new().unwrap();
         let log = dir.path().join("stderr.log");
-        if !cmd.get_envs().any(|(k, _)| k == STATE_DIR_ENV) {
-            cmd.env(STATE_DIR_ENV, dir.path().join("state"));
+        for (var, default) in [(STATE_DIR_ENV, "state"), (READY_FILE_ENV, "ready.json")] {
+            if !cmd.get_envs().any(|(k, _)| k == var) {
+                cmd.env(var, dir.path().join(default));
+            }
         }
+        let ready = cmd.get_envs().find(|(k, _)| *k == READY_FILE_ENV).unwrap().1.unwrap().into();
         let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        Daemon { child, log, _dir: dir }
+        Daemon { child, log, ready, _dir: dir }
     }
 
     pub fn pid(&self) -> u32 {
@@ -499,6 +524,28 @@ impl Daemon {
 
     pub async fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
         eventually(timeout, || self.log_text().contains(needle)).await
+    }
+
+    /// What this daemon wrote to the ready file `path`, if it has (a file
+    /// left by another process does not count).
+    pub fn ready_at(&self, path: &Path) -> Option<serde_json::Value> {
+        let text = std::fs::read_to_string(path).ok()?;
+        let said: serde_json::Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{}: {e}: {text:?}", path.display()));
+        (said["pid"] == self.pid()).then_some(said)
+    }
+
+    /// Waits for the ready file, the daemon's word that it reads the trace
+    /// source and has had the API's first answer.
+    pub async fn wait_ready(&self, timeout: Duration) -> serde_json::Value {
+        self.wait_ready_at(&self.ready, timeout).await
+    }
+
+    /// `wait_ready` for a daemon told `--ready-file path`.
+    pub async fn wait_ready_at(&self, path: &Path, timeout: Duration) -> serde_json::Value {
+        let ready = eventually(timeout, || self.ready_at(path).is_some()).await;
+        assert!(ready, "not ready within {timeout:?}:\n{}", self.log_text());
+        self.ready_at(path).unwrap()
     }
 
     pub fn signal(&self, sig: i32) {

@@ -23,6 +23,7 @@
 
 #include <bpf/libbpf.h>
 #include "gtp5g_flood.skel.h"
+#include "clock.h"
 
 #define PROG "gtp5g-flood"
 #include "cli.h"
@@ -58,13 +59,6 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: " PROG " [--seconds N=5 (0: until signalled)] [--threads N=1]\n"
 		   "       [--name COMM] [--fentry-lines] [-v]\n");
-}
-
-static double now_s(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t.tv_sec + t.tv_nsec / 1e9;
 }
 
 int main(int argc, char **argv)

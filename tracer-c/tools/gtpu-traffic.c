@@ -10,9 +10,16 @@
  *
  * usage: gtpu-traffic --name NAME [--threads N] [--count PKTS] [--interval-ms MS]
  *                     [--port P] [--dest ADDR] [--teid BASE] [--linger]
+ *                     [--inner-len N] [--sink] [--cpu N] [--seconds S]
+ *
+ * At line rate (--interval-ms 0 --sink --cpu N --seconds S, the overhead
+ * benchmark's sender) the packets go to a socket of this process bound on
+ * --dest, so no ICMP error path is timed, and a JSON summary gives the rate.
  */
 #include <errno.h>
 #include <getopt.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
@@ -32,8 +39,11 @@
 #define PROG "gtpu-traffic"
 #include "cli.h"
 #include "packet.h"
+#include "clock.h"
 #define MAX_THREADS 256
-#define INNER_LEN 20 /* a bare IPv4 header: enough for a dummy T-PDU */
+/* A bare IPv4 header is enough for a dummy T-PDU. */
+#define MIN_INNER_LEN IPV4_HDR_LEN
+#define MAX_INNER_LEN 1400
 
 struct opts {
 	const char *name;
@@ -43,13 +53,17 @@ struct opts {
 	unsigned port;
 	const char *dest;
 	uint32_t teid_base;
-	bool linger;
+	unsigned inner_len;
+	int cpu; /* -1: any */
+	unsigned seconds; /* 0: no time limit */
+	bool linger, sink;
 };
 
 struct worker {
 	pthread_t thread;
 	unsigned index;
 	pid_t tid;
+	unsigned long sent;
 	const struct opts *o;
 	struct sockaddr_storage dst;
 	socklen_t dst_len;
@@ -59,37 +73,48 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
 static unsigned started, finished;
 static bool go;
+static atomic_bool stop;
 
-static size_t build_packet(uint8_t *pkt, uint32_t teid, unsigned index)
+static size_t build_packet(uint8_t *pkt, uint32_t teid, unsigned index, unsigned inner_len)
 {
 	static const uint8_t upf_side[4] = { 10, 60, 255, 254 };
 	const uint8_t ue[4] = { 10, 60, (uint8_t)((1 + index) >> 8), (uint8_t)(1 + index) };
 
-	gtpu_header(pkt, teid, INNER_LEN);
+	gtpu_header(pkt, teid, (uint16_t)inner_len);
 	/* Inner IPv4 header, UE 10.60.0.(1+index) -> 10.60.255.254, protocol
-	 * 253 (RFC 3692 experimental) so nothing mistakes it for real data. */
-	ipv4_header(pkt + GTPU_HDR_LEN, INNER_LEN, 253, ue, upf_side);
-	return GTPU_HDR_LEN + INNER_LEN;
+	 * 253 (RFC 3692 experimental) so nothing mistakes it for real data;
+	 * zeros after it. */
+	memset(pkt + GTPU_HDR_LEN, 0, inner_len);
+	ipv4_header(pkt + GTPU_HDR_LEN, (uint16_t)inner_len, 253, ue, upf_side);
+	return GTPU_HDR_LEN + inner_len;
 }
 
-static void timespec_add_ms(struct timespec *t, unsigned ms)
+/* --cpu: the thread runs there only, so runs compare like with like. */
+static void pin(const struct worker *w)
 {
-	t->tv_sec += ms / 1000;
-	t->tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (t->tv_nsec >= 1000000000L) {
-		t->tv_sec++;
-		t->tv_nsec -= 1000000000L;
-	}
+	cpu_set_t set;
+	int err;
+
+	CPU_ZERO(&set);
+	CPU_SET(w->o->cpu, &set);
+	err = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+	if (err)
+		fprintf(stderr, PROG ": thread %u: --cpu %d: %s\n", w->index, w->o->cpu,
+			strerror(err));
 }
 
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 	const struct opts *o = w->o;
-	uint8_t pkt[GTPU_HDR_LEN + INNER_LEN];
-	size_t len = build_packet(pkt, o->teid_base + w->index, w->index);
+	uint8_t pkt[GTPU_HDR_LEN + MAX_INNER_LEN];
+	size_t len = build_packet(pkt, o->teid_base + w->index, w->index, o->inner_len);
 	struct timespec next;
+	unsigned long sent = 0;
 	int fd;
+
+	if (o->cpu >= 0)
+		pin(w);
 
 	pthread_mutex_lock(&mu);
 	w->tid = (pid_t)syscall(SYS_gettid);
@@ -108,12 +133,14 @@ static void *worker_main(void *arg)
 		goto done;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &next);
-	for (unsigned long sent = 0; !o->count || sent < o->count; sent++) {
+	for (; (!o->count || sent < o->count) &&
+	       !atomic_load_explicit(&stop, memory_order_relaxed);
+	     sent++) {
 		if (sendto(fd, pkt, len, 0, (struct sockaddr *)&w->dst, w->dst_len) < 0 &&
 		    errno != ECONNREFUSED && errno != EAGAIN && errno != ENOBUFS)
 			fprintf(stderr, PROG ": thread %u: sendto: %s\n", w->index, strerror(errno));
 		if (o->interval_ms && (!o->count || sent + 1 < o->count)) {
-			timespec_add_ms(&next, o->interval_ms);
+			add_ns(&next, o->interval_ms * 1000000L);
 			while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL) == EINTR)
 				;
 		}
@@ -121,6 +148,7 @@ static void *worker_main(void *arg)
 	close(fd);
 done:
 	pthread_mutex_lock(&mu);
+	w->sent = sent;
 	finished++;
 	pthread_cond_broadcast(&cv);
 	pthread_mutex_unlock(&mu);
@@ -147,11 +175,42 @@ static void json_string(FILE *f, const char *s)
 	fputc('"', f);
 }
 
+/* --sink: a socket of this process on --dest, never read. The packets
+ * then end in its full receive queue instead of the ICMP "port
+ * unreachable" path, which costs more than the send and is not what a
+ * tracer's overhead should be measured against. Open until exit. */
+static int open_sink(const struct addrinfo *ai, const struct opts *o)
+{
+	int fd = socket(ai->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, IPPROTO_UDP);
+
+	if (fd < 0 || bind(fd, ai->ai_addr, ai->ai_addrlen)) {
+		fprintf(stderr, PROG ": --sink: bind %s port %u: %s\n", o->dest, o->port,
+			strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* --seconds: what the threads sent, and the rate. */
+static void print_summary(const struct worker *workers, unsigned n, double elapsed)
+{
+	unsigned long sent = 0;
+
+	for (unsigned i = 0; i < n; i++)
+		sent += workers[i].sent;
+	printf("{\"sent\":%lu,\"elapsed_s\":%.3f,\"pps\":%.0f}\n", sent, elapsed,
+	       elapsed > 0 ? sent / elapsed : 0.0);
+	fflush(stdout);
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: " PROG " --name NAME [--threads N=3] [--count PACKETS_PER_THREAD=0]\n"
 		   "       [--interval-ms MS=100] [--port " WIRE_STR(GTPU_PORT) "] [--dest 127.0.0.1]\n"
-		   "       [--teid BASE=0x1000] [--linger]\n");
+		   "       [--teid BASE=0x1000] [--linger] [--inner-len N=20] [--sink] [--cpu N]\n"
+		   "       [--seconds S (then a JSON summary)]\n");
 }
 
 int main(int argc, char **argv)
@@ -165,11 +224,15 @@ int main(int argc, char **argv)
 		{ "dest", required_argument, NULL, 'd' },
 		{ "teid", required_argument, NULL, 'T' },
 		{ "linger", no_argument, NULL, 'l' },
+		{ "inner-len", required_argument, NULL, 'L' },
+		{ "sink", no_argument, NULL, 's' },
+		{ "cpu", required_argument, NULL, 'C' },
+		{ "seconds", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
-	struct opts o = { .threads = 3, .interval_ms = 100, .port = GTPU_PORT,
-			  .dest = "127.0.0.1", .teid_base = 0x1000 };
+	struct opts o = { .threads = 3, .interval_ms = 100, .port = GTPU_PORT, .dest = "127.0.0.1",
+			  .teid_base = 0x1000, .inner_len = MIN_INNER_LEN, .cpu = -1 };
 	static struct worker workers[MAX_THREADS];
 	struct addrinfo hints = { .ai_socktype = SOCK_DGRAM, .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV };
 	struct addrinfo *ai;
@@ -213,6 +276,24 @@ int main(int argc, char **argv)
 		case 'l':
 			o.linger = true;
 			break;
+		case 'L':
+			if (parse_ul("--inner-len", optarg, MIN_INNER_LEN, MAX_INNER_LEN, &v))
+				return 2;
+			o.inner_len = v;
+			break;
+		case 's':
+			o.sink = true;
+			break;
+		case 'C':
+			if (parse_ul("--cpu", optarg, 0, CPU_SETSIZE - 1, &v))
+				return 2;
+			o.cpu = (int)v;
+			break;
+		case 'S':
+			if (parse_ul("--seconds", optarg, 1, 86400, &v))
+				return 2;
+			o.seconds = v;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -232,6 +313,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, PROG ": --dest %s: %s\n", o.dest, gai_strerror(err));
 		return 2;
 	}
+	if (o.sink && open_sink(ai, &o) < 0)
+		return 1;
 
 	/* Before any thread exists: threads inherit the comm at creation, and
 	 * renaming later would only rename the main thread. */
@@ -285,6 +368,7 @@ int main(int argc, char **argv)
 	go = true;
 	pthread_cond_broadcast(&cv);
 	pthread_mutex_unlock(&mu);
+	double start = now_s(), end = start + o.seconds;
 
 	for (;;) {
 		struct timespec tick = { 0, 50 * 1000000L };
@@ -292,6 +376,8 @@ int main(int argc, char **argv)
 
 		if (sig > 0)
 			return 0;
+		if (o.seconds && now_s() >= end)
+			atomic_store(&stop, true);
 		pthread_mutex_lock(&mu);
 		bool done = finished == o.threads;
 		pthread_mutex_unlock(&mu);
@@ -300,5 +386,7 @@ int main(int argc, char **argv)
 	}
 	for (unsigned i = 0; i < o.threads; i++)
 		pthread_join(workers[i].thread, NULL);
+	if (o.seconds)
+		print_summary(workers, o.threads, now_s() - start);
 	return 0;
 }

@@ -315,6 +315,12 @@ static int check_only(const char *only)
 	return bad;
 }
 
+/* The egress hook, where a packet's sender is the running thread. */
+static bool egress(const struct probe *p)
+{
+	return p->mode == MODE_NETDEV && !strcmp(p->func, "net_dev_queue");
+}
+
 static void list_probes(void)
 {
 	printf("mode fentry (gtp5g module functions; needs %s):\n", GTP5G_BTF);
@@ -325,7 +331,7 @@ static void list_probes(void)
 	for (size_t i = 0; i < nprobes; i++)
 		if (probes[i].mode == MODE_NETDEV)
 			printf("  %-32s %s (%s)\n", probes[i].name, probes[i].func,
-			       !strcmp(probes[i].func, "net_dev_queue") ? "egress" : "ingress");
+			       egress(&probes[i]) ? "egress" : "ingress, with --every-event only");
 }
 
 static void usage(FILE *f)
@@ -403,6 +409,14 @@ static void report(size_t i, const char *why)
 	else
 		printf(PROG ": %s: attached\n", probes[i].name);
 	fflush(stdout);
+}
+
+/* De-duplicated, netdev mode needs egress only: an arrival runs in the
+ * context the softirq found (on loopback the sender again), so the ingress
+ * hook would cost every packet and name no sender. */
+static bool needed(const struct probe *p, const struct config *c)
+{
+	return c->every_event || p->mode != MODE_NETDEV || egress(p);
 }
 
 static bool target_ok(const struct probe *p, char *why, size_t len)
@@ -573,6 +587,10 @@ static int attach_mode(enum mode mode, char *only, const struct config *c)
 	for (size_t i = 0; i < nprobes; i++) {
 		if (probes[i].mode != mode || !selected(&probes[i], only))
 			continue;
+		if (!needed(&probes[i], c)) {
+			report(i, "only with --every-event (de-duplicated, a sender is seen on egress)");
+			continue;
+		}
 		if (!target_ok(&probes[i], why, sizeof(why))) {
 			report(i, why);
 			continue;
@@ -926,5 +944,7 @@ int main(int argc, char **argv)
 	release_all();
 	printf(PROG ": detached %d probes (signal %d), exiting\n", attached, sig);
 	fflush(stdout);
-	return 0;
+	/* SIGINT and SIGTERM are asked-for stops; a hang-up is not, and only a
+	 * failure status lets Restart=on-failure bring the tracer back. */
+	return sig == SIGHUP ? 128 + SIGHUP : 0;
 }

@@ -4,17 +4,18 @@
  * tracepoints. It recognises GTP-U packets (UDP to or from gtpu_port) and
  * UERANSIM's RLS user-data packets (UDP to or from rls_port: the nr-ue <->
  * nr-gnb hop, where a real nr-ue never sends GTP-U), IPv4 or IPv6, where they
- * leave (net_dev_queue) or arrive (netif_receive_skb) on any net device, and
- * prints who was running at that moment. On the sending side that is the
- * thread that called send(); the operator boosts it.
+ * leave (net_dev_queue) or, with --every-event, also where they arrive
+ * (netif_receive_skb), on any net device, and prints who was running at that
+ * moment. On the sending side that is the thread that called send(); the
+ * operator boosts it. GTP-U counts only as G-PDUs (message type 255).
  *
  * Per printed event, four lines (prefix tp/<tracepoint>):
  *   DEV=<ifname>, LEN=<skb->len>
- *   TEID=0x<teid>, TYPE=<gtp message type>     (GTP-U)
+ *   TEID=0x<teid>, TYPE=255                    (GTP-U)
  *   RLS=DATA, PSI=<pdu session id>, LEN=<pdu length>   (RLS)
  *   PID=<tid>, TGID=<pid>, CPU=<cpu>
  *   COMM=<current comm>
- * Which events are printed: see should_print() (gtp5g_common.bpf.h).
+ * Which events are printed: see should_print() (gtp5g_dedup.bpf.h).
  */
 #include "gtp5g_dedup.bpf.h"
 #include "wire.h"
@@ -31,14 +32,20 @@ const volatile __u16 rls_port = RLS_PORT;
  * and real GTP-U traffic rarely carries any. */
 #define MAX_IPV6_EXT 4
 /* Macros of the kernel's uapi headers, which vmlinux.h cannot carry. */
-#define IFF_LOOPBACK_ 0x8
 #define IPPROTO_ICMPV6 58
+
+/* What decides whether a packet is user plane: the UDP header and the
+ * payload up to RLS's PDU type (GTP-U's flags, type and TEID lie within).
+ * RLS's session id and length are read only for a record that is printed. */
+#define MATCH_BYTES (RLS_OFF_PDU_TYPE + 1)
+#define L4_BYTES (UDP_HDR_LEN + MATCH_BYTES)
 
 struct pkt_info {
 	bool rls;
 	__u8 type;   /* GTP-U message type */
 	__u32 teid;  /* GTP-U TEID, or the RLS PDU session id */
 	__u32 len;   /* RLS PDU length */
+	__u32 payload; /* the UDP payload's offset from skb->head */
 };
 
 static __always_inline int read_at(void *dst, __u32 len, unsigned char *head,
@@ -52,14 +59,14 @@ static __always_inline __u32 be32_at(const __u8 *p)
 	return ((__u32)p[0] << 24) | ((__u32)p[1] << 16) | ((__u32)p[2] << 8) | p[3];
 }
 
-/* The UDP header and what follows it, as far as either protocol needs. */
-#define L4_BYTES (UDP_HDR_LEN + RLS_PDU_HDR_LEN)
-
+/* Only G-PDUs carry user data: echo requests and responses, error
+ * indications and end markers flow on an idle path too. Version 1 with the
+ * PT bit set is GTP; anything else on the port (GTP' or garbage) is not
+ * GTP-U. */
 static __always_inline bool gtpu_gpdu(const __u8 *gtp, struct pkt_info *out)
 {
-	/* Version 1 with the PT bit set is GTP; anything else on the port
-	 * (GTP' or garbage) is not GTP-U. */
-	if (GTPU_VERSION(gtp[GTPU_OFF_FLAGS]) != 1 || !(gtp[GTPU_OFF_FLAGS] & GTPU_FLAG_PT))
+	if (GTPU_VERSION(gtp[GTPU_OFF_FLAGS]) != 1 || !(gtp[GTPU_OFF_FLAGS] & GTPU_FLAG_PT) ||
+	    gtp[GTPU_OFF_TYPE] != GTPU_GPDU)
 		return false;
 	out->type = gtp[GTPU_OFF_TYPE];
 	out->teid = be32_at(&gtp[GTPU_OFF_TEID]);
@@ -74,9 +81,19 @@ static __always_inline bool rls_data(const __u8 *rls, struct pkt_info *out)
 	    rls[RLS_OFF_PDU_TYPE] != RLS_PDU_DATA)
 		return false;
 	out->rls = true;
-	out->teid = be32_at(&rls[RLS_OFF_PAYLOAD]);
-	out->len = be32_at(&rls[RLS_OFF_PDU_LEN]);
 	return true;
+}
+
+/* The session id and PDU length of a matched RLS DATA packet (in the linear
+ * area: parse_pkt checked). */
+static __always_inline void rls_fields(struct sk_buff *skb, struct pkt_info *info)
+{
+	__u8 f[8];
+
+	if (read_at(f, sizeof(f), skb->head, info->payload + RLS_OFF_PAYLOAD))
+		return;
+	info->teid = be32_at(&f[0]);
+	info->len = be32_at(&f[RLS_OFF_PDU_LEN - RLS_OFF_PAYLOAD]);
 }
 
 /* Offset of the UDP header after an IPv6 header whose next header is nh,
@@ -132,9 +149,9 @@ static __always_inline bool surely_not_udp(struct sk_buff *skb)
  * the link-layer header, so data is L3; network_header is only reset by
  * __netif_receive_skb_core() after this tracepoint and may be stale.
  *
- * This runs for every packet on every device, so the common case (no IPv4
- * options, no IPv6 extension headers) costs one bpf_probe_read_kernel():
- * the IP header and the L4 bytes in one go. Bytes read past the packet's
+ * The common case (no IPv4 options, no IPv6 extension headers) costs one
+ * bpf_probe_read_kernel() of what the match needs: the IP header and
+ * L4_BYTES, 42 bytes for IPv4, 62 for IPv6. Bytes read past the packet's
  * tail are never used (the tail checks below).
  */
 static __always_inline bool parse_pkt(struct sk_buff *skb, bool egress,
@@ -147,6 +164,8 @@ static __always_inline bool parse_pkt(struct sk_buff *skb, bool egress,
 	__u8 l4b[L4_BYTES];
 	__u32 l3, l4;
 
+	if (proto != ETH_P_IP_ && proto != ETH_P_IPV6_)
+		return false;
 	if (egress) {
 		l3 = skb->network_header;
 		if (l3 == (__u16)~0U)
@@ -154,14 +173,12 @@ static __always_inline bool parse_pkt(struct sk_buff *skb, bool egress,
 	} else {
 		l3 = (__u32)((unsigned long)skb->data - (unsigned long)head);
 	}
-	if (proto != ETH_P_IP_ && proto != ETH_P_IPV6_)
-		return false;
 	if (surely_not_udp(skb))
-		return false;
-	if (read_at(raw, sizeof(raw), head, l3))
 		return false;
 
 	if (proto == ETH_P_IP_) {
+		if (read_at(raw, IPV4_HDR_LEN + L4_BYTES, head, l3))
+			return false;
 		if ((raw[0] >> 4) != 4 || (raw[0] & 0xf) < 5 || raw[9] != IPPROTO_UDP)
 			return false;
 		/* Non-first fragments carry no UDP header. */
@@ -173,6 +190,8 @@ static __always_inline bool parse_pkt(struct sk_buff *skb, bool egress,
 		else if (read_at(l4b, L4_BYTES, head, l4))
 			return false;
 	} else {
+		if (read_at(raw, sizeof(raw), head, l3))
+			return false;
 		if ((raw[0] >> 4) != 6)
 			return false;
 		if (raw[6] == IPPROTO_UDP) {
@@ -187,14 +206,13 @@ static __always_inline bool parse_pkt(struct sk_buff *skb, bool egress,
 
 	__u16 sport = (l4b[0] << 8) | l4b[1];
 	__u16 dport = (l4b[2] << 8) | l4b[3];
+	out->payload = l4 + UDP_HDR_LEN;
 	/* The tail checks: headers must be in the linear area; fragments of a
 	 * non-linear skb are not worth chasing for a scheduling hint. */
 	if (dport == gtpu_port || sport == gtpu_port)
-		return l4 + UDP_HDR_LEN + GTPU_HDR_LEN <= tail &&
-		       gtpu_gpdu(l4b + UDP_HDR_LEN, out);
+		return out->payload + GTPU_HDR_LEN <= tail && gtpu_gpdu(l4b + UDP_HDR_LEN, out);
 	if (dport == rls_port || sport == rls_port)
-		return l4 + UDP_HDR_LEN + RLS_PDU_HDR_LEN <= tail &&
-		       rls_data(l4b + UDP_HDR_LEN, out);
+		return out->payload + RLS_PDU_HDR_LEN <= tail && rls_data(l4b + UDP_HDR_LEN, out);
 	return false;
 }
 
@@ -208,45 +226,44 @@ static __always_inline bool parse_pkt(struct sk_buff *skb, bool egress,
 				   (skb)->len);                               \
 		else                                                          \
 			bpf_printk(prefix ": DEV=?, LEN=%u", (skb)->len);      \
-		if ((info).rls)                                               \
+		if ((info).rls) {                                             \
+			rls_fields(skb, &(info));                             \
 			bpf_printk(prefix ": RLS=DATA, PSI=%u, LEN=%u",        \
 				   (info).teid, (info).len);                  \
-		else                                                          \
+		} else {                                                      \
 			bpf_printk(prefix ": TEID=0x%x, TYPE=%u", (info).teid, \
 				   (unsigned int)(info).type);                \
+		}                                                             \
 		EMIT_PID_TGID_CPU(prefix);                                    \
 		EMIT_COMM(prefix);                                            \
 	} while (0)
 
+/* The one hook of the de-duplicated mode: a packet's sender is who is
+ * running where it leaves. */
 SEC("tp_btf/net_dev_queue")
 int BPF_PROG(tp_net_dev_queue, struct sk_buff *skb)
 {
 	struct pkt_info info = {};
 
+	/* Before the packet is touched: a thread that printed a moment ago
+	 * has nothing to add, whatever it sends. */
+	if (!every_event && printed_recently())
+		return 0;
 	if (!skb || !parse_pkt(skb, true, &info) || !should_print())
 		return 0;
 	EMIT_EVENT("tp/net_dev_queue", skb, info);
 	return 0;
 }
 
-/* A packet arriving on loopback was seen leaving it (net_dev_queue), in the
- * sender's own context: when only who sends matters (de-duplicated mode),
- * its arrival adds nothing and is not even parsed. */
-static __always_inline bool loopback(struct sk_buff *skb)
-{
-	struct net_device *dev = skb->dev;
-
-	return dev && (dev->flags & IFF_LOOPBACK_);
-}
-
+/* Only with --every-event (the loader leaves it out otherwise): an arrival
+ * runs in whatever context the softirq found, or on loopback in the sender's
+ * again, so for "who sends" it adds nothing but its cost on every packet. */
 SEC("tp_btf/netif_receive_skb")
 int BPF_PROG(tp_netif_receive_skb, struct sk_buff *skb)
 {
 	struct pkt_info info = {};
 
-	if (!skb || (!every_event && loopback(skb)))
-		return 0;
-	if (!parse_pkt(skb, false, &info) || !should_print())
+	if (!skb || !parse_pkt(skb, false, &info) || !should_print())
 		return 0;
 	EMIT_EVENT("tp/netif_receive_skb", skb, info);
 	return 0;

@@ -6,24 +6,6 @@
 
 #include "ran-sim.h"
 
-double now_s(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t.tv_sec + t.tv_nsec / 1e9;
-}
-
-void add_ns(struct timespec *t, long ns)
-{
-	t->tv_sec += ns / 1000000000L;
-	t->tv_nsec += ns % 1000000000L;
-	if (t->tv_nsec >= 1000000000L) {
-		t->tv_sec++;
-		t->tv_nsec -= 1000000000L;
-	}
-}
-
 struct timespec after_ms(long ms)
 {
 	struct timespec t;

@@ -27,6 +27,7 @@
 
 #define PROG "ran-sim"
 #include "packet.h"
+#include "clock.h"
 
 #define INNER_LEN 84 /* an IPv4 ping: 20 IP + 8 ICMP + 56 data */
 #define PSI 1
@@ -80,8 +81,6 @@ static inline unsigned long read_count(const unsigned long *c)
 
 /* ---- crew.c ---- */
 
-double now_s(void);
-void add_ns(struct timespec *t, long ns);
 struct timespec after_ms(long ms);
 bool reached(const struct timespec *t);
 
