@@ -35,14 +35,14 @@ fn raise_nofile(want: u64) -> u64 {
 
 /// `gtp5g-operator local-api` with the fixture key, its descriptor limit
 /// set to `nofile`, listening once this returns.
-struct LocalApiProcess {
+struct LimitedLocalApi {
     child: Child,
     addr: SocketAddr,
     dir: TempDir,
 }
 
-impl LocalApiProcess {
-    fn spawn(nofile: u64) -> LocalApiProcess {
+impl LimitedLocalApi {
+    fn spawn(nofile: u64) -> LimitedLocalApi {
         let dir = TempDir::new().unwrap();
         install_private_key(dir.path(), SERVER_PRIVATE_KEY);
         let addr = free_addr();
@@ -69,7 +69,7 @@ impl LocalApiProcess {
             assert!(up.elapsed() < Duration::from_secs(10), "local-api not listening");
             std::thread::sleep(Duration::from_millis(20));
         }
-        LocalApiProcess { child, addr, dir }
+        LimitedLocalApi { child, addr, dir }
     }
 
     fn open_fds(&self) -> usize {
@@ -95,7 +95,7 @@ impl LocalApiProcess {
     }
 }
 
-impl Drop for LocalApiProcess {
+impl Drop for LimitedLocalApi {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -157,7 +157,7 @@ async fn idle_floods_and_a_slowloris_neither_lock_out_a_client_nor_hold_up_sigte
     if nofile < 2 * FLOOD as u64 + 200 {
         return skip_unless_live(&format!("RLIMIT_NOFILE hard limit {nofile} is below the flood"));
     }
-    let mut server = LocalApiProcess::spawn(UNIT_DEFAULT_NOFILE);
+    let mut server = LimitedLocalApi::spawn(UNIT_DEFAULT_NOFILE);
     let addr = server.addr;
     let public_key = std::fs::read_to_string(server.dir.path().join("jwt_public_key.pem")).unwrap();
 
