@@ -11,8 +11,9 @@
 # 2. Image (root and a container engine): ./build.sh image, then in it:
 #    --version, check-config (good and bad), a fixture replay, and a live run
 #    set up as the DaemonSet does: the real tracer in a container with only
-#    CAP_BPF + CAP_PERFMON, the init step making the operator's tracing
-#    instance with no capabilities and a writable tracefs, the operator with
+#    CAP_BPF + CAP_PERFMON in its own pid namespace, the init step making
+#    the operator's tracing instance with no capabilities and a writable
+#    tracefs, the operator with
 #    no capabilities, a read-only tracefs and the host's pid namespace
 #    reading that instance while a `cat` holds the global trace_pipe,
 #    boosting a host process named nr-gnb in a local API on the host; then
@@ -162,7 +163,7 @@ cap_eff() {
 # The containers' ready files: /run/gtp5g in both, $WORK/run here.
 start_tracer_container() {
 	install -d "$WORK/run"
-	ct run -d --name "$RUN_ID-tracer" --pid host --cap-drop all --cap-add CAP_BPF,CAP_PERFMON \
+	ct run -d --name "$RUN_ID-tracer" --cap-drop all --cap-add CAP_BPF,CAP_PERFMON \
 		--security-opt no-new-privileges --security-opt seccomp=unconfined --read-only \
 		-v /sys/kernel/btf:/sys/kernel/btf:ro -v "$TRACEFS:/sys/kernel/tracing:ro" -v "$WORK/run:/run/gtp5g" \
 		--entrypoint /usr/local/bin/gtp5g-tracer "$IMAGE" --mode auto --ready-file /run/gtp5g/tracer.ready >/dev/null ||
