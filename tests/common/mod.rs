@@ -29,6 +29,14 @@ pub const SERVER_PRIVATE_KEY: &str = include_str!("../fixtures/server_private_ke
 pub const TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 pub const BIN: &str = env!("CARGO_BIN_EXE_gtp5g-operator");
 
+/// A bound for a machine `GTP5G_TEST_SLOWDOWN` times slower than this one
+/// (the VM test bed's emulated guests set it): the tests check behaviour
+/// there, not timing, so their waits stretch instead of failing.
+pub fn slow(bound: Duration) -> Duration {
+    let factor = std::env::var("GTP5G_TEST_SLOWDOWN").ok().and_then(|f| f.parse().ok());
+    bound * factor.unwrap_or(1u32).max(1)
+}
+
 /// Puts `key` (PEM) in `dir` as the local API's private key, mode 0600 as
 /// the server demands of it.
 pub fn install_private_key(dir: &Path, key: &str) {
@@ -471,7 +479,10 @@ pub fn daemon_command_default_source(endpoint: &str, key: &Path, config: &Path) 
         .env("GTP5G_OPERATOR__STRATEGY__INTERVAL_S", "1")
         .env("GTP5G_OPERATOR__STRATEGY__DEBOUNCE_MS", "20")
         .env("GTP5G_OPERATOR__API__RETRY_MAX_S", "1")
-        .env("GTP5G_OPERATOR__API__TIMEOUT_MS", "500")
+        .env(
+            "GTP5G_OPERATOR__API__TIMEOUT_MS",
+            slow(Duration::from_millis(500)).as_millis().to_string(),
+        )
         .env("GTP5G_OPERATOR__TARGETS__NAMES", "nr-gnb,nr-ue");
     c
 }
