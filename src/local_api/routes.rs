@@ -20,13 +20,22 @@ use crate::api::{
 use crate::clock::{rfc3339_utc, unix_secs};
 
 /// Far above any real strategy list (22 entries in the field) yet small
-/// enough that a confused client cannot make the server buffer much.
+/// enough that a confused client cannot make the server buffer much. Only
+/// a client holding a token gets this far.
 const BODY_LIMIT: usize = 4 * 1024 * 1024;
+/// What anyone may make the server read: a token request carries one PEM
+/// public key (under 2 KiB for RSA-4096).
+const TOKEN_BODY_LIMIT: usize = 64 * 1024;
 
 pub(super) fn router(api: LocalApi) -> Router {
+    // A route layer runs before the handler's extractors, so a request
+    // without a valid token is answered before a byte of its body is read.
+    let strategies = get(get_strategies)
+        .post(post_strategies)
+        .route_layer(middleware::from_fn_with_state(api.clone(), require_token));
     Router::new()
-        .route(TOKEN_PATH, post(token))
-        .route(STRATEGIES_PATH, get(get_strategies).post(post_strategies))
+        .route(TOKEN_PATH, post(token).layer(DefaultBodyLimit::max(TOKEN_BODY_LIMIT)))
+        .route(STRATEGIES_PATH, strategies)
         .route(HEALTH_PATH, get(health))
         // Must follow the routes: it is applied to the ones already added.
         .method_not_allowed_fallback(method_not_allowed)
@@ -187,18 +196,17 @@ fn authorize(api: &LocalApi, headers: &HeaderMap) -> Result<(), AuthError> {
     Ok(api.verify_token(&String::from_utf8_lossy(token))?)
 }
 
-fn unauthorized(err: &AuthError) -> Response {
-    failure(StatusCode::UNAUTHORIZED, err.to_string())
+async fn require_token(State(api): State<LocalApi>, req: Request, next: Next) -> Response {
+    match authorize(&api, req.headers()) {
+        Ok(()) => next.run(req).await,
+        Err(e) => failure(StatusCode::UNAUTHORIZED, e.to_string()),
+    }
 }
 
 async fn post_strategies(
     State(api): State<LocalApi>,
-    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    if let Err(e) = authorize(&api, &headers) {
-        return unauthorized(&e);
-    }
     let body = match body {
         Ok(body) => body,
         Err(rejection) => return body_error(&rejection),
@@ -225,10 +233,7 @@ async fn post_strategies(
     )
 }
 
-async fn get_strategies(State(api): State<LocalApi>, headers: HeaderMap) -> Response {
-    if let Err(e) = authorize(&api, &headers) {
-        return unauthorized(&e);
-    }
+async fn get_strategies(State(api): State<LocalApi>) -> Response {
     let (scheduling, recalculated) = api.read_strategies();
     let message = if recalculated {
         "Scheduling strategies recalculated due to pod changes"
