@@ -5,8 +5,8 @@
 #
 #   A. (trace_pipe lock held, a `cat` of the global trace_pipe running)
 #      start gtp5g-local-api gtp5g-tracer gtp5g-operator: all active, the
-#      operator after READY=1, the tracer's probes attached (READY=1:
-#      Type=notify through a drop-in) with CAP_BPF+CAP_PERFMON only, the
+#      operator after READY=1, the tracer's probes attached (its READY=1,
+#      Type=notify) with CAP_BPF+CAP_PERFMON only, the
 #      unit's `+` ExecStartPre having made the operator's tracing instance,
 #      the operator holding that instance's trace_pipe open through its
 #      read-only bind with no capabilities, the cat still running, and
@@ -138,7 +138,6 @@ system_settled() {
 # --- A: the three units as shipped --------------------------------------------
 
 start_units() {
-	tracer_notify
 	dropin gtp5g-operator test-instance "Environment=GTP5G_OPERATOR__TRACE__INSTANCE=$INSTANCE"
 	# Returns once the tracer and the operator sent READY=1 (Type=notify),
 	# and fails if the operator's first start lost the race for the local
@@ -156,18 +155,12 @@ start_units() {
 	[ "$(prop gtp5g-operator NotifyAccess)" = main ] || fail "operator NotifyAccess is not main"
 }
 
-# The shipped tracer unit is Type=exec: active once exec'd. The tracer
-# sends READY=1 when its probes are attached, so as Type=notify (this
-# drop-in) active means attached.
-tracer_notify() {
-	dropin gtp5g-tracer test-notify "Type=notify
-NotifyAccess=main"
-}
-
 # shellcheck disable=SC2016 # an awk program, run in the container
 cap_eff() { in_ct awk '/^CapEff/ {print $2}' "/proc/$(prop "$1" MainPID)/status"; }
 
 check_tracer() {
+	# Type=notify: active means its probes are attached.
+	[ "$(prop gtp5g-tracer Type)" = notify ] || fail "tracer unit is not Type=notify"
 	say "tracer: $(sctl show -p Type,NotifyAccess,ActiveState,SubState gtp5g-tracer | paste -sd' ')"
 	# CAP_BPF (39) and CAP_PERFMON (38), nothing else.
 	[ "$(cap_eff gtp5g-tracer)" = 000000c000000000 ] || fail "tracer CapEff $(cap_eff gtp5g-tracer)"
