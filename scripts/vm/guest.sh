@@ -66,17 +66,35 @@ cargo_tests() {
 	return $rc
 }
 
+# The command that loads gtp5g (its dependencies are loaded once, by
+# load_module); the tracer tests run it again after an unload.
+insmod_cmd() {
+	if [ "$KO_IS_STANDIN" = 1 ]; then
+		echo "insmod $KO n3_addr=$N3 && ip link set upfgtp up && ip addr add $UE_NET dev upfgtp"
+	else
+		echo "insmod $KO"
+	fi
+}
+
 load_module() {
 	local dep
 	for dep in $(modinfo -F depends "$KO" | tr ',' ' '); do
 		modprobe "$dep" || return 1
 	done
-	if [ "$KO_IS_STANDIN" = 1 ]; then
-		insmod "$KO" n3_addr=$N3 || return 1
-		ip link set upfgtp up && ip addr add $UE_NET dev upfgtp
-	else
-		insmod "$KO"
-	fi
+	sh -c "$(insmod_cmd)"
+}
+
+# The tracer tests again, in fentry mode against the loaded module,
+# including the ones only a gtp5g host can run.
+fentry_tests() {
+	local bin
+	for bin in $TEST_BINS; do
+		case $bin in */tracer-*) ;; *) continue ;; esac
+		echo "== $bin (fentry bed)"
+		GTP5G_REQUIRE_LIVE=1 GTP5G_TEST_SLOWDOWN=10 GTP5G_TRACER_BED=fentry \
+			GTP5G_N3=$N3:2152 GTP5G_INSMOD="$(insmod_cmd)" \
+			"$bin" --test-threads=1 --include-ignored || return 1
+	done
 }
 
 # tracer_start LOG ARGS...: starts gtp5g-tracer, waits until it attached
@@ -152,10 +170,11 @@ attach_report() {
 }
 
 # The default start (no options) on a gtp5g host, against the module:
-# which probes attach, uplink G-PDUs to the stand-in's N3 socket and
-# downlink IP packets into its device (both in the sender's context), the
-# programs' runs per packet, rmmod meanwhile, and ran-sim's nr-gnb and
-# nr-ue. The traffic checks are asserted; the rest is recorded.
+# fentry+rls; uplink G-PDUs to the stand-in's N3 socket, ran-sim's nr-gnb
+# and active nr-ue seen (the idle UE not); the UPF upgrade's unload with
+# the tracer running and the reload traced without a restart. Then the
+# full probe set (--every-event): downlink IP packets into the stand-in's
+# device too. Asserted; each set's program runs per packet recorded.
 fentry_mode() {
 	local trace_pid rc=0
 	cat $TRACING/trace_pipe >"$WORK/trace" &
@@ -163,45 +182,63 @@ fentry_mode() {
 	tracer_start "$WORK/tracer.out" || { kill $trace_pid; return 1; }
 	note "default start (no options), gtp5g loaded:"
 	attach_report "$WORK/tracer.out"
-	grep -q "mode fentry" "$WORK/tracer.out" || { echo "the default start did not pick fentry"; rc=1; }
+	grep -q "mode fentry+rls" "$WORK/tracer.out" || { echo "the default start did not pick fentry+rls"; rc=1; }
 	if [ "$KO_IS_STANDIN" = 1 ]; then
 		fentry_traffic uplink $N3 2152 fentry/gtp5g_encap_recv || rc=1
-		fentry_traffic downlink $UE 9 fentry/gtp5g_handle_skb_ipv4 || rc=1
-		ran_sim_through_standin
+		ran_sim_through_standin || rc=1
 	fi
-	rmmod_with_tracer
+	unload_and_reload || rc=1
+	[ "$KO_IS_STANDIN" = 1 ] && { fentry_traffic reloaded $N3 2152 fentry/gtp5g_encap_recv || rc=1; }
 	tracer_stop
+	if [ "$KO_IS_STANDIN" = 1 ]; then
+		tracer_start "$WORK/tracer-every.out" --every-event || { kill $trace_pid; return 1; }
+		note "--every-event (all 13 programs):"
+		attach_report "$WORK/tracer-every.out"
+		fentry_traffic every-uplink $N3 2152 fentry/gtp5g_encap_recv || rc=1
+		fentry_traffic every-downlink $UE 9 fentry/gtp5g_handle_skb_ipv4 || rc=1
+		tracer_stop
+	fi
 	kill $trace_pid
 	return $rc
 }
 
-# Observed, not asserted: a UPF upgrade needs rmmod to work meanwhile.
-rmmod_with_tracer() {
+# A UPF upgrade with the tracer running: plain rmmod is refused (fentry
+# links hold gtp5g), the one supported command unloads it, and a gtp5g
+# loaded again is attached without a restart.
+unload_and_reload() {
 	local out
-	if out=$(rmmod gtp5g 2>&1); then
-		note "rmmod gtp5g with the tracer running: worked"
-		load_module >/dev/null 2>&1
-	else
-		note "rmmod gtp5g with the tracer running: failed: $out"
-	fi
+	out=$(rmmod gtp5g 2>&1) && { echo "rmmod worked with probes attached: unexpected"; return 1; }
+	note "rmmod gtp5g with the tracer running: $out"
+	out=$("$TRACER_BUILD/gtp5g-tracer" --unload-gtp5g 2>&1) || { echo "--unload-gtp5g failed: $out"; return 1; }
+	[ ! -e /sys/module/gtp5g ] || { echo "--unload-gtp5g returned but gtp5g is loaded"; return 1; }
+	note "gtp5g-tracer --unload-gtp5g: $(echo "$out" | tail -n 1)"
+	sh -c "$(insmod_cmd)" || return 1
+	for _ in $(seq 600); do
+		[ "$(grep -c 'gtp5g: [0-9]* probes attached' "$WORK/tracer.out")" -ge 1 ] && break
+		sleep 0.1
+	done
+	grep 'gtp5g: [0-9]* probes attached' "$WORK/tracer.out" | tail -n 1 | sed 's/^/  reloaded: /' | tee -a "$RESULTS" | grep -q . ||
+		{ echo "the reloaded gtp5g was not attached:"; cat "$WORK/tracer.out"; return 1; }
 }
 
 # ran-sim's UPF echo keeps 127.0.0.1:2152; a DNAT sends nr-gnb's G-PDUs to
-# the stand-in's socket instead. Observed, not asserted.
+# the stand-in's socket instead. nr-gnb (fentry) and the active nr-ue (RLS
+# at egress) must be seen, the idle nr-ue not.
 ran_sim_through_standin() {
-	local gnb ue
-	if ! iptables -t nat -A OUTPUT -p udp -d 127.0.0.1 --dport 2152 \
-		-j DNAT --to-destination $N3:2152 2>"$WORK/iptables.err"; then
-		note "ran-sim not run: $(cat "$WORK/iptables.err")"
-		return
-	fi
+	local gnb ue idle n_gnb n_ue n_idle
+	iptables -t nat -A OUTPUT -p udp -d 127.0.0.1 --dport 2152 \
+		-j DNAT --to-destination $N3:2152 || return 1
 	"$TRACER_BUILD/ran-sim" --ues 1 --idle-ues 1 --rate 20 --duration 4 >"$WORK/ran-sim.out" 2>&1
 	iptables -t nat -F OUTPUT
 	sleep 1
 	gnb=$(grep '"role":"gnb"' "$WORK/ran-sim.out" | json_pid)
 	ue=$(grep '"role":"ue"' "$WORK/ran-sim.out" | grep -v '"idle":true' | json_pid)
-	note "ran-sim: nr-gnb (pid $gnb): $(grep -c "TGID=$gnb\b" "$WORK/trace") probe lines;" \
-		"active nr-ue (pid $ue): $(grep -c "TGID=$ue\b" "$WORK/trace") probe lines"
+	idle=$(grep '"role":"ue"' "$WORK/ran-sim.out" | grep '"idle":true' | json_pid)
+	n_gnb=$(grep -c "TGID=$gnb\b" "$WORK/trace")
+	n_ue=$(grep -c "TGID=$ue\b" "$WORK/trace")
+	n_idle=$(grep -c "TGID=$idle\b" "$WORK/trace")
+	note "ran-sim: nr-gnb (pid $gnb) $n_gnb probe lines; active nr-ue (pid $ue) $n_ue; idle nr-ue (pid $idle) $n_idle"
+	[ "$n_gnb" -gt 0 ] && [ "$n_ue" -gt 0 ] && [ "$n_idle" = 0 ]
 }
 
 # Without module BTF (before 5.11), fentry on gtp5g cannot work: what the
@@ -233,6 +270,7 @@ main() {
 			note "gtp5g loaded: $(modinfo -F description "$KO")"
 			if [ -e /sys/kernel/btf/gtp5g ]; then
 				step fentry fentry_mode
+				[ -z "$TEST_BINS" ] || step fentry-tests fentry_tests
 			else
 				step no-module-btf no_module_btf
 			fi
