@@ -1034,8 +1034,16 @@ static enum mode resolve_auto(void)
 		       "GTP-U, the wire's egress for RLS)\n", GTP5G_BTF);
 		return MODE_FENTRY_RLS;
 	}
-	printf(PROG ": mode auto: %s absent (gtp5g not loaded), using netdev; gtp5g's probes "
-	       "are added when it is loaded\n", GTP5G_BTF);
+	if (!access(GTP5G_SYSFS, F_OK))
+		/* Loaded but without BTF: kernels before 5.11 give modules none,
+		 * later ones only when built with CONFIG_DEBUG_INFO_BTF_MODULES and
+		 * pahole. fentry cannot name a function it has no type for. */
+		printf(PROG ": mode auto: gtp5g is loaded but has no BTF (%s absent: Linux "
+		       "before 5.11, or a gtp5g built without module BTF), so fentry cannot "
+		       "attach to it; using netdev\n", GTP5G_BTF);
+	else
+		printf(PROG ": mode auto: %s absent (gtp5g not loaded), using netdev; gtp5g's "
+		       "probes are added when it is loaded\n", GTP5G_BTF);
 	return MODE_NETDEV;
 }
 
