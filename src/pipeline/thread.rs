@@ -7,6 +7,7 @@
 use super::Pipeline;
 use crate::stats::Stats;
 use crate::track::procfs::ProcView;
+use crate::track::schedstat::{self, Sampler};
 use crate::track::state::StateFilePath;
 use crate::track::{Limits, Persisted, Targets, Tracked, Tracker};
 use crate::wake::{self, WakeFd, Waker};
@@ -82,6 +83,7 @@ pub fn spawn<P: ProcView + 'static>(
         pidfds: HashMap::new(),
         use_pidfd: settings.pidfd && tracker.is_live(),
         saved: None,
+        sampler: Sampler::default(),
         tracker,
         settings,
         stats,
@@ -102,6 +104,7 @@ struct Owner<P> {
     use_pidfd: bool,
     /// What the state file holds, as far as this run knows.
     saved: Option<Vec<Persisted>>,
+    sampler: Sampler,
 }
 
 impl<P: ProcView> Owner<P> {
@@ -141,12 +144,16 @@ impl<P: ProcView> Owner<P> {
                 next_tick = Instant::now() + TICK;
             } else if Instant::now() >= next_tick {
                 changed |= self.tick();
+                self.sample();
                 next_tick = Instant::now() + TICK;
             }
             if changed {
                 self.sync_pidfds();
                 self.publish();
                 self.save();
+            }
+            if changed || !idle {
+                self.publish_status();
             }
         }
     }
@@ -158,6 +165,7 @@ impl<P: ProcView> Owner<P> {
                 let grew = self.pipeline.push(&chunk, &mut self.tracker);
                 self.stats.bytes.fetch_add(chunk.len() as u64, Relaxed);
                 self.stats.add_counts(&self.pipeline.take_counts());
+                self.take_heartbeats();
                 grew
             }
             Input::SourceOpened => {
@@ -181,6 +189,42 @@ impl<P: ProcView> Owner<P> {
             self.tracker.set_clock(Instant::now());
             self.tracker.expire(self.settings.ttl)
         }
+    }
+
+    /// Live: every tracked thread's schedstat, on the tick that re-read
+    /// /proc anyway (none while nothing is tracked).
+    fn sample(&mut self) {
+        if self.tracker.is_live() {
+            let root = std::path::Path::new("/proc");
+            self.sampler.sample(&self.tracker.processes(), Instant::now(), |tgid, tid| {
+                schedstat::read(root, tgid, tid)
+            });
+        }
+    }
+
+    fn take_heartbeats(&mut self) {
+        let (last, n) = self.pipeline.take_heartbeats();
+        if let Some(h) = last {
+            self.stats.heartbeats.fetch_add(n, Relaxed);
+            self.stats.last_heartbeat_unix_ms.store(crate::clock::unix_ms(), Relaxed);
+            self.stats.status.lock().unwrap_or_else(|e| e.into_inner()).tracer =
+                Some((h.pid, h.interval_s));
+        }
+    }
+
+    /// The tracked processes and their figures, for /status and /metrics.
+    fn publish_status(&mut self) {
+        let processes = self.tracker.processes();
+        let targets = crate::status::targets(
+            &processes,
+            self.pipeline.activity(),
+            &self.sampler,
+            crate::clock::unix_ms(),
+        );
+        let usage = self.sampler.usage(&processes);
+        let mut live = self.stats.status.lock().unwrap_or_else(|e| e.into_inner());
+        live.targets = targets;
+        live.usage = usage;
     }
 
     fn restore(&mut self) {

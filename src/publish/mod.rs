@@ -246,6 +246,8 @@ impl Publisher {
         };
         counter.fetch_add(1, Relaxed);
         let _ = self.stats.first_failure_unix_ms.compare_exchange(0, unix_ms(), Relaxed, Relaxed);
+        self.stats.status.lock().unwrap_or_else(|x| x.into_inner()).last_error =
+            Some((unix_ms(), e.to_string()));
         tracing::warn!(error = %e, retry_in_ms = retry_in.as_millis() as u64, "sending strategies failed");
     }
 }
