@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <unistd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -26,6 +27,7 @@
 #include <sys/syscall.h>
 #include <linux/capability.h>
 #include <sys/utsname.h>
+#include <time.h>
 #include <zlib.h>
 
 #include <bpf/bpf.h>
@@ -40,6 +42,12 @@
 #define PROG "gtp5g-tracer"
 #include "cli.h"
 #define GTP5G_BTF "/sys/kernel/btf/gtp5g"
+/* The heartbeat: written to trace_marker (no BPF program fires) so that the
+ * daemon tells a dead tracer from a quiet user plane. Its text is a contract
+ * with the daemon's parser (src/parse/heartbeat.rs; tracer-c/README.md). */
+#define HEARTBEAT_PREFIX PROG " heartbeat: "
+#define HEARTBEAT_S 5
+#define HEARTBEAT_INSTANCE "gtp5g-operator"
 /* How often -v reports the event counts. */
 #define STATS_PERIOD_S 10
 
@@ -338,7 +346,8 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: " PROG " [--mode auto|fentry|netdev] [--only FUNC,...] [--port N] [--rls-port N]\n"
-		"       [--refresh-ms MS] [--every-event] [--map-size N] [--ready-file PATH] [--list] [-v]\n"
+		"       [--refresh-ms MS] [--every-event] [--map-size N] [--ready-file PATH]\n"
+		"       [--heartbeat-s S] [--instance NAME] [--list] [-v]\n"
 		"  --mode        auto (default): fentry when " GTP5G_BTF " exists, else netdev\n"
 		"  --only        attach only these probes (function/tracepoint or probe name)\n"
 		"  --port        GTP-U UDP port for netdev mode (default " WIRE_STR(GTPU_PORT) ")\n"
@@ -348,6 +357,10 @@ static void usage(FILE *f)
 		"  --map-size    threads remembered for de-duplication (default 16384)\n"
 		"  --ready-file  once every probe is attached, write PATH (one JSON line);\n"
 		"                removed on exit\n"
+		"  --heartbeat-s write a heartbeat line to trace_marker every S s (default "
+		WIRE_STR(HEARTBEAT_S) "; 0: none)\n"
+		"  --instance    also write it to this tracing instance's trace_marker when the\n"
+		"                instance exists (default " HEARTBEAT_INSTANCE "; empty: global only)\n"
 		"  --list        print the probes of each mode and exit\n"
 		"  -v            show libbpf debug output and event counts every %d s\n",
 		STATS_PERIOD_S);
@@ -709,6 +722,8 @@ struct args {
 	enum mode mode;
 	char *only;
 	const char *ready_file;
+	unsigned long heartbeat_s;
+	const char *instance;
 	bool list;
 	struct config config;
 };
@@ -725,6 +740,8 @@ static int parse_args(int argc, char **argv, struct args *a)
 		{ "every-event", no_argument, NULL, 'e' },
 		{ "map-size", required_argument, NULL, 's' },
 		{ "ready-file", required_argument, NULL, 'F' },
+		{ "heartbeat-s", required_argument, NULL, 'H' },
+		{ "instance", required_argument, NULL, 'I' },
 		{ "list", no_argument, NULL, 'l' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -775,6 +792,18 @@ static int parse_args(int argc, char **argv, struct args *a)
 				return 2;
 			}
 			a->ready_file = optarg;
+			break;
+		case 'H':
+			if (parse_ul("--heartbeat-s", optarg, 0, 3600, &a->heartbeat_s))
+				return 2;
+			break;
+		case 'I':
+			if (strchr(optarg, '/') || !strcmp(optarg, ".") || !strcmp(optarg, "..")) {
+				fprintf(stderr, PROG ": --instance '%s': a tracing instance name, not a path\n",
+					optarg);
+				return 2;
+			}
+			a->instance = optarg;
 			break;
 		case 'l':
 			a->list = true;
@@ -846,16 +875,76 @@ static enum mode resolve_auto(void)
 	return MODE_NETDEV;
 }
 
-/* Until one of the signals in *term; with -v the counts every period. */
-static int wait_for_signal(const sigset_t *term)
+/* One trace_marker write; a missing instance is no error (the daemon may
+ * not have made it yet, or read the global buffer). */
+static void write_marker(const char *path, const char *line, size_t len, bool must_exist)
 {
-	const struct timespec period = { STATS_PERIOD_S, 0 };
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+
+	if (fd < 0) {
+		if (must_exist || errno != ENOENT)
+			fprintf(stderr, PROG ": heartbeat: %s: %s\n", path, strerror(errno));
+		return;
+	}
+	if (write(fd, line, len) < 0)
+		fprintf(stderr, PROG ": heartbeat: writing %s: %s\n", path, strerror(errno));
+	close(fd);
+}
+
+/* To the global buffer and, when it exists, the daemon's instance: a marker
+ * write lands only in the buffer whose trace_marker is written. Reopened per
+ * beat, so an instance made after start is found. */
+static void heartbeat(const struct args *a)
+{
+	const char *tp = trace_pipe_path();
+	char dir[64], path[PATH_MAX], line[96];
+	int len;
+
+	if (!tp)
+		return;
+	snprintf(dir, sizeof(dir), "%.*s", (int)(strrchr(tp, '/') - tp), tp);
+	len = snprintf(line, sizeof(line), HEARTBEAT_PREFIX "pid=%d interval_s=%lu\n", (int)getpid(),
+		       a->heartbeat_s);
+	snprintf(path, sizeof(path), "%s/trace_marker", dir);
+	write_marker(path, line, len, true);
+	if (a->instance && *a->instance) {
+		snprintf(path, sizeof(path), "%s/instances/%s/trace_marker", dir, a->instance);
+		write_marker(path, line, len, false);
+	}
+}
+
+static time_t monotonic_s(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return now.tv_sec;
+}
+
+/* Until one of the signals in *term; meanwhile a heartbeat every
+ * a->heartbeat_s and, with -v, the counts every period. */
+static int wait_for_signal(const sigset_t *term, const struct args *a)
+{
+	time_t now = monotonic_s(), next_beat = now, next_counts = now + STATS_PERIOD_S;
 	int sig;
 
 	do {
-		sig = verbose ? sigtimedwait(term, NULL, &period) : sigwaitinfo(term, NULL);
-		if (sig < 0 && errno == EAGAIN)
+		if (a->heartbeat_s && now >= next_beat) {
+			heartbeat(a);
+			next_beat = now + a->heartbeat_s;
+		}
+		if (verbose && now >= next_counts) {
 			print_counts();
+			next_counts = now + STATS_PERIOD_S;
+		}
+		time_t next = a->heartbeat_s ? next_beat : next_counts;
+		if (verbose && next_counts < next)
+			next = next_counts;
+		struct timespec wait = { next > now ? next - now : 0, 0 };
+
+		sig = a->heartbeat_s || verbose ? sigtimedwait(term, NULL, &wait)
+						: sigwaitinfo(term, NULL);
+		now = monotonic_s();
 	} while (sig < 0);
 	return sig;
 }
@@ -864,6 +953,8 @@ int main(int argc, char **argv)
 {
 	struct args a = {
 		.mode = MODE_AUTO,
+		.heartbeat_s = HEARTBEAT_S,
+		.instance = HEARTBEAT_INSTANCE,
 		.config = { .gtpu_port = GTPU_PORT, .rls_port = RLS_PORT, .refresh_ms = 1000, .map_size = 16384 },
 	};
 	enum mode mode;
@@ -937,7 +1028,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
-	sig = wait_for_signal(&term);
+	sig = wait_for_signal(&term, &a);
 	if (a.ready_file)
 		unlink(a.ready_file);
 	print_counts();
