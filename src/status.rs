@@ -199,23 +199,27 @@ fn rate(v: Option<f64>) -> String {
 pub fn table(r: &Report) -> String {
     let now = r.now_unix_ms;
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{:<15} {:>8} {:>7} {:>11} {:>10}  {:<18} {}",
-        "NAME", "PID", "THREADS", "WAIT ms/s", "CPU ms/s", "SEEN VIA", "LAST RECORD"
-    );
-    for t in &r.targets {
-        let via = if t.protocols.is_empty() { "-".into() } else { t.protocols.join(",") };
+    let row = |out: &mut String, c: [&str; 7]| {
         let _ = writeln!(
             out,
             "{:<15} {:>8} {:>7} {:>11} {:>10}  {:<18} {}",
-            t.name,
-            t.tgid,
-            t.threads.len(),
-            rate(t.runqueue_wait_ms_per_s),
-            rate(t.cpu_ms_per_s),
-            via,
-            ago(t.last_record_unix_ms, now)
+            c[0], c[1], c[2], c[3], c[4], c[5], c[6]
+        );
+    };
+    row(&mut out, ["NAME", "PID", "THREADS", "WAIT ms/s", "CPU ms/s", "SEEN VIA", "LAST RECORD"]);
+    for t in &r.targets {
+        let via = if t.protocols.is_empty() { "-".into() } else { t.protocols.join(",") };
+        row(
+            &mut out,
+            [
+                &t.name,
+                &t.tgid.to_string(),
+                &t.threads.len().to_string(),
+                &rate(t.runqueue_wait_ms_per_s),
+                &rate(t.cpu_ms_per_s),
+                &via,
+                &ago(t.last_record_unix_ms, now),
+            ],
         );
     }
     if r.targets.is_empty() {
@@ -281,7 +285,8 @@ impl prometheus_client::collector::Collector for TargetCollector {
         use prometheus_client::encoding::EncodeMetric;
         use prometheus_client::metrics::{counter::ConstCounter, gauge::ConstGauge, MetricType};
         let usage = self.0.status.lock().unwrap_or_else(|x| x.into_inner()).usage.clone();
-        let families: [(&str, &str, MetricType, fn(&NameUsage) -> f64); 3] = [
+        type Family = (&'static str, &'static str, MetricType, fn(&NameUsage) -> f64);
+        let families: [Family; 3] = [
             (
                 "target_runqueue_wait_seconds",
                 "Time the target's threads waited on a run queue (schedstat), by target name",

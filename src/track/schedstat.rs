@@ -193,15 +193,15 @@ mod tests {
     fn totals_match_the_kernel_and_keep_exited_threads() {
         let mut s = Sampler::default();
         let t0 = Instant::now();
-        let gnb = process("nr-gnb", 10, &[10, 11]);
-        s.sample(&[gnb.clone()], t0, at(&[(10, 100, 1_000), (11, 50, 2_000)]));
-        let first = &s.usage(&[gnb.clone()])[0];
+        let gnb = vec![process("nr-gnb", 10, &[10, 11])];
+        s.sample(&gnb, t0, at(&[(10, 100, 1_000), (11, 50, 2_000)]));
+        let first = &s.usage(&gnb)[0];
         assert_eq!((first.wait_ns, first.cpu_ns, first.threads), (3_000, 150, 2));
         assert_eq!(s.interval(10), None, "no interval before a second tick");
 
         // One second on: thread 11 waited 500 ms more, thread 10 ran 2 ms.
         s.sample(
-            &[gnb.clone()],
+            &gnb,
             t0 + Duration::from_secs(1),
             at(&[(10, 2_000_100, 1_000), (11, 50, 500_002_000)]),
         );
@@ -209,19 +209,15 @@ mod tests {
         assert_eq!((i.wait_ms_per_s, i.cpu_ms_per_s), (500.0, 2.0));
 
         // Thread 11 exits: its time stays; the thread count drops.
-        let before = s.usage(&[gnb.clone()])[0].clone();
-        s.sample(&[gnb.clone()], t0 + Duration::from_secs(2), at(&[(10, 2_000_100, 1_000)]));
+        let before = s.usage(&gnb)[0].clone();
+        s.sample(&gnb, t0 + Duration::from_secs(2), at(&[(10, 2_000_100, 1_000)]));
         let after = &s.usage(&[process("nr-gnb", 10, &[10])])[0];
         assert_eq!((after.wait_ns, after.cpu_ns), (before.wait_ns, before.cpu_ns));
         assert_eq!(after.threads, 1);
 
         // Its id handed to a new thread: counted afresh, never subtracted.
-        s.sample(
-            &[gnb.clone()],
-            t0 + Duration::from_secs(3),
-            at(&[(10, 2_000_100, 1_000), (11, 5, 7)]),
-        );
-        assert_eq!(s.usage(&[gnb])[0].wait_ns, before.wait_ns + 7);
+        s.sample(&gnb, t0 + Duration::from_secs(3), at(&[(10, 2_000_100, 1_000), (11, 5, 7)]));
+        assert_eq!(s.usage(&gnb)[0].wait_ns, before.wait_ns + 7);
     }
 
     #[test]
