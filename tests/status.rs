@@ -284,3 +284,54 @@ async fn a_killed_tracer_shows_as_silent_within_the_heartbeat_bound_and_no_traff
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("tracer: SILENT"));
 }
+
+/// POSTs `body` to the API's /api/v1/metrics as the scheduler does.
+async fn post_metrics(api: &Api, token: Option<&str>, body: &str) -> (u16, serde_json::Value) {
+    let mut req = reqwest::Client::new()
+        .post(format!("{}{}", api.url(), gtp5g_operator::api::METRICS_PATH))
+        .header("content-type", "application/json")
+        .body(body.to_owned());
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let r = req.send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_schedulers_report_is_kept_by_the_local_api_and_shown_by_status() {
+    let current = gtp5g_operator::local_api::Schema::Current { priority_level: 1 };
+    let api = Api::start_schema(current).await;
+    let token = api.request_token().await["data"]["token"].as_str().unwrap().to_owned();
+    // The body the scheduler's plugin sends every second.
+    let report = r#"{"usersched_last_run_at":4050881978519621,"nr_queued":7,"nr_scheduled":0,
+        "nr_running":52796,"nr_online_cpus":4,"nr_user_dispatches":15001,
+        "nr_kernel_dispatches":3,"nr_cancel_dispatches":0,"nr_bounce_dispatches":0,
+        "nr_failed_dispatches":0,"nr_sched_congested":2}"#;
+
+    let (code, body) = post_metrics(&api, None, report).await;
+    assert_eq!((code, &body["error"]), (401, &"Authorization header is required".into()));
+    let (code, body) = post_metrics(&api, Some(&token), r#"{"nr_queued":"7"}"#).await;
+    assert_eq!(code, 400, "{body}");
+    assert!(body["error"].as_str().unwrap().starts_with("Invalid request payload: "), "{body}");
+    assert_eq!(api.api.scheduler_metrics(), None, "a refused report is not kept");
+    let (code, body) = post_metrics(&api, Some(&token), report).await;
+    assert_eq!((code, &body["success"]), (200, &true.into()), "{body}");
+    assert_eq!(api.api.scheduler_metrics().unwrap().0.nr_running, 52796);
+
+    let dir = TempDir::new().unwrap();
+    let fifo = Fifo::create(&dir.path().join("trace_pipe"));
+    let addr = free_addr();
+    let d = daemon(&api, &fifo.path, addr, "20");
+    let mut s = serde_json::Value::Null;
+    let end = Instant::now() + LONG;
+    while s["scheduler"].is_null() && Instant::now() < end {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        s = status(addr).await;
+    }
+    assert_eq!(s["scheduler"]["nr_queued"], 7, "{s:#}\n{}", d.log_text());
+    assert_eq!(s["scheduler"]["nr_sched_congested"], 2);
+    assert!(s["scheduler"]["metrics_timestamp"].is_string(), "{s:#}");
+    let table = String::from_utf8(status_command(addr).stdout).unwrap();
+    assert!(table.contains("scheduler: queued 7, running 52796, user dispatches 15001"), "{table}");
+}
