@@ -335,3 +335,55 @@ async fn the_schedulers_report_is_kept_by_the_local_api_and_shown_by_status() {
     let table = String::from_utf8(status_command(addr).stdout).unwrap();
     assert!(table.contains("scheduler: queued 7, running 52796, user dispatches 15001"), "{table}");
 }
+
+/// Every metric name in `text` (a dashboard, or a scrape's sample lines).
+fn metric_names(text: &str) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("gtp5g_operator_") {
+        let name: String =
+            rest[at..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+        rest = &rest[at + name.len()..];
+        names.insert(name);
+    }
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_dashboard_query_names_a_metric_the_daemon_exports() {
+    let dashboard = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/grafana/gtp5g-operator.json"),
+    )
+    .unwrap();
+    let json: serde_json::Value = serde_json::from_str(&dashboard).unwrap();
+    let wanted = metric_names(&dashboard);
+    assert!(wanted.len() >= 10, "{wanted:?}");
+    for panel in json["panels"].as_array().unwrap() {
+        assert!(!panel["targets"].as_array().unwrap().is_empty(), "{panel}");
+    }
+
+    // A daemon with a target, a heartbeat and an accepted list: every
+    // family has a sample.
+    let dir = TempDir::new().unwrap();
+    let mut fifo = Fifo::create(&dir.path().join("trace_pipe"));
+    let target = Target::spawn("nr-gnb");
+    let api = Api::start().await;
+    let addr = free_addr();
+    let _d = daemon(&api, &fifo.path, addr, "20");
+    fifo.write(&target.line());
+    fifo.write("  gtp5g-tracer-9 [000] ..... 1.0: tracing_mark_write: gtp5g-tracer heartbeat: pid=9 interval_s=5\n");
+    let mut exported = Default::default();
+    let end = Instant::now() + LONG;
+    while Instant::now() < end {
+        let (_, text) = get(addr, "/metrics").await.unwrap_or_default();
+        let samples: String =
+            text.lines().filter(|l| !l.starts_with('#')).collect::<Vec<_>>().join("\n");
+        exported = metric_names(&samples);
+        if wanted.is_subset(&exported) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let missing: Vec<&String> = wanted.difference(&exported).collect();
+    assert!(missing.is_empty(), "the dashboard queries {missing:?}, not exported:\n{exported:?}");
+}
