@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build, test and install gtp5g-operator and its C/eBPF tracer.
 #
-#   ./build.sh [build|deps|test|install|image|version]     (default: build)
+#   ./build.sh [build|deps|test|install|uninstall|image|version]  (default: build)
 #
 # Environment: PREFIX (default /usr/local), DESTDIR (staging root for
 # packaging), CARGO (default cargo), MAKE (default make). For `image`:
@@ -10,14 +10,13 @@
 set -euo pipefail
 
 cd "$(dirname "$(readlink -f "$0")")"
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 
 PREFIX=${PREFIX:-/usr/local}
 DESTDIR=${DESTDIR:-}
 CARGO=${CARGO:-cargo}
 MAKE=${MAKE:-make}
-
-say() { printf '==> %s\n' "$*"; }
-die() { printf 'build.sh: error: %s\n' "$*" >&2; exit 1; }
 
 # bpftool is in /usr/sbin on Debian, which a non-root PATH may lack.
 have_cmd() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]; }
@@ -54,16 +53,6 @@ deps_missing() {
 	printf '%s\n' "${missing[@]}"
 }
 
-apt_install() {
-	say "apt-get install -y $*"
-	if ! DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@"; then
-		# Stale package indexes give 404s; refresh once and retry.
-		say "apt-get install failed; running apt-get update and retrying once"
-		DEBIAN_FRONTEND=noninteractive apt-get update
-		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@"
-	fi
-}
-
 cmd_deps() {
 	local ids debian=0 ubuntu=0
 	ids=$(os_id)
@@ -81,7 +70,7 @@ cmd_deps() {
 	fi
 	if [ "$debian" = 1 ] && [ "$(id -u)" = 0 ]; then
 		say "deps: installing missing: ${missing[*]}"
-		apt_install "${missing[@]}"
+		apt_install "${missing[@]}" || die "apt-get install ${missing[*]} failed"
 		return 0
 	fi
 	if [ "$debian" = 1 ]; then
@@ -91,7 +80,7 @@ cmd_deps() {
 }
 
 cmd_tracer() {
-	say "make -C tracer-c (the tracer, its BPF objects, and the tools: ran-sim, gtpu-traffic, gtp5g-flood)"
+	say "make -C tracer-c (the tracer, its BPF objects, and the tools: ran-sim, gtpu-traffic, gtp5g-flood, gtp5g-floor)"
 	"$MAKE" -C tracer-c
 }
 
@@ -236,15 +225,42 @@ cmd_install() {
 	fi
 }
 
+# Undoes `install`, the operator's tracing instance included; the
+# configuration and state.dir stay (delete /etc/gtp5g-operator and
+# /var/lib/gtp5g-operator to purge).
+cmd_uninstall() {
+	local bindir="$DESTDIR$PREFIX/bin" unitdir="$DESTDIR/etc/systemd/system" unit live=
+	[ -z "$DESTDIR" ] && [ -d /run/systemd/system ] && live=1
+	if [ -n "$live" ]; then
+		say "systemctl disable --now the gtp5g units"
+		for unit in systemd/*.service; do
+			systemctl disable --now "$(basename "$unit")" 2>/dev/null || true
+		done
+	fi
+	# Only once the daemon is stopped: the kernel keeps an instance being read.
+	if [ -z "$DESTDIR" ] && [ -x "$bindir/gtp5g-operator" ]; then
+		say "gtp5g-operator trace-instance remove"
+		"$bindir/gtp5g-operator" trace-instance remove
+	fi
+	say "remove binaries, ran-sim and units"
+	rm -f "$bindir/gtp5g-operator" "$bindir/gtp5g-tracer"
+	rm -rf "$DESTDIR$PREFIX/libexec/gtp5g-operator"
+	for unit in systemd/*.service; do
+		rm -f "$unitdir/$(basename "$unit")"
+	done
+	if [ -n "$live" ]; then systemctl daemon-reload; fi
+}
+
 case "${1:-build}" in
 	build) cmd_build ;;
 	deps) cmd_deps ;;
 	test) cmd_test ;;
 	install) cmd_install ;;
+	uninstall) cmd_uninstall ;;
 	image) cmd_image ;;
 	version) cargo_version ;;
 	-h|--help|help)
 		sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
 		;;
-	*) die "unknown command '$1' (build|deps|test|install|image|version)" ;;
+	*) die "unknown command '$1' (build|deps|test|install|uninstall|image|version)" ;;
 esac

@@ -10,29 +10,29 @@
 # The first 2 s after start (token, the one POST of the empty list) are
 # left out; an empty list in force is not resent, so idle posts nothing.
 set -euo pipefail
-source "$(dirname "$0")/bench-lib.sh"
+# shellcheck source=bench-lib.sh
+. "$(dirname "$0")/bench-lib.sh"
 
 SECS=${1:-10}
-require
-start_local_api
+bench_init
+start_local_api "$WORK"
 
 # Measures the daemon on $1 (label $2).
 measure() {
-    local label=$2 log="$WORK/idle-$2.log"
-    start_daemon "$1" "$log"
-    sleep 2
-    local t0 t1 ns0 ns1 lines
-    t0=$(cpu_ticks "$DAEMON_PID")
-    ns0=$(run_ns "$DAEMON_PID")
-    sleep "$SECS"
-    t1=$(cpu_ticks "$DAEMON_PID")
-    ns1=$(run_ns "$DAEMON_PID")
-    stop_pid "$DAEMON_PID"
-    lines=$(counter lines "$log")
-    set -- $t0 $t1
-    printf '%-10s %3s s: utime %d + stime %d ticks (1/%s s); on-CPU %.3f ms (schedstat) = %.4f%% of one CPU; %s trace lines\n' \
-        "$label" "$SECS" $(( $3 - $1 )) $(( $4 - $2 )) "$CLK_TCK" \
-        "$(echo "($ns1 - $ns0) / 1000000" | bc -l)" "$(echo "($ns1 - $ns0) * 100 / ($SECS * 1000000000)" | bc -l)" "$lines"
+	local label=$2 log="$WORK/idle-$2.log"
+	bench_daemon "$1" "$log"
+	sleep 2
+	local user0 sys0 user1 sys1 ns0 ns1 lines
+	read -r user0 sys0 < <(cpu_ticks "$DAEMON_PID")
+	ns0=$(run_ns "$DAEMON_PID")
+	sleep "$SECS"
+	read -r user1 sys1 < <(cpu_ticks "$DAEMON_PID")
+	ns1=$(run_ns "$DAEMON_PID")
+	stop_pid "$DAEMON_PID"
+	lines=$(counter lines "$log")
+	printf '%-10s %3s s: utime %d + stime %d ticks (1/%s s); on-CPU %.3f ms (schedstat) = %.4f%% of one CPU; %s trace lines\n' \
+		"$label" "$SECS" $((user1 - user0)) $((sys1 - sys0)) "$(clk_tck)" \
+		"$(echo "($ns1 - $ns0) / 1000000" | bc -l)" "$(echo "($ns1 - $ns0) * 100 / ($SECS * 1000000000)" | bc -l)" "$lines"
 }
 
 mkfifo "$WORK/fifo"

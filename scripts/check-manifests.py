@@ -90,6 +90,22 @@ def main():
     check("no container is privileged",
           not any(c["securityContext"].get("privileged") for c in pod["containers"]))
 
+    init = by_name(pod.get("initContainers"))
+    maker = init.get("trace-instance", {})
+    maker_sc = maker.get("securityContext", {})
+    maker_mounts = by_name(maker.get("volumeMounts"))
+    check("init container makes the trace instance: same image and config, no capabilities, "
+          "tracefs writable",
+          maker.get("args", [])[:2] == ["trace-instance", "create"]
+          and maker.get("image") == operator["image"]
+          and maker_sc.get("capabilities") == {"drop": ["ALL"]}
+          and maker_sc.get("allowPrivilegeEscalation") is False
+          and not maker_sc.get("privileged")
+          and maker_mounts.get("tracing", {}).get("mountPath") == "/sys/kernel/tracing"
+          and not maker_mounts["tracing"].get("readOnly")
+          and maker["args"][maker["args"].index("--config") + 1]
+          == maker_mounts["config"]["mountPath"] + "/config.toml", maker)
+
     mounts = by_name(operator["volumeMounts"])
     check("operator reads tracefs from the host, read-only",
           volumes["tracing"]["hostPath"]["path"] == "/sys/kernel/tracing"

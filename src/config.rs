@@ -30,6 +30,11 @@ pub struct Config {
 pub struct TraceConfig {
     #[serde(default)]
     pub pipe: Option<PathBuf>,
+    /// The tracing instance read when `pipe` is unset; "" for the global
+    /// trace_pipe.
+    pub instance: String,
+    /// Its ring buffer per CPU, set when it is made.
+    pub instance_buffer_kb: u64,
     pub mount_tracefs: bool,
     pub max_line_bytes: usize,
 }
@@ -38,6 +43,13 @@ pub struct TraceConfig {
 #[serde(deny_unknown_fields)]
 pub struct TargetConfig {
     pub names: Vec<String>,
+    /// Executables whose processes may be boosted: absolute paths, or
+    /// directories ending in `/`, matched against `/proc/PID/exe`. Empty:
+    /// any executable.
+    pub exe_paths: Vec<PathBuf>,
+    /// Users whose processes may be boosted (real and effective uid both
+    /// listed). Empty: any user.
+    pub uids: Vec<u32>,
     pub threads: bool,
     pub check_proc: bool,
     /// With `check_proc = false`: seconds an entry lives after the last
@@ -116,6 +128,24 @@ pub struct StateConfig {
 /// default): an entry must outlive several missed periods.
 pub const MIN_TTL_S: u64 = 5;
 
+/// Bounds on the instance's buffer per CPU: below a few pages a burst is
+/// lost at once; above 256 MiB a many-CPU host runs out of memory.
+pub const MIN_BUFFER_KB: u64 = 16;
+pub const MAX_BUFFER_KB: u64 = 256 * 1024;
+
+/// The longest period or timeout in seconds a key may hold: a week is
+/// already no period at all for a list the API keeps in memory, and far
+/// below what overflows a clock when added to it.
+pub const MAX_SECONDS: u64 = 7 * 24 * 3600;
+
+/// Keys whose environment variable is a comma-separated list; items are
+/// trimmed, so `nr-gnb, nr-ue` is two names.
+const ENV_LISTS: [(&str, &str); 3] = [
+    ("GTP5G_OPERATOR__TARGETS__NAMES", "targets.names"),
+    ("GTP5G_OPERATOR__TARGETS__EXE_PATHS", "targets.exe_paths"),
+    ("GTP5G_OPERATOR__TARGETS__UIDS", "targets.uids"),
+];
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("config file {path}: {error}")]
@@ -165,6 +195,8 @@ impl Sources {
 pub enum Purpose {
     Daemon,
     Replay,
+    /// `trace-instance create|remove`: only trace.* matters.
+    Setup,
 }
 
 impl Config {
@@ -190,16 +222,21 @@ impl Config {
                 .map_err(|error| ConfigError::File { path: path.clone(), error: Box::new(error) })?;
             b = b.add_source(File::from_str(&text, FileFormat::Toml));
         }
-        let env: config::Map<String, String> = sources.env.iter().cloned().collect();
+        let is_list = |k: &str| ENV_LISTS.iter().any(|(var, _)| *var == k);
+        let env: config::Map<String, String> =
+            sources.env.iter().filter(|(k, _)| !is_list(k)).cloned().collect();
         b = b.add_source(
             Environment::with_prefix(ENV_PREFIX)
                 .prefix_separator("__")
                 .separator("__")
                 .try_parsing(true)
-                .list_separator(",")
-                .with_list_parse_key("targets.names")
                 .source(Some(env)),
         );
+        for (var, key) in ENV_LISTS {
+            if let Some((_, v)) = sources.env.iter().find(|(k, _)| k == var) {
+                b = b.set_override(key, env_list(v))?;
+            }
+        }
         for (var, key) in
             [("API_ENDPOINT", "api.endpoint"), ("PUBLIC_KEY_PATH", "api.public_key_path")]
         {
@@ -224,6 +261,10 @@ impl Config {
     }
 
     fn validate_targets(&self) -> Result<(), ConfigError> {
+        for p in &self.targets.exe_paths {
+            exe_path_error(p)
+                .map_err(|reason| invalid("targets.exe_paths", format!("{p:?}: {reason}")))?;
+        }
         if self.targets.names.is_empty() {
             return Err(invalid("targets.names", "at least one task name is needed"));
         }
@@ -254,6 +295,20 @@ impl Config {
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(invalid(key, "must be greater than zero"));
         }
+        let seconds = [
+            ("strategy.interval_s", self.strategy.interval_s),
+            ("api.retry_max_s", self.api.retry_max_s),
+            ("api.token_refresh_ahead_s", self.api.token_refresh_ahead_s),
+            ("log.stats_interval_s", self.log.stats_interval_s),
+            ("targets.ttl_s", self.targets.ttl_s),
+            ("metrics.max_post_failure_s", self.metrics.max_post_failure_s),
+            ("metrics.max_source_down_s", self.metrics.max_source_down_s),
+            ("api.timeout_ms", self.api.timeout_ms / 1000),
+            ("strategy.debounce_ms", self.strategy.debounce_ms / 1000),
+        ];
+        if let Some((key, _)) = seconds.iter().find(|(_, v)| *v > MAX_SECONDS) {
+            return Err(invalid(key, format!("must be at most {MAX_SECONDS} s (a week)")));
+        }
         if self.targets.ttl_s < MIN_TTL_S {
             return Err(invalid(
                 "targets.ttl_s",
@@ -265,6 +320,15 @@ impl Config {
         }
         if self.trace.max_line_bytes < 256 {
             return Err(invalid("trace.max_line_bytes", "must be at least 256"));
+        }
+        if let Some(reason) = crate::source::instance::name_error(&self.trace.instance) {
+            return Err(invalid("trace.instance", reason));
+        }
+        if !(MIN_BUFFER_KB..=MAX_BUFFER_KB).contains(&self.trace.instance_buffer_kb) {
+            return Err(invalid(
+                "trace.instance_buffer_kb",
+                format!("must be {MIN_BUFFER_KB} to {MAX_BUFFER_KB} (KiB per CPU)"),
+            ));
         }
         if let Some(reason) = self.strategy.priority.level_error() {
             return Err(invalid("strategy.priority", reason));
@@ -303,6 +367,26 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// A list from one environment variable: comma-separated, each item
+/// trimmed, empty items (a trailing comma) left out.
+fn env_list(value: &str) -> Vec<String> {
+    value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
+}
+
+/// Why `p` can never equal what `/proc/PID/exe` reads, if it cannot: the
+/// kernel gives an absolute path without `.`, `..` or empty components.
+fn exe_path_error(p: &std::path::Path) -> Result<(), &'static str> {
+    let text = p.to_str().ok_or("not UTF-8")?;
+    if !text.starts_with('/') {
+        return Err("must be an absolute path (a directory ends in `/`)");
+    }
+    let inner = text.strip_suffix('/').unwrap_or(text);
+    if inner.split('/').skip(1).any(|c| matches!(c, "" | "." | "..")) {
+        return Err("must be a plain path, without `//`, `.` or `..`");
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -421,6 +505,26 @@ mod tests {
     }
 
     #[test]
+    fn the_trace_instance_is_named_and_bounded() {
+        let cfg = Config::load(&Sources::default(), Purpose::Setup).unwrap();
+        assert_eq!(
+            (cfg.trace.instance.as_str(), cfg.trace.instance_buffer_kb),
+            ("gtp5g-operator", 1024)
+        );
+        let k = key_file();
+        let (kv, kp) = key_env(&k);
+        let global = with(&[(kv, &kp), ("GTP5G_OPERATOR__TRACE__INSTANCE", "")], None).unwrap();
+        assert_eq!(global.trace.instance, "", "\"\" is the global trace_pipe");
+        for bad in ["[trace]\ninstance = \"../up\"\n", "[trace]\ninstance = \".x\"\n"] {
+            assert!(error_of(&[], Some(bad)).contains("trace.instance"), "{bad}");
+        }
+        for kb in [0, 8, 262_145] {
+            let err = error_of(&[], Some(&format!("[trace]\ninstance_buffer_kb = {kb}\n")));
+            assert!(err.contains("trace.instance_buffer_kb"), "{kb}: {err}");
+        }
+    }
+
+    #[test]
     fn priority_is_a_boolean_or_a_level_0_to_20() {
         let k = key_file();
         let (kv, kp) = key_env(&k);
@@ -459,5 +563,64 @@ mod tests {
         .unwrap();
         assert_eq!(cfg.strategy.static_strategies.len(), 1);
         assert_eq!(cfg.strategy.static_strategies[0].selectors[0].value, "ueransim");
+    }
+
+    #[test]
+    fn list_variables_are_trimmed_and_take_exe_paths_and_uids() {
+        let k = key_file();
+        let (kv, kp) = key_env(&k);
+        let cfg = with(
+            &[
+                (kv, &kp),
+                ("GTP5G_OPERATOR__TARGETS__NAMES", "nr-gnb, nr-ue ,"),
+                ("GTP5G_OPERATOR__TARGETS__EXE_PATHS", "/opt/UERANSIM/build/, /ueransim/nr-ue"),
+                ("GTP5G_OPERATOR__TARGETS__UIDS", "0"),
+            ],
+            None,
+        )
+        .unwrap();
+        assert_eq!(cfg.targets.names, vec!["nr-gnb", "nr-ue"]);
+        let paths = [PathBuf::from("/opt/UERANSIM/build/"), PathBuf::from("/ueransim/nr-ue")];
+        assert_eq!(cfg.targets.exe_paths, paths);
+        assert_eq!(cfg.targets.uids, vec![0]);
+        let two = with(&[(kv, &kp), ("GTP5G_OPERATOR__TARGETS__UIDS", "0, 1000")], None);
+        assert_eq!(two.unwrap().targets.uids, vec![0, 1000]);
+        let shipped = Config::load(&Sources::default(), Purpose::Replay).unwrap();
+        assert!(shipped.targets.exe_paths.is_empty() && shipped.targets.uids.is_empty());
+        let uid = error_of(&[("GTP5G_OPERATOR__TARGETS__UIDS", "root")], None);
+        assert!(uid.contains("uids"), "{uid}");
+    }
+
+    #[test]
+    fn exe_paths_that_proc_can_never_show_are_refused() {
+        for bad in ["nr-gnb", "build/", "/opt//nr-gnb", "/opt/../nr-gnb", "/opt/./x/"] {
+            let err = error_of(&[("GTP5G_OPERATOR__TARGETS__EXE_PATHS", bad)], None);
+            assert!(err.contains("targets.exe_paths") && err.contains(bad), "{bad}: {err}");
+        }
+        let ok = "[targets]\nexe_paths = [\"/opt/UERANSIM/build/\", \"/usr/local/bin/nr-gnb\"]\n";
+        let k = key_file();
+        let (kv, kp) = key_env(&k);
+        assert_eq!(with(&[(kv, &kp)], Some(ok)).unwrap().targets.exe_paths.len(), 2);
+    }
+
+    #[test]
+    fn periods_past_a_week_are_refused_before_they_can_overflow_a_clock() {
+        let max = u64::MAX.to_string();
+        for (var, key) in [
+            ("GTP5G_OPERATOR__STRATEGY__INTERVAL_S", "strategy.interval_s"),
+            ("GTP5G_OPERATOR__LOG__STATS_INTERVAL_S", "log.stats_interval_s"),
+            ("GTP5G_OPERATOR__API__RETRY_MAX_S", "api.retry_max_s"),
+            ("GTP5G_OPERATOR__TARGETS__TTL_S", "targets.ttl_s"),
+            ("GTP5G_OPERATOR__STRATEGY__DEBOUNCE_MS", "strategy.debounce_ms"),
+        ] {
+            let err = error_of(&[(var, "18446744073709551")], None);
+            assert!(err.contains(key) && err.contains("at most"), "{var}: {err}");
+            assert!(error_of(&[(var, &max)], None).contains(key.rsplit('.').next().unwrap()));
+        }
+        let week = MAX_SECONDS.to_string();
+        let k = key_file();
+        let (kv, kp) = key_env(&k);
+        let cfg = with(&[(kv, &kp), ("GTP5G_OPERATOR__STRATEGY__INTERVAL_S", &week)], None);
+        assert_eq!(cfg.unwrap().strategy.interval_s, MAX_SECONDS);
     }
 }

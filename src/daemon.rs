@@ -5,7 +5,7 @@ use crate::config::{Config, ConfigError};
 use crate::pipeline::thread::{self, Inbox, Input, ThreadSettings};
 use crate::publish::{Publisher, Settings};
 use crate::signal::Control;
-use crate::source::{self, AtEnd, Event, Reader};
+use crate::source::{AtEnd, Choice, Event, Reader};
 use crate::stats::Stats;
 use crate::track::procfs::{LiveProc, NoProc, ProcView};
 use crate::track::state::StateFilePath;
@@ -69,6 +69,7 @@ fn forward(
             }
             stats.source_reopens.fetch_add(1, Relaxed);
             let text = error.to_string();
+            text.clone_into(&mut stats.source_error.lock().unwrap_or_else(|p| p.into_inner()));
             if text != last_error {
                 tracing::warn!(error = %text, retry_in_ms = retry_in.as_millis() as u64, "trace source unavailable; retrying");
                 last_error = text;
@@ -205,9 +206,11 @@ async fn run_with<P: ProcView + 'static>(
     )
     .map_err(|e| DaemonError::Thread("tracker", e))?;
     let (opened_tx, opened_rx) = oneshot::channel();
-    let (pipe, mount) = (cfg.trace.pipe.clone(), cfg.trace.mount_tracefs);
+    let t = &cfg.trace;
+    let mut choice =
+        Choice::new(t.pipe.clone(), t.instance.clone(), t.instance_buffer_kb, t.mount_tracefs);
     let reader = Reader::spawn(
-        move || source::locate(pipe.as_deref(), mount),
+        move || choice.path(),
         AtEnd::Follow,
         forward(inbox.clone(), stats.clone(), opened_tx),
     )
@@ -260,6 +263,7 @@ async fn run_with<P: ProcView + 'static>(
 
     lifecycle.stopping();
     tracing::info!("shutting down");
+    inbox.close();
     drop(inbox);
     // The tracker thread ends once the reader, the last sender, is gone.
     let _ = tokio::task::spawn_blocking(move || {
@@ -306,7 +310,10 @@ fn apply_reload(old: &Config, new: &Config, inbox: &Inbox, settings: &watch::Sen
             "state.dir and targets.check_proc/ttl_s/pidfd changes take effect on restart"
         );
     }
-    inbox.send(Input::Targets(Targets::new(&new.targets.names), Limits::from_config(&new.targets)));
+    inbox.send(Input::Targets(
+        Targets::from_config(&new.targets),
+        Limits::from_config(&new.targets),
+    ));
     let _ = settings.send(self::settings(new));
     tracing::info!(targets = ?new.targets.names, endpoint = %new.api.endpoint, "configuration reloaded");
 }

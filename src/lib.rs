@@ -6,7 +6,9 @@
 //! imports only the ones before it.
 //!
 //! - [`source`]: the reader thread. Opens and tails `trace_pipe` (or a file
-//!   or FIFO) and hands on raw chunks, as read.
+//!   or FIFO) and hands on raw chunks, as read. By default the trace_pipe of
+//!   a tracing instance of the operator's own ([`source::instance`]); a busy
+//!   one's holders are named ([`source::holders`]).
 //! - [`parse`]: bytes to lines ([`parse::framing`]), lines to trace records
 //!   ([`parse::line`]), `bpf_printk` text to events ([`parse::message`]).
 //! - [`track`]: which nr-gnb / nr-ue processes and threads to boost, checked

@@ -10,6 +10,7 @@ use gtp5g_operator::publish::{self, client::ApiClient};
 use gtp5g_operator::ready::{self, ReadyFile};
 use gtp5g_operator::replay;
 use gtp5g_operator::signal;
+use gtp5g_operator::source::{self, instance};
 use gtp5g_operator::stats::Stats;
 use gtp5g_operator::status;
 use gtp5g_operator::systemd::Systemd;
@@ -46,6 +47,8 @@ enum Command {
     /// Ask a running daemon what it boosts and how long those threads wait
     /// for a CPU; exits non-zero when it is unreachable or unhealthy.
     Status(StatusArgs),
+    /// Make or remove the tracing instance the daemon reads (trace.instance); root, writable tracefs.
+    TraceInstance(TraceInstanceArgs),
 }
 
 #[derive(Args)]
@@ -58,6 +61,24 @@ struct StatusArgs {
     /// Print the daemon's /status document instead (pretty JSON).
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Args)]
+struct TraceInstanceArgs {
+    /// create: make instances/NAME, or reuse it, recording bpf_trace_printk
+    /// only, tracing on, trace.instance_buffer_kb per CPU (before every
+    /// start of the daemon). remove: delete it (uninstall; the daemon must
+    /// be stopped).
+    #[arg(value_enum)]
+    action: InstanceAction,
+    #[command(flatten)]
+    config: ConfigArgs,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum InstanceAction {
+    Create,
+    Remove,
 }
 
 #[derive(Subcommand)]
@@ -149,8 +170,9 @@ struct LocalApiArgs {
     /// Where the key pair lives (generated on first start).
     #[arg(long, default_value = "/var/lib/gtp5g-operator", value_name = "DIR")]
     state_dir: PathBuf,
-    /// Lifetime of issued tokens, in hours.
-    #[arg(long, default_value_t = 24)]
+    /// Lifetime of issued tokens, in hours (1 to a year's 8760).
+    #[arg(long, default_value_t = 24,
+          value_parser = clap::value_parser!(u64).range(1..=local_api::MAX_TOKEN_HOURS))]
     token_hours: u64,
     /// Which Gthulhu to answer as: v0 is the v0.1 API the daemon targets
     /// (boolean priorities, `null` for no strategies); current is what
@@ -179,6 +201,7 @@ fn main() -> ExitCode {
         Command::Replay(args) => replay(args),
         Command::CheckConfig(args) => check_config(args),
         Command::LocalApi(args) => local_api(args),
+        Command::TraceInstance(args) => trace_instance(args),
         Command::Api(command) => api(command),
         Command::Status(args) => status(args),
     };
@@ -346,5 +369,46 @@ fn local_api(args: LocalApiArgs) -> Result<()> {
         schema,
     };
     runtime.block_on(local_api::run(opts, control.stop.cancelled_owned()))?;
+    Ok(())
+}
+
+fn trace_instance(args: TraceInstanceArgs) -> Result<()> {
+    let cfg = Config::load(&Sources::from_process_env(args.config.config), Purpose::Setup)?;
+    let t = &cfg.trace;
+    if t.instance.is_empty() {
+        eprintln!("trace.instance is \"\": the daemon reads the global trace_pipe; nothing to do");
+        return Ok(());
+    }
+    let tracefs = source::tracefs_dir(t.mount_tracefs)?;
+    match args.action {
+        InstanceAction::Create if t.pipe.is_some() => {
+            eprintln!("trace.pipe is set: the daemon reads it, not an instance; nothing to do")
+        }
+        InstanceAction::Create => {
+            match instance::create(&tracefs, &t.instance, t.instance_buffer_kb) {
+                Ok(p) => eprintln!(
+                    "{} {}: bpf_trace_printk only, {} KiB per CPU",
+                    if p.created { "created" } else { "reused" },
+                    p.dir.display(),
+                    t.instance_buffer_kb
+                ),
+                // The daemon reads the global trace_pipe then: no reason to fail its start.
+                Err(e @ instance::InstanceError::NoEvent) => {
+                    eprintln!(
+                        "gtp5g-operator: warning: {e}; the daemon will read the global trace_pipe"
+                    )
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        InstanceAction::Remove => match instance::remove(&tracefs, &t.instance)? {
+            true => eprintln!("removed {}", tracefs.join("instances").join(&t.instance).display()),
+            false => eprintln!(
+                "no instance {:?} in {}: nothing to remove",
+                t.instance,
+                tracefs.display()
+            ),
+        },
+    }
     Ok(())
 }

@@ -59,8 +59,9 @@ pub fn unhealthy(stats: &Stats, bounds: HealthBounds, now_ms: u64) -> Option<Str
     };
     if !stats.source_up.load(Relaxed) {
         if let Some(s) = longer_than(&stats.source_down_since_unix_ms, bounds.max_source_down) {
+            let why = stats.source_error.lock().map(|e| e.clone()).unwrap_or_default();
             return Some(format!(
-                "trace source down for {s} s (bound {} s)",
+                "trace source down for {s} s (bound {} s): {why}",
                 bounds.max_source_down.as_secs()
             ));
         }

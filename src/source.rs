@@ -1,9 +1,18 @@
 //! Source stage: finds and tails trace_pipe (or any file or FIFO) on a
 //! dedicated thread. The thread blocks in poll(2) on the data and on a wake
 //! pipe, so it never busy-waits and still stops at once on shutdown.
+//!
+//! By default the trace_pipe read is that of a tracing instance of the
+//! operator's own ([`instance`]), so that other readers of the global one
+//! and the operator never lock each other out; when a trace_pipe is busy,
+//! [`holders`] names who holds it.
+
+pub mod holders;
+pub mod instance;
 
 use crate::backoff::Backoff;
 use crate::wake::{self, WakeFd, Waker};
+use holders::Holders;
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, RawFd};
@@ -32,30 +41,94 @@ pub enum SourceError {
     Mount { path: String, source: io::Error },
     #[error("opening {path}: {source}")]
     Open { path: PathBuf, source: io::Error },
+    #[error("opening {}: busy, as a trace_pipe has one reader at a time: {holders}{}", path.display(), busy_advice(path))]
+    Busy { path: PathBuf, holders: Holders },
     #[error("reading {path}: {source}")]
     Read { path: PathBuf, source: io::Error },
 }
 
-/// The trace_pipe to read: the configured one, else the first tracefs
-/// that has it, mounting tracefs first when allowed.
-pub fn locate(configured: Option<&Path>, mount: bool) -> Result<PathBuf, SourceError> {
-    if let Some(p) = configured {
-        return Ok(p.to_path_buf());
+fn busy_advice(path: &Path) -> &'static str {
+    let in_instance = path.parent().and_then(Path::parent).and_then(Path::file_name)
+        == Some("instances".as_ref());
+    if in_instance {
+        "; stop that reader (another gtp5g-operator?)"
+    } else {
+        "; stop that reader to free it, or leave it the global trace_pipe and have the operator \
+         read a tracing instance of its own (trace.instance with trace.pipe unset; made by \
+         `gtp5g-operator trace-instance create` as root)"
     }
-    if let Some(p) = existing_trace_pipe() {
-        return Ok(p);
+}
+
+/// The global trace_pipe to read: the configured one, else the first
+/// tracefs that has it, mounting tracefs first when allowed.
+pub fn locate(configured: Option<&Path>, mount: bool) -> Result<PathBuf, SourceError> {
+    match configured {
+        Some(p) => Ok(p.to_path_buf()),
+        None => Ok(tracefs_dir(mount)?.join("trace_pipe")),
+    }
+}
+
+/// The first tracefs mounted, mounting it first when allowed.
+pub fn tracefs_dir(mount: bool) -> Result<PathBuf, SourceError> {
+    if let Some(d) = mounted_tracefs() {
+        return Ok(d);
     }
     if mount {
         mount_tracefs(TRACEFS_DIRS[0])?;
-        if let Some(p) = existing_trace_pipe() {
-            return Ok(p);
+        if let Some(d) = mounted_tracefs() {
+            return Ok(d);
         }
     }
     Err(SourceError::NotMounted)
 }
 
-fn existing_trace_pipe() -> Option<PathBuf> {
-    TRACEFS_DIRS.iter().map(|d| Path::new(d).join("trace_pipe")).find(|p| p.exists())
+fn mounted_tracefs() -> Option<PathBuf> {
+    TRACEFS_DIRS.iter().map(PathBuf::from).find(|d| d.join("trace_pipe").exists())
+}
+
+/// What the daemon reads, decided again at every (re)open: `trace.pipe` if
+/// set; else the tracing instance `trace.instance` (made here when missing
+/// and allowed); else, or when the instance cannot be used, the global
+/// trace_pipe. A fallback is logged once per reason.
+pub struct Choice {
+    pipe: Option<PathBuf>,
+    /// "" for the global trace_pipe.
+    instance: String,
+    buffer_kb: u64,
+    mount: bool,
+    fallback: Option<String>,
+}
+
+impl Choice {
+    pub fn new(pipe: Option<PathBuf>, instance: String, buffer_kb: u64, mount: bool) -> Choice {
+        Choice { pipe, instance, buffer_kb, mount, fallback: None }
+    }
+
+    pub fn path(&mut self) -> Result<PathBuf, SourceError> {
+        if let Some(p) = &self.pipe {
+            return Ok(p.clone());
+        }
+        let tracefs = tracefs_dir(self.mount)?;
+        if self.instance.is_empty() {
+            return Ok(tracefs.join("trace_pipe"));
+        }
+        match instance::prepare(&tracefs, &self.instance, self.buffer_kb) {
+            Ok(prepared) => {
+                if self.fallback.take().is_some() {
+                    tracing::info!(dir = %prepared.dir.display(), "tracing instance usable again");
+                }
+                Ok(prepared.trace_pipe())
+            }
+            Err(e) => {
+                let reason = e.to_string();
+                if self.fallback.as_ref() != Some(&reason) {
+                    tracing::warn!(reason = %reason, instance = %self.instance, "reading the global trace_pipe, shared with any other reader, instead of the operator's tracing instance");
+                    self.fallback = Some(reason);
+                }
+                Ok(tracefs.join("trace_pipe"))
+            }
+        }
+    }
 }
 
 fn mount_tracefs(dir: &str) -> Result<(), SourceError> {
@@ -122,14 +195,14 @@ pub struct Reader {
 impl Reader {
     /// Starts the reader thread; `on_event` runs on it.
     pub fn spawn(
-        path: impl Fn() -> Result<PathBuf, SourceError> + Send + 'static,
+        mut path: impl FnMut() -> Result<PathBuf, SourceError> + Send + 'static,
         at_end: AtEnd,
         mut on_event: impl FnMut(Event<'_>) + Send + 'static,
     ) -> io::Result<Reader> {
         let (wake, stopper) = wake::pipe()?;
         let thread = std::thread::Builder::new()
             .name("trace-reader".into())
-            .spawn(move || read_loop(&Wake(wake), &path, at_end, &mut on_event))?;
+            .spawn(move || read_loop(&Wake(wake), &mut path, at_end, &mut on_event))?;
         Ok(Reader { stopper, thread })
     }
 
@@ -145,15 +218,16 @@ impl Reader {
 
 fn read_loop(
     wake: &Wake,
-    path: &dyn Fn() -> Result<PathBuf, SourceError>,
+    path: &mut dyn FnMut() -> Result<PathBuf, SourceError>,
     at_end: AtEnd,
     on_event: &mut dyn FnMut(Event<'_>),
 ) {
     let mut buf = vec![0u8; READ_BUF];
     let mut reopen = backoff();
+    let mut holders = holders::Cache::default();
     while !wake.stopped() {
         let outcome = path().and_then(|p| {
-            let file = open(&p)?;
+            let file = open(&p, &mut holders)?;
             on_event(Event::Opened(&p));
             drain(wake, &file, &p, &mut buf, at_end, &mut reopen, on_event)
         });
@@ -179,12 +253,17 @@ fn read_loop(
     }
 }
 
-fn open(path: &Path) -> Result<File, SourceError> {
+fn open(path: &Path, holders: &mut holders::Cache) -> Result<File, SourceError> {
     std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(path)
-        .map_err(|source| SourceError::Open { path: path.to_path_buf(), source })
+        .map_err(|source| match source.raw_os_error() {
+            Some(libc::EBUSY) => {
+                SourceError::Busy { path: path.to_path_buf(), holders: holders.of(path) }
+            }
+            _ => SourceError::Open { path: path.to_path_buf(), source },
+        })
 }
 
 enum Drained {
@@ -229,6 +308,11 @@ fn drain(
                 tail.reset();
                 let filled = n + top_up(file, &mut buf[n..]);
                 on_event(Event::Data(&buf[..filled]));
+                // A source that never runs dry never blocks in poll either:
+                // look for a stop after every chunk.
+                if wake.stopped() {
+                    return Ok(Drained::Stopped);
+                }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 if !wake.wait(Some(file.as_raw_fd()), None) && wake.stopped() {

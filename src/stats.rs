@@ -5,6 +5,7 @@
 //! words in the replay report. A new counter is one line there.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
 
 /// One counter as the reports show it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,6 +120,8 @@ stats! {
         source_up: AtomicBool,
         /// When the source went down (0 while up): for /healthz.
         source_down_since_unix_ms: AtomicU64,
+        /// Why it is down (the last error, naming a busy pipe's holders).
+        source_error: Mutex<String>,
         last_line_unix_ms: AtomicU64,
         posts_failed_http: AtomicU64,
         posts_failed_transport: AtomicU64,

@@ -7,7 +7,8 @@
 mod common;
 
 use common::{
-    daemon_command, skip_unless_live, tracer_binary, Api, Daemon, Fifo, BIN, READY_FILE_ENV,
+    daemon_command, skip_unless_live, tracer_binary, wrapping, Api, Daemon, Fifo, BIN,
+    READY_FILE_ENV,
 };
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -94,6 +95,8 @@ fn operator_unit_keeps_its_contract_with_the_daemon() {
             "Restart=on-failure",
             // The shell builtin: /bin/kill is missing from minimal installs.
             "ExecReload=/bin/sh -c 'kill -HUP $MAINPID'",
+            // The daemon reads the instance this privileged step makes.
+            "ExecStartPre=-+/usr/local/bin/gtp5g-operator trace-instance create --config /etc/gtp5g-operator/config.toml",
             "ExecStart=/usr/local/bin/gtp5g-operator run --config /etc/gtp5g-operator/config.toml",
             "NoNewPrivileges=yes",
             "ProtectSystem=strict",
@@ -216,18 +219,10 @@ async fn daemon_notifies_ready_watchdog_reload_and_stop() {
     let daemon_cmd = daemon_command(&api.url(), &api.key_path(), &fifo.path);
     // systemd names the watched process in WATCHDOG_PID; the pid is only
     // known once started, so a shell exports its own and execs the daemon.
-    let mut cmd = Command::new("sh");
-    cmd.args(["-c", r#"WATCHDOG_PID=$$ exec "$@""#, "sh"])
-        .arg(daemon_cmd.get_program())
-        .args(daemon_cmd.get_args())
-        .env("NOTIFY_SOCKET", &notify_path)
-        .env("WATCHDOG_USEC", "400000");
-    for (key, value) in daemon_cmd.get_envs() {
-        match value {
-            Some(v) => cmd.env(key, v),
-            None => cmd.env_remove(key),
-        };
-    }
+    let mut sh = Command::new("sh");
+    sh.args(["-c", r#"WATCHDOG_PID=$$ exec "$@""#, "sh"]);
+    let mut cmd = wrapping(sh, &daemon_cmd);
+    cmd.env("NOTIFY_SOCKET", &notify_path).env("WATCHDOG_USEC", "400000");
     let mut daemon = Daemon::spawn(cmd);
 
     next_notice(&sock, "READY=1").await;

@@ -20,7 +20,7 @@ for bin in "$@"; do
 	fi
 	# "libx.so.1 => /path (0x...)" and "/lib64/ld-linux-x86-64.so.2 (0x...)":
 	# every absolute path is a file to carry; the vdso has none.
-	for lib in $(printf '%s\n' "$deps" | tr ' \t' '\n\n' | grep '^/'); do
+	for lib in $(printf '%s\n' "$deps" | tr -s '[:blank:]' '\n' | grep '^/'); do
 		mkdir -p "$root$(dirname "$lib")"
 		cp -L "$lib" "$root$lib"
 		echo "collect-rootfs: $(basename "$bin") loads $lib"

@@ -105,6 +105,10 @@ impl Schema {
 /// any level above 0, and 1 is a strong preempting level in kernel mode.
 pub const DEFAULT_PRIORITY_LEVEL: u8 = 1;
 
+/// The longest `--token-hours`: a year. Longer is no expiry at all, and an
+/// hour count near u64::MAX overflows when made seconds.
+pub const MAX_TOKEN_HOURS: u64 = 24 * 365;
+
 #[derive(Debug, Clone)]
 pub struct LocalApiOptions {
     pub listen: SocketAddr,

@@ -14,7 +14,7 @@ use crate::wake::{self, WakeFd, Waker};
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,6 +29,11 @@ pub const TICK: Duration = Duration::from_millis(500);
 /// Chunks queued for the tracker before the reader waits (64 KiB each):
 /// room for seconds of a busy trace while the tracker reads /proc.
 const INBOX: usize = 256;
+
+/// The longest the tracker spends on its inbox in one wake before exits,
+/// ticks, publishing and saving get their turn: an inbox that never empties
+/// (a thread storm, a flood of lines) must not hold them back.
+const INPUT_BUDGET: Duration = Duration::from_millis(50);
 
 /// What the tracker thread is handed.
 #[derive(Debug)]
@@ -47,6 +52,7 @@ pub struct Inbox {
     // hang-up finds the channel closed.
     tx: SyncSender<Input>,
     waker: Waker,
+    closing: Arc<AtomicBool>,
 }
 
 impl Inbox {
@@ -54,6 +60,14 @@ impl Inbox {
         if self.tx.send(input).is_ok() {
             self.waker.wake();
         }
+    }
+
+    /// Shutting down: chunks still queued are dropped unread, so that a
+    /// full inbox (a flood) does not hold the exit back; nothing they say
+    /// could be published any more.
+    pub fn close(&self) {
+        self.closing.store(true, Relaxed);
+        self.waker.wake();
     }
 }
 
@@ -78,12 +92,15 @@ pub fn spawn<P: ProcView + 'static>(
 ) -> io::Result<(Inbox, std::thread::JoinHandle<()>)> {
     let (wake, waker) = wake::pipe()?;
     let (tx, rx) = mpsc::sync_channel(INBOX);
+    let closing = Arc::new(AtomicBool::new(false));
     let owner = Owner {
+        closing: closing.clone(),
         pipeline: Pipeline::new(settings.max_line),
         pidfds: HashMap::new(),
         use_pidfd: settings.pidfd && tracker.is_live(),
         saved: None,
         sampler: Sampler::default(),
+        save_failed: false,
         tracker,
         settings,
         stats,
@@ -91,7 +108,7 @@ pub fn spawn<P: ProcView + 'static>(
     };
     let thread =
         std::thread::Builder::new().name("tracker".into()).spawn(move || owner.run(&rx, &wake))?;
-    Ok((Inbox { tx, waker }, thread))
+    Ok((Inbox { tx, waker, closing }, thread))
 }
 
 struct Owner<P> {
@@ -105,6 +122,16 @@ struct Owner<P> {
     /// What the state file holds, as far as this run knows.
     saved: Option<Vec<Persisted>>,
     sampler: Sampler,
+    /// The last save failed: retried every tick until one succeeds.
+    save_failed: bool,
+    closing: Arc<AtomicBool>,
+}
+
+/// What one wake's share of the inbox did.
+struct Taken {
+    changed: bool,
+    /// Inputs are still waiting: poll without blocking.
+    more: bool,
 }
 
 impl<P: ProcView> Owner<P> {
@@ -113,24 +140,24 @@ impl<P: ProcView> Owner<P> {
         self.sync_pidfds();
         self.publish();
         let mut next_tick = Instant::now() + TICK;
+        let mut more = false;
         loop {
             let watched: Vec<u32> = self.pidfds.keys().copied().collect();
             let mut fds: Vec<libc::pollfd> = std::iter::once(wake.fd())
                 .chain(watched.iter().map(|t| self.pidfds[t].as_raw_fd()))
                 .map(wake::pollin)
                 .collect();
-            let idle = self.tracker.stats().processes == 0;
-            let timeout = (!idle).then(|| next_tick.saturating_duration_since(Instant::now()));
+            let idle = self.tracker.stats().processes == 0 && !self.save_failed;
+            let timeout = if more {
+                Some(Duration::ZERO)
+            } else {
+                (!idle).then(|| next_tick.saturating_duration_since(Instant::now()))
+            };
             wake::poll(&mut fds, timeout);
             wake.take_all();
-            let mut changed = false;
-            loop {
-                match rx.try_recv() {
-                    Ok(input) => changed |= self.handle(input),
-                    Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Disconnected) => return,
-                }
-            }
+            let Some(taken) = self.take_inputs(rx) else { return };
+            let mut changed = taken.changed;
+            more = taken.more;
             for (tgid, fd) in watched.iter().zip(&fds[1..]) {
                 if fd.revents != 0 {
                     // Exited (or, rarely, reaped and reused): /proc says which.
@@ -138,28 +165,49 @@ impl<P: ProcView> Owner<P> {
                     changed |= self.tracker.refresh_process(*tgid);
                 }
             }
+            let ticked = !idle && Instant::now() >= next_tick;
             if idle {
                 // Nothing to re-read or expire: what this wake added was just
                 // read from /proc, so its first tick is a full TICK away.
                 next_tick = Instant::now() + TICK;
-            } else if Instant::now() >= next_tick {
+            } else if ticked {
                 changed |= self.tick();
                 self.sample();
                 next_tick = Instant::now() + TICK;
+                if self.save_failed && !changed {
+                    self.save();
+                }
             }
             if changed {
                 self.sync_pidfds();
                 self.publish();
                 self.save();
             }
-            if changed || !idle {
+            // Per tick, not per chunk: a busy trace pays nothing for it.
+            if changed || ticked {
                 self.publish_status();
             }
         }
     }
 
+    /// Inputs until the inbox is empty or INPUT_BUDGET is spent; None once
+    /// every sender is gone.
+    fn take_inputs(&mut self, rx: &Receiver<Input>) -> Option<Taken> {
+        let until = Instant::now() + INPUT_BUDGET;
+        let mut changed = false;
+        while Instant::now() < until {
+            match rx.try_recv() {
+                Ok(input) => changed |= self.handle(input),
+                Err(TryRecvError::Empty) => return Some(Taken { changed, more: false }),
+                Err(TryRecvError::Disconnected) => return None,
+            }
+        }
+        Some(Taken { changed, more: true })
+    }
+
     fn handle(&mut self, input: Input) -> bool {
         match input {
+            Input::Chunk(_) if self.closing.load(Relaxed) => false,
             Input::Chunk(chunk) => {
                 self.tracker.set_clock(Instant::now());
                 let grew = self.pipeline.push(&chunk, &mut self.tracker);
@@ -255,10 +303,21 @@ impl<P: ProcView> Owner<P> {
         if self.saved.as_ref() == Some(&now) {
             return;
         }
-        if let Err(e) = file.save(&now) {
-            tracing::warn!(error = %e, "cannot save the tracked processes; a restart will not restore them");
+        match file.save(&now) {
+            Ok(()) => {
+                if self.save_failed {
+                    tracing::info!(path = %file.path().display(), "tracked processes saved again");
+                }
+                self.save_failed = false;
+                self.saved = Some(now);
+            }
+            // Said once; retried every tick, quietly, until it works.
+            Err(e) if self.save_failed => tracing::debug!(error = %e, "saving still fails"),
+            Err(e) => {
+                tracing::warn!(error = %e, retry_ms = TICK.as_millis() as u64, "cannot save the tracked processes; a restart would not restore them; retrying");
+                self.save_failed = true;
+            }
         }
-        self.saved = Some(now);
     }
 
     fn publish(&mut self) {

@@ -275,8 +275,11 @@ impl Publisher {
     }
 }
 
+/// `strategy.interval_s`, no longer than config's bound even for settings
+/// that skipped validation: an interval near u64::MAX would overflow the
+/// clock and end the publisher in a panic while /healthz still said 200.
 fn interval(settings: &Settings) -> Duration {
-    Duration::from_secs(settings.strategy.interval_s)
+    Duration::from_secs(settings.strategy.interval_s.min(crate::config::MAX_SECONDS))
 }
 
 #[cfg(test)]
@@ -487,5 +490,20 @@ mod tests {
             assert_eq!(api.strategies(), left, "{on_stop:?}");
             assert_eq!(*api.posts().borrow(), posts + more, "{on_stop:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn an_interval_near_u64_max_still_posts_and_follows_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (api, url, _api_stop) = local_api(dir.path()).await;
+        let mut s = settings(url, api.public_key_path(), 20);
+        s.strategy.interval_s = u64::MAX;
+        let p = start(s, &[7]);
+        wait_until("first POST", || p.stats.posts_ok.load(Relaxed) == 1).await;
+        p.tracked.send_replace(tracked(&[7, 8]));
+        wait_until("the change posted", || p.stats.posts_ok.load(Relaxed) == 2).await;
+        assert!(!p.task.is_finished(), "the publisher ended");
+        p.stop.cancel();
+        p.task.await.expect("the publisher panicked");
     }
 }

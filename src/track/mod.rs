@@ -9,10 +9,12 @@ pub mod state;
 use crate::config::TargetConfig;
 use crate::parse::{Body, Header, Message};
 use memory::Memory;
-use procfs::ProcView;
+use procfs::{Identity, ProcView};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// A kernel task name: at most 15 bytes plus NUL in the kernel, so a fixed
@@ -48,17 +50,70 @@ impl fmt::Debug for Comm {
     }
 }
 
-/// Task names to boost, matched exactly (never as a substring).
+/// Task names to boost, matched exactly (never as a substring), and who
+/// may carry them.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Targets(Vec<Comm>);
+pub struct Targets {
+    names: Vec<Comm>,
+    admission: Admission,
+}
 
 impl Targets {
+    /// Any process with one of `names`.
     pub fn new<S: AsRef<[u8]>>(names: &[S]) -> Self {
-        Targets(names.iter().map(|n| Comm::new(n.as_ref())).collect())
+        Targets {
+            names: names.iter().map(|n| Comm::new(n.as_ref())).collect(),
+            admission: Admission::default(),
+        }
+    }
+
+    /// `targets.names`, `targets.exe_paths` and `targets.uids` of `cfg`.
+    pub fn from_config(cfg: &TargetConfig) -> Self {
+        Targets::new(&cfg.names).admitting(cfg.exe_paths.clone(), cfg.uids.clone())
+    }
+
+    /// Only processes of these executables and users (empty: any).
+    pub fn admitting(self, exe_paths: Vec<PathBuf>, uids: Vec<u32>) -> Self {
+        Targets { admission: Admission { exe_paths, uids }, ..self }
     }
 
     pub fn matches(&self, name: &[u8]) -> bool {
-        self.0.iter().any(|t| t.as_bytes() == name)
+        self.names.iter().any(|t| t.as_bytes() == name)
+    }
+}
+
+/// Who may be boosted, as /proc tells it: a task name is no credential (any
+/// process can take one with `prctl(PR_SET_NAME)`), its executable and its
+/// user are. Empty lists admit anyone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Admission {
+    /// Executables, or directories when ending in `/`.
+    exe_paths: Vec<PathBuf>,
+    uids: Vec<u32>,
+}
+
+impl Admission {
+    fn admits_anyone(&self) -> bool {
+        self.exe_paths.is_empty() && self.uids.is_empty()
+    }
+
+    fn admits(&self, id: &Identity) -> bool {
+        let user = self.uids.is_empty()
+            || (self.uids.contains(&id.real_uid) && self.uids.contains(&id.effective_uid));
+        let exe =
+            self.exe_paths.is_empty() || self.exe_paths.iter().any(|p| exe_matches(p, &id.exe));
+        user && exe
+    }
+}
+
+/// `allowed` is the executable itself, or a directory (ending in `/`) that
+/// holds it at any depth.
+fn exe_matches(allowed: &Path, exe: &Path) -> bool {
+    let (allowed, exe) = (allowed.as_os_str().as_bytes(), exe.as_os_str().as_bytes());
+    if allowed.ends_with(b"/") {
+        exe.starts_with(allowed)
+    } else {
+        exe == allowed
     }
 }
 
@@ -262,7 +317,7 @@ impl<P: ProcView> Tracker<P> {
 
     /// The tracker the daemon and replay both run: `targets.*` of `cfg`.
     pub fn from_config(cfg: &TargetConfig, proc: P) -> Self {
-        Tracker::new(Targets::new(&cfg.names), Limits::from_config(cfg), proc)
+        Tracker::new(Targets::from_config(cfg), Limits::from_config(cfg), proc)
     }
 
     pub fn set_targets(&mut self, targets: Targets, limits: Limits) {
@@ -373,15 +428,34 @@ impl<P: ProcView> Tracker<P> {
         {
             return false;
         }
-        if !self.processes.contains_key(&task.tgid) && !self.room_for_process() {
-            return false;
+        let mut threads = BTreeSet::from([tid]);
+        // A new thread of a tracked process is only that thread: listing
+        // all of them for each new one would make a process that starts
+        // thousands of short threads a second cost as many /proc scans
+        // (the 0.5 s re-read catches any others).
+        if !self.processes.contains_key(&task.tgid) {
+            // Before a slot is taken: an impostor must not crowd out the real one.
+            if !self.admitted([tid, task.tgid]) || !self.room_for_process() {
+                return false;
+            }
+            threads.extend(self.proc.threads(task.tgid).into_iter().map(|(t, _)| t));
         }
-        let mut threads: BTreeSet<u32> =
-            self.proc.threads(task.tgid).into_iter().map(|(t, _)| t).collect();
-        threads.insert(tid);
         let name =
             if self.targets.matches(leader.comm.as_bytes()) { leader.comm } else { task.comm };
         self.add_threads(task.tgid, name, Some(leader.start_time), threads)
+    }
+
+    /// Whether the process of `tids` (its threads, the live ones first) is
+    /// one that `targets.exe_paths` and `targets.uids` admit. Any live
+    /// thread answers for the process: a leader that ended with
+    /// `pthread_exit` has no executable left to read.
+    fn admitted(&self, tids: impl IntoIterator<Item = u32>) -> bool {
+        let admission = &self.targets.admission;
+        admission.admits_anyone()
+            || tids
+                .into_iter()
+                .find_map(|tid| self.proc.identity(tid))
+                .is_some_and(|id| admission.admits(&id))
     }
 
     fn room_for_process(&mut self) -> bool {
@@ -449,7 +523,10 @@ impl<P: ProcView> Tracker<P> {
         match live {
             None => self.exited += 1,
             Some(l) if Some(l.start_time) != recorded => self.reused += 1,
-            Some(_) if !still_target => self.exited += 1,
+            // Renamed, or exec'd another program (or reloaded rules say no).
+            Some(_) if !still_target || !self.admitted(threads.iter().map(|(t, _)| *t)) => {
+                self.exited += 1
+            }
             Some(_) => {
                 return self.replace_threads(tgid, threads.into_iter().map(|(t, _)| t).collect())
             }

@@ -2,6 +2,8 @@
 //! processes are not this machine's) can answer "unknown" for everything.
 
 use super::Comm;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
 /// One thread as /proc sees it now.
@@ -21,6 +23,15 @@ pub struct ProcessInfo {
     pub start_time: u64,
 }
 
+/// Who a task is, for `targets.exe_paths` and `targets.uids`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// `/proc/PID/exe`, without the ` (deleted)` of a replaced binary.
+    pub exe: PathBuf,
+    pub real_uid: u32,
+    pub effective_uid: u32,
+}
+
 pub trait ProcView: Send {
     /// Whether answers describe the processes the trace is about.
     fn is_live(&self) -> bool;
@@ -28,6 +39,8 @@ pub trait ProcView: Send {
     fn process(&self, tgid: u32) -> Option<ProcessInfo>;
     /// Live thread ids of a process with the name of each.
     fn threads(&self, tgid: u32) -> Vec<(u32, Comm)>;
+    /// None for a task without an executable (ended, or a kernel thread).
+    fn identity(&self, tid: u32) -> Option<Identity>;
 }
 
 /// For replay: knows nothing, so only what the trace says counts.
@@ -46,6 +59,9 @@ impl ProcView for NoProc {
     }
     fn threads(&self, _: u32) -> Vec<(u32, Comm)> {
         Vec::new()
+    }
+    fn identity(&self, _: u32) -> Option<Identity> {
+        None
     }
 }
 
@@ -91,8 +107,10 @@ impl ProcView for LiveProc {
 
     fn process(&self, tgid: u32) -> Option<ProcessInfo> {
         let stat = self.stat(tgid)?;
-        // A zombie has exited; only its parent has yet to reap it.
-        if matches!(stat.state, b'Z' | b'X') {
+        // A zombie has exited and only its parent has yet to reap it, unless
+        // it is a leader that ended alone (`pthread_exit`): its other
+        // threads still count in its thread total and still run.
+        if stat.state == b'X' || (stat.state == b'Z' && stat.num_threads <= 1) {
             return None;
         }
         Some(ProcessInfo { comm: stat.comm, start_time: stat.start_time })
@@ -113,6 +131,20 @@ impl ProcView for LiveProc {
         out.sort_unstable_by_key(|(tid, _)| *tid);
         out
     }
+
+    fn identity(&self, tid: u32) -> Option<Identity> {
+        let dir = self.root.join(tid.to_string());
+        let link = std::fs::read_link(dir.join("exe")).ok()?;
+        let bytes = link.as_os_str().as_bytes();
+        let exe = bytes
+            .strip_suffix(b" (deleted)")
+            .map_or(link.clone(), |b| PathBuf::from(OsStr::from_bytes(b)));
+        let status = std::fs::read(dir.join("status")).ok()?;
+        let mut uids = status_line(&status, b"Uid:")?.split(u8::is_ascii_whitespace);
+        let real_uid = number(uids.next()?)?;
+        let effective_uid = number(uids.next()?)?;
+        Some(Identity { exe, real_uid, effective_uid })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,6 +152,7 @@ struct Stat {
     comm: Comm,
     state: u8,
     flags: u64,
+    num_threads: u64,
     start_time: u64,
 }
 
@@ -131,17 +164,24 @@ impl Stat {
         let close = memchr::memrchr(b')', text)?;
         let comm = Comm::new(text.get(open + 1..close)?);
         let fields: Vec<&[u8]> = text.get(close + 2..)?.split(|&b| b == b' ').collect();
-        // After the comm: state(3) ... flags(9) ... starttime(22), 1-based in proc(5).
+        // After the comm: state(3) ... flags(9) ... num_threads(20)
+        // starttime(22), 1-based in proc(5).
         let state = *fields.first()?.first()?;
         let flags = number(fields.get(9 - 3)?)?;
+        let num_threads = number(fields.get(20 - 3)?)?;
         let start_time = number(fields.get(22 - 3)?)?;
-        Some(Stat { comm, state, flags, start_time })
+        Some(Stat { comm, state, flags, num_threads, start_time })
     }
 }
 
 fn status_field(status: &[u8], key: &[u8]) -> Option<u32> {
+    number::<u32>(status_line(status, key)?)
+}
+
+/// The value of the `key` line of /proc/PID/status, trimmed.
+fn status_line<'a>(status: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
     let line = status.split(|&b| b == b'\n').find(|l| l.starts_with(key))?;
-    number::<u32>(line[key.len()..].trim_ascii())
+    Some(line[key.len()..].trim_ascii())
 }
 
 fn number<T: std::str::FromStr>(bytes: &[u8]) -> Option<T> {

@@ -1,4 +1,4 @@
-use super::procfs::{NoProc, ProcessInfo, TaskInfo};
+use super::procfs::{Identity, NoProc, ProcessInfo, TaskInfo};
 use super::*;
 use crate::parse::{parse_line, parse_message, Line};
 use std::sync::Mutex;
@@ -101,9 +101,14 @@ fn process_bound_drops_and_counts() {
 #[derive(Default)]
 struct FakeProc {
     tasks: Mutex<HashMap<u32, (u32, &'static str, u64)>>,
+    /// Executables other than /opt/UERANSIM/build/<comm>.
+    exes: Mutex<HashMap<u32, &'static str>>,
 }
 
 impl FakeProc {
+    fn set_exe(&self, tgid: u32, exe: &'static str) {
+        self.exes.lock().unwrap().insert(tgid, exe);
+    }
     fn set(&self, tid: u32, tgid: u32, comm: &'static str, start: u64) {
         self.tasks.lock().unwrap().insert(tid, (tgid, comm, start));
     }
@@ -138,6 +143,12 @@ impl ProcView for &FakeProc {
             .collect();
         v.sort();
         v
+    }
+    fn identity(&self, tid: u32) -> Option<Identity> {
+        let (tgid, comm, _) = *self.tasks.lock().unwrap().get(&tid)?;
+        let exe = self.exes.lock().unwrap().get(&tgid).map(|e| e.to_string());
+        let exe = exe.unwrap_or_else(|| format!("/opt/UERANSIM/build/{comm}"));
+        Some(Identity { exe: exe.into(), real_uid: 0, effective_uid: 0 })
     }
 }
 
@@ -269,4 +280,45 @@ fn live_proc_recheck_goes_by_the_chunk_clock() {
     t.set_clock(start + Duration::from_secs(1));
     assert!(feed(&mut t, &live_line(100)), "recheck due a second later");
     assert_eq!(t.pids(true), vec![100]);
+}
+
+fn ueransim_only(names: &[&str]) -> Targets {
+    Targets::new(names).admitting(vec!["/opt/UERANSIM/build/".into()], vec![0])
+}
+
+#[test]
+fn a_renamed_process_outside_exe_paths_takes_no_slot() {
+    let proc = FakeProc::default();
+    proc.set(300, 300, "nr-gnb", 1); // prctl(PR_SET_NAME, "nr-gnb")
+    proc.set_exe(300, "/tmp/x/impostor");
+    proc.set(100, 100, "nr-gnb", 7);
+    let one = Limits { max_processes: 1, max_threads: 100 };
+    let mut t = Tracker::new(ueransim_only(&["nr-gnb"]), one, &proc);
+    assert!(!feed(&mut t, &live_line(300)));
+    assert!(feed(&mut t, &live_line(100)));
+    assert_eq!(t.pids(true), vec![100]);
+    assert_eq!(t.stats().dropped, 0, "the impostor was never a candidate for the slot");
+}
+
+#[test]
+fn a_tracked_process_that_execs_outside_exe_paths_is_dropped_on_refresh() {
+    let proc = FakeProc::default();
+    proc.set(100, 100, "nr-gnb", 7);
+    let mut t = Tracker::new(ueransim_only(&["nr-gnb"]), Limits::default(), &proc);
+    feed(&mut t, &live_line(100));
+    assert_eq!(t.pids(true), vec![100]);
+    proc.set_exe(100, "/home/mallory/nr-gnb"); // execve keeps pid and start time
+    assert!(t.refresh());
+    assert!(t.pids(true).is_empty());
+}
+
+#[test]
+fn exe_paths_match_whole_paths_or_directory_prefixes() {
+    let allowed = |p: &str, exe: &str| exe_matches(Path::new(p), Path::new(exe));
+    assert!(allowed("/opt/UERANSIM/build/", "/opt/UERANSIM/build/nr-gnb"));
+    assert!(allowed("/opt/UERANSIM/build/", "/opt/UERANSIM/build/sub/nr-ue"));
+    assert!(!allowed("/opt/UERANSIM/build/", "/opt/UERANSIM/build-evil/nr-gnb"));
+    assert!(allowed("/ueransim/nr-gnb", "/ueransim/nr-gnb"));
+    assert!(!allowed("/ueransim/nr-gnb", "/ueransim/nr-gnb2"));
+    assert!(!allowed("/ueransim/nr-gnb", "/ueransim/nr-gnb/x"));
 }

@@ -437,12 +437,17 @@ pub fn daemon_command_with_config(
     pipe: &Path,
     config: &Path,
 ) -> Command {
+    let mut c = daemon_command_default_source(endpoint, key, config);
+    c.arg("--trace-pipe").arg(pipe);
+    c
+}
+
+/// The daemon reading what it reads by default (trace.instance).
+pub fn daemon_command_default_source(endpoint: &str, key: &Path, config: &Path) -> Command {
     let mut c = Command::new(BIN);
     c.arg("run")
         .arg("--config")
         .arg(config)
-        .arg("--trace-pipe")
-        .arg(pipe)
         .arg("--api-endpoint")
         .arg(endpoint)
         .arg("--public-key")
@@ -456,6 +461,19 @@ pub fn daemon_command_with_config(
         .env("GTP5G_OPERATOR__API__TIMEOUT_MS", "500")
         .env("GTP5G_OPERATOR__TARGETS__NAMES", "nr-gnb,nr-ue");
     c
+}
+
+/// `outer` running `inner`'s program and arguments with `inner`'s
+/// environment (`outer` ends by exec'ing them).
+pub fn wrapping(mut outer: Command, inner: &Command) -> Command {
+    outer.arg(inner.get_program()).args(inner.get_args());
+    for (key, value) in inner.get_envs() {
+        match value {
+            Some(v) => outer.env(key, v),
+            None => outer.env_remove(key),
+        };
+    }
+    outer
 }
 
 impl Daemon {

@@ -98,10 +98,21 @@ impl Tracer {
     }
 
     fn signal_and_wait(&mut self) {
-        // SAFETY: signalling our own child by pid.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let status = self.child.wait().unwrap();
+        let status = self.kill_and_wait(libc::SIGTERM);
         assert!(status.success(), "gtp5g-tracer exited with {status:?}");
+    }
+
+    /// Sends `sig` and returns how the tracer ended.
+    pub fn end_with(mut self, sig: i32) -> std::process::ExitStatus {
+        let status = self.kill_and_wait(sig);
+        self.out = None;
+        status
+    }
+
+    fn kill_and_wait(&mut self, sig: i32) -> std::process::ExitStatus {
+        // SAFETY: signalling our own child by pid.
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+        self.child.wait().unwrap()
     }
 }
 

@@ -1035,5 +1035,7 @@ int main(int argc, char **argv)
 	release_all();
 	printf(PROG ": detached %d probes (signal %d), exiting\n", attached, sig);
 	fflush(stdout);
-	return 0;
+	/* SIGINT and SIGTERM are asked-for stops; a hang-up is not, and only a
+	 * failure status lets Restart=on-failure bring the tracer back. */
+	return sig == SIGHUP ? 128 + SIGHUP : 0;
 }
