@@ -231,19 +231,43 @@ async fn status_exits_non_zero_when_the_daemon_is_unreachable_or_unhealthy() {
     assert!(stderr.contains("unhealthy: trace source down for"), "{stderr}");
 }
 
+/// A tracing instance of this test's own, removed at the end.
+struct OwnInstance {
+    name: String,
+    dir: std::path::PathBuf,
+}
+
+impl OwnInstance {
+    fn new() -> OwnInstance {
+        let name = format!("gtp5g-status-test-{}", std::process::id());
+        let global = gtp5g_operator::source::locate(None, true).unwrap();
+        let dir = global.parent().unwrap().join("instances").join(&name);
+        std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        OwnInstance { name, dir }
+    }
+}
+
+impl Drop for OwnInstance {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_tracer_shows_as_silent_within_the_heartbeat_bound_and_no_traffic_does_not() {
     if let Some(why) = missing_live_capability() {
         return skip_unless_live(&why);
     }
     let _lock = lock_trace_pipe();
-    let pipe = gtp5g_operator::source::locate(None, true).unwrap();
+    // The daemon reads a tracing instance (as it does by default, its own):
+    // the heartbeat must land there, not only in the global buffer.
+    let instance = OwnInstance::new();
     let api = Api::start().await;
     let addr = free_addr();
     // Heartbeat every second; silent past 3 s.
-    let d = daemon(&api, &pipe, addr, "3");
+    let d = daemon(&api, &instance.dir.join("trace_pipe"), addr, "3");
     d.wait_ready(LONG).await;
-    let mut tracer = Some(Tracer::start(&["--heartbeat-s", "1"]));
+    let mut tracer = Some(Tracer::start(&["--heartbeat-s", "1", "--instance", &instance.name]));
     let tracer_pid = tracer.as_ref().unwrap().pid();
     let mut s = status(addr).await;
     let end = Instant::now() + LONG;
