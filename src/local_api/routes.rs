@@ -192,17 +192,25 @@ fn unauthorized(err: &AuthError) -> Response {
     failure(StatusCode::UNAUTHORIZED, err.to_string())
 }
 
+/// A protected POST's body, or the answer refusing it (auth first, as the
+/// real server's middleware runs before the handler reads the body).
+fn authorized_body(
+    api: &LocalApi,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Bytes, Response> {
+    authorize(api, headers).map_err(|e| unauthorized(&e))?;
+    body.map_err(|rejection| body_error(&rejection))
+}
+
 async fn post_strategies(
     State(api): State<LocalApi>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    if let Err(e) = authorize(&api, &headers) {
-        return unauthorized(&e);
-    }
-    let body = match body {
+    let body = match authorized_body(&api, &headers, body) {
         Ok(body) => body,
-        Err(rejection) => return body_error(&rejection),
+        Err(refused) => return refused,
     };
     let request: StrategiesRequest = match decode_first(&body)
         .and_then(|r: StrategiesRequest| api.check_priorities(&r.strategies).map(|()| r))
@@ -258,12 +266,9 @@ async fn post_metrics(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    if let Err(e) = authorize(&api, &headers) {
-        return unauthorized(&e);
-    }
-    let body = match body {
+    let body = match authorized_body(&api, &headers, body) {
         Ok(body) => body,
-        Err(rejection) => return body_error(&rejection),
+        Err(refused) => return refused,
     };
     let (bad, saved) = match api.schema() {
         Schema::V0 => ("Invalid JSON format", Some("Metrics saved successfully")),
