@@ -198,9 +198,9 @@ fn authorized_body(
     api: &LocalApi,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Bytes, Response> {
-    authorize(api, headers).map_err(|e| unauthorized(&e))?;
-    body.map_err(|rejection| body_error(&rejection))
+) -> Result<Bytes, Box<Response>> {
+    authorize(api, headers).map_err(|e| Box::new(unauthorized(&e)))?;
+    body.map_err(|rejection| Box::new(body_error(&rejection)))
 }
 
 async fn post_strategies(
@@ -210,7 +210,7 @@ async fn post_strategies(
 ) -> Response {
     let body = match authorized_body(&api, &headers, body) {
         Ok(body) => body,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let request: StrategiesRequest = match decode_first(&body)
         .and_then(|r: StrategiesRequest| api.check_priorities(&r.strategies).map(|()| r))
@@ -268,7 +268,7 @@ async fn post_metrics(
 ) -> Response {
     let body = match authorized_body(&api, &headers, body) {
         Ok(body) => body,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let (bad, saved) = match api.schema() {
         Schema::V0 => ("Invalid JSON format", Some("Metrics saved successfully")),
