@@ -164,6 +164,11 @@ stop_all() {
 	if [ -s "$RUNDIR/tracer.log" ]; then
 		say "tracer: $(tail -n 1 "$RUNDIR/tracer.log")"
 	fi
+	# The daemon's tracing instance, made for this run (after the daemon
+	# stopped: the kernel keeps an instance that is being read).
+	if [ -n "${GTP5G_OPERATOR__TRACE__INSTANCE:-}" ]; then
+		"$OPERATOR" trace-instance remove --config "$CONFIG" || warn "could not remove the tracing instance $GTP5G_OPERATOR__TRACE__INSTANCE"
+	fi
 	say "all stopped; logs in $RUNDIR"
 }
 
@@ -188,6 +193,10 @@ main() {
 	start_tracer "$RUNDIR/tracer.log" --mode auto || die "gtp5g-tracer did not attach (log: $RUNDIR/tracer.log)"
 	say "tracer ready: $(cat "$RUNDIR/tracer.ready")"
 	say "starting the daemon: gtp5g-operator run (API $API_URL)"
+	# A tracing instance of this run's own (an installed operator keeps its
+	# own): the daemon gets every tracer line whoever else reads the global
+	# trace_pipe, and the instance goes when the run stops.
+	export GTP5G_OPERATOR__TRACE__INSTANCE=gtp5g-local-$$
 	start_daemon "$RUNDIR/operator.log" --config "$CONFIG" || die "gtp5g-operator did not start (log: $RUNDIR/operator.log)"
 	start_watcher
 	if [ "$DEMO" = 1 ]; then

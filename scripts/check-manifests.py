@@ -51,8 +51,10 @@ def write_config_map():
 def main():
     if "--write" in sys.argv[1:]:
         write_config_map()
-    docs = {d["kind"]: d for d in yaml.safe_load_all(MANIFEST.read_text()) if d}
-    config_map, daemon_set = docs["ConfigMap"], docs["DaemonSet"]
+    docs = {(d["kind"], d["metadata"]["name"]): d
+            for d in yaml.safe_load_all(MANIFEST.read_text()) if d}
+    config_map = docs["ConfigMap", "gtp5g-operator"]
+    daemon_set, tracer_set = docs["DaemonSet", "gtp5g-operator"], docs["DaemonSet", "gtp5g-tracer"]
     shipped = CONFIG.read_text()
     check(
         "ConfigMap config.toml is config/gtp5g-operator.toml verbatim",
@@ -60,18 +62,19 @@ def main():
         "they differ: run scripts/check-manifests.py --write",
     )
 
-    pod = daemon_set["spec"]["template"]["spec"]
-    containers = by_name(pod["containers"])
-    tracer, operator = containers["tracer"], containers["operator"]
-    volumes = by_name(pod["volumes"])
-    labels = daemon_set["spec"]["template"]["metadata"]["labels"]
-    check("pods labelled app=gtp5g-operator", labels.get("app") == "gtp5g-operator", labels)
-    check("selector matches the pod labels",
-          daemon_set["spec"]["selector"]["matchLabels"].items() <= labels.items())
-    check("hostPID", pod.get("hostPID") is True)
+    pod, tracer_pod = daemon_set["spec"]["template"]["spec"], tracer_set["spec"]["template"]["spec"]
+    operator, tracer = by_name(pod["containers"])["operator"], by_name(tracer_pod["containers"])["tracer"]
+    volumes, tracer_volumes = by_name(pod["volumes"]), by_name(tracer_pod["volumes"])
+    for ds in (daemon_set, tracer_set):
+        name, labels = ds["metadata"]["name"], ds["spec"]["template"]["metadata"]["labels"]
+        check(f"{name}: pods labelled app={name}", labels.get("app") == name, labels)
+        check(f"{name}: selector matches the pod labels",
+              ds["spec"]["selector"]["matchLabels"].items() <= labels.items())
+    check("hostPID for the operator only (the tracer reads no pid)",
+          pod.get("hostPID") is True and not tracer_pod.get("hostPID"))
 
     version = re.search(r'^version = "(.+)"$', (REPO / "Cargo.toml").read_text(), re.M)[1]
-    images = {c["image"] for c in pod["containers"]}
+    images = {c["image"] for c in pod["containers"] + tracer_pod["containers"]}
     check(f"both containers run gtp5g-operator:{version} (Cargo.toml)",
           images == {f"gtp5g-operator:{version}"}, images)
 
@@ -88,7 +91,7 @@ def main():
           and operator_sc["allowPrivilegeEscalation"] is False
           and operator_sc["readOnlyRootFilesystem"] is True, operator_sc)
     check("no container is privileged",
-          not any(c["securityContext"].get("privileged") for c in pod["containers"]))
+          not any(c["securityContext"].get("privileged") for c in (tracer, operator)))
 
     init = by_name(pod.get("initContainers"))
     maker = init.get("trace-instance", {})
@@ -112,7 +115,7 @@ def main():
           and mounts["tracing"] == {"name": "tracing", "mountPath": "/sys/kernel/tracing",
                                     "readOnly": True}, mounts.get("tracing"))
     check("tracer sees the host's BTF",
-          volumes["btf"]["hostPath"]["path"] == "/sys/kernel/btf"
+          tracer_volumes["btf"]["hostPath"]["path"] == "/sys/kernel/btf"
           and by_name(tracer["volumeMounts"])["btf"]["mountPath"] == "/sys/kernel/btf")
 
     config_arg = operator["args"][operator["args"].index("--config") + 1]
@@ -144,15 +147,17 @@ def main():
           listen == f"0.0.0.0:{port}" and annotations.get("prometheus.io/port") == str(port)
           and annotations.get("prometheus.io/scrape") == "true"
           and annotations.get("prometheus.io/path") == "/metrics", (listen, port, annotations))
-    for probe in ("livenessProbe", "readinessProbe"):
+    # An API outage must never restart the pod: liveness asks only after the
+    # daemon's own loops, readiness after the API.
+    for probe, path in (("livenessProbe", "/livez"), ("readinessProbe", "/healthz")):
         get = operator[probe]["httpGet"]
-        check(f"{probe} on /healthz", get == {"path": "/healthz", "port": "metrics"}, get)
+        check(f"{probe} on {path}", get == {"path": path, "port": "metrics"}, get)
 
     # The operator's SIGTERM drain gives an in-flight POST 5 s; the period
     # must leave room for it and for the exit itself.
     check("terminationGracePeriodSeconds leaves the 5 s drain room",
           pod["terminationGracePeriodSeconds"] >= 10, pod["terminationGracePeriodSeconds"])
-    for c in pod["containers"]:
+    for c in (tracer, operator):
         res = c.get("resources", {})
         check(f"{c['name']}: memory request and limit, cpu request",
               {"cpu", "memory"} <= res.get("requests", {}).keys()

@@ -11,11 +11,14 @@
 # 2. Image (root and a container engine): ./build.sh image, then in it:
 #    --version, check-config (good and bad), a fixture replay, and a live run
 #    set up as the DaemonSet does: the real tracer in a container with only
-#    CAP_BPF + CAP_PERFMON, the operator in another with no capabilities, a
-#    read-only tracefs and the host's pid namespace, boosting a host process
-#    named nr-gnb in a local API on the host; then SIGTERM, as the kubelet
-#    sends it, within terminationGracePeriodSeconds. Prints both programs'
-#    peak RSS and CPU time.
+#    CAP_BPF + CAP_PERFMON in its own pid namespace, the init step making
+#    the operator's tracing instance with no capabilities and a writable
+#    tracefs, the operator with
+#    no capabilities, a read-only tracefs and the host's pid namespace
+#    reading that instance while a `cat` holds the global trace_pipe,
+#    boosting a host process named nr-gnb in a local API on the host; then
+#    SIGTERM, as the kubelet sends it, within terminationGracePeriodSeconds;
+#    the instance removed. Prints both programs' peak RSS and CPU time.
 # Without root or an engine the image part is skipped with the reason;
 # GTP5G_REQUIRE_LIVE=1 turns that skip into a failure.
 set -euo pipefail
@@ -29,6 +32,10 @@ MANIFESTS=(deploy/kubernetes/deployment.yaml)
 VENV=${CARGO_TARGET_DIR:-$GTP5G_REPO/target}/venv-kubernetes-validate
 GRACE_S=15
 RUN_ID=gtp5g-ct-$$
+# The operator's tracing instance in this run (trace.instance), so that it
+# never meets an installed operator's.
+INSTANCE=$RUN_ID
+INSTANCE_PIPE=$TRACEFS/instances/$INSTANCE/trace_pipe
 PASSED=0
 
 pass() {
@@ -156,7 +163,7 @@ cap_eff() {
 # The containers' ready files: /run/gtp5g in both, $WORK/run here.
 start_tracer_container() {
 	install -d "$WORK/run"
-	ct run -d --name "$RUN_ID-tracer" --pid host --cap-drop all --cap-add CAP_BPF,CAP_PERFMON \
+	ct run -d --name "$RUN_ID-tracer" --cap-drop all --cap-add CAP_BPF,CAP_PERFMON \
 		--security-opt no-new-privileges --security-opt seccomp=unconfined --read-only \
 		-v /sys/kernel/btf:/sys/kernel/btf:ro -v "$TRACEFS:/sys/kernel/tracing:ro" -v "$WORK/run:/run/gtp5g" \
 		--entrypoint /usr/local/bin/gtp5g-tracer "$IMAGE" --mode auto --ready-file /run/gtp5g/tracer.ready >/dev/null ||
@@ -167,6 +174,42 @@ start_tracer_container() {
 	[ "$(cap_eff "$TRACER_PID")" = 000000c000000000 ] ||
 		fail "tracer CapEff $(cap_eff "$TRACER_PID"), expected CAP_BPF+CAP_PERFMON only"
 	pass "tracer attached with CAP_BPF + CAP_PERFMON only: $(cat "$WORK/run/tracer.ready")"
+}
+
+# The DaemonSet's init container: uid 0, no capabilities, tracefs writable.
+make_trace_instance() {
+	local out
+	out=$(ct run --rm --cap-drop all --security-opt no-new-privileges --read-only \
+		-v "$TRACEFS:/sys/kernel/tracing" -v "$WORK/config:/etc/gtp5g-operator/config:ro" \
+		-e "GTP5G_OPERATOR__TRACE__INSTANCE=$INSTANCE" \
+		"$IMAGE" trace-instance create --config /etc/gtp5g-operator/config/config.toml 2>&1) ||
+		fail "trace-instance create in a container without capabilities: $out"
+	[ "$(cat "$TRACEFS/instances/$INSTANCE/set_event")" = bpf_trace:bpf_trace_printk ] ||
+		fail "instance $INSTANCE records: $(cat "$TRACEFS/instances/$INSTANCE/set_event")"
+	pass "init step without capabilities: $out"
+}
+
+# A person's reader of the global trace_pipe, there before the operator.
+start_global_reader() {
+	start_bg "$WORK/global.cat" cat "$TRACEFS/trace_pipe"
+	CAT_PID=$BG_PID
+	wait_until 5 "cat holding $TRACEFS/trace_pipe" reads_pipe "$CAT_PID" "$TRACEFS/trace_pipe" ||
+		fail "cat could not open $TRACEFS/trace_pipe (another reader?)"
+}
+
+check_global_reader() {
+	kill -0 "$CAT_PID" 2>/dev/null || fail "the global trace_pipe's cat stopped"
+	grep -q "TGID=$NR_GNB_PID" "$WORK/global.cat" || fail "the cat of the global trace_pipe saw no nr-gnb line"
+	stop_pid "$CAT_PID"
+	pass "a cat of the global trace_pipe ran throughout and got the nr-gnb's lines too"
+}
+
+remove_trace_instance() {
+	local out
+	out=$(GTP5G_OPERATOR__TRACE__INSTANCE=$INSTANCE "$OPERATOR" trace-instance remove --config /dev/null 2>&1) ||
+		fail "trace-instance remove: $out"
+	[ ! -e "$TRACEFS/instances/$INSTANCE" ] || fail "instance $INSTANCE still there: $out"
+	pass "$out"
 }
 
 start_operator_container() {
@@ -181,20 +224,21 @@ start_operator_container() {
 		-v "$WORK/run:/run/gtp5g" -e GTP5G_OPERATOR_READY_FILE=/run/gtp5g/operator.ready \
 		-e PUBLIC_KEY_PATH=/etc/gtp5g-operator/key/jwt_public_key.pem -e "API_ENDPOINT=$API_URL" \
 		-e "GTP5G_OPERATOR__METRICS__LISTEN=127.0.0.1:$METRICS_PORT" \
+		-e "GTP5G_OPERATOR__TRACE__INSTANCE=$INSTANCE" \
 		"$IMAGE" run --config /etc/gtp5g-operator/config/config.toml >/dev/null ||
 		fail "could not start the operator container"
 	wait_container_ready "$RUN_ID-operator" operator.ready
 	OPERATOR_PID=$(container_pid "$RUN_ID-operator")
 	[ "$(cap_eff "$OPERATOR_PID")" = 0000000000000000 ] ||
 		fail "operator CapEff $(cap_eff "$OPERATOR_PID"), expected none"
-	reads_trace_pipe "$OPERATOR_PID" || fail "operator ready but not reading $TRACEFS/trace_pipe: $(cat "$WORK/run/operator.ready")"
-	pass "operator reads trace_pipe with no capabilities (CapEff 0), read-only tracefs and root: $(cat "$WORK/run/operator.ready")"
+	reads_pipe "$OPERATOR_PID" "$INSTANCE_PIPE" || fail "operator ready but not reading $INSTANCE_PIPE: $(cat "$WORK/run/operator.ready")"
+	pass "operator reads its instance's trace_pipe with no capabilities (CapEff 0), read-only tracefs and root: $(cat "$WORK/run/operator.ready")"
 }
 
-# Whether process $1 has trace_pipe open (the container's tracefs is the
+# Whether process $1 has trace pipe $2 open (the container's tracefs is the
 # host's, so the link reads the same).
-reads_trace_pipe() {
-	find "/proc/$1/fd" -lname "$TRACEFS/trace_pipe" 2>/dev/null | grep -q .
+reads_pipe() {
+	[ -n "$(find "/proc/$1/fd" -lname "$2" -print -quit 2>/dev/null)" ]
 }
 
 # A host process named nr-gnb sending GTP-U over loopback must end up in
@@ -219,7 +263,8 @@ check_boost() {
 check_metrics() {
 	local base=http://127.0.0.1:$METRICS_PORT
 	curl -sf "$base/healthz" >/dev/null || fail "/healthz: $(curl -s "$base/healthz")"
-	curl -sf "$base/metrics" | grep -Eq '^gtp5g_operator_trace_events_total [1-9]' ||
+	# Not grep -q: quitting early would kill curl with SIGPIPE (pipefail).
+	curl -sf "$base/metrics" | grep -E '^gtp5g_operator_trace_events_total [1-9]' >/dev/null ||
 		fail "/metrics counts no trace events"
 	pass "/healthz answers 200, /metrics counts trace events"
 }
@@ -263,12 +308,16 @@ smoke_live() {
 	# Fed by the real tracer: hold the trace_pipe lock from attach to detach.
 	lock_trace_pipe
 	start_tracer_container
+	make_trace_instance
+	start_global_reader
 	start_operator_container
 	check_boost
+	check_global_reader
 	check_metrics
 	report_usage
 	check_graceful_stop
 	unlock_trace_pipe
+	remove_trace_instance
 	check_state_saved
 }
 
@@ -280,6 +329,7 @@ skip() {
 cleanup() {
 	remove_containers
 	stop_started
+	rmdir "$TRACEFS/instances/$INSTANCE" 2>/dev/null || true
 	rm -rf "$WORK"
 }
 

@@ -3,14 +3,16 @@
 # container with systemd as PID 1 (podman --systemd=always --privileged),
 # the project installed into it with `DESTDIR=... ./build.sh install`, then
 #
-#   A. (trace_pipe lock held) start gtp5g-local-api gtp5g-tracer
-#      gtp5g-operator: all active, the operator after READY=1, the tracer's
-#      probes attached (READY=1: Type=notify through a drop-in) with
-#      CAP_BPF+CAP_PERFMON only, the operator holding trace_pipe open
-#      through its read-only bind with no capabilities, and
+#   A. (trace_pipe lock held, a `cat` of the global trace_pipe running)
+#      start gtp5g-local-api gtp5g-tracer gtp5g-operator: all active, the
+#      operator after READY=1, the tracer's probes attached (READY=1:
+#      Type=notify through a drop-in) with CAP_BPF+CAP_PERFMON only, the
+#      unit's `+` ExecStartPre having made the operator's tracing instance,
+#      the operator holding that instance's trace_pipe open through its
+#      read-only bind with no capabilities, the cat still running, and
 #      `systemd-analyze security` of the running units equal to the scores
 #      in docs/DEPLOYMENT.md; then the tracer is stopped (exit 0) and
-#      uninstalled;
+#      uninstalled, and the instance removed;
 #   B. an nr-gnb process in the container reaches the local API's list;
 #   C. reload with a changed config applies it, with a broken one keeps it;
 #   D. a stalled runtime is killed by the watchdog and restarted;
@@ -39,6 +41,10 @@ PACKAGES=(systemd systemd-sysv dbus libbpf1 libelf1 zlib1g jq netcat-openbsd)
 NAME=gtp5g-systemd-test-$$
 STAGE=
 FIFO=/run/gtp5g-test/trace.fifo
+# The operator's tracing instance (trace.instance) in this run: the host's
+# kernel is shared, an installed operator's instance is left alone.
+INSTANCE=gtp5g-sd-$$
+INSTANCE_PIPE=/sys/kernel/tracing/instances/$INSTANCE/trace_pipe
 T0=$SECONDS
 # Every try is a `podman exec`: no faster than this (see wait_until).
 POLL_S=0.5
@@ -63,6 +69,7 @@ cleanup() {
 		fi
 	fi
 	[ -z "$STAGE" ] || rm -rf "$STAGE"
+	rmdir "$TRACEFS/instances/$INSTANCE" 2>/dev/null
 }
 trap cleanup EXIT
 
@@ -74,7 +81,9 @@ journal() { in_ct journalctl --no-pager -o cat "$@"; }
 journal_has() {
 	local unit=$1 regex=$2
 	shift 2
-	journal -u "$unit" "$@" | grep -q -- "$regex"
+	# Not grep -q: it would leave at the first match, and journalctl's
+	# SIGPIPE then fails the pipeline (pipefail) on a long journal.
+	journal -u "$unit" "$@" | grep -- "$regex" >/dev/null
 }
 
 # within SECONDS WHAT CMD...: wait_until, failing the test.
@@ -130,6 +139,7 @@ system_settled() {
 
 start_units() {
 	tracer_notify
+	dropin gtp5g-operator test-instance "Environment=GTP5G_OPERATOR__TRACE__INSTANCE=$INSTANCE"
 	# Returns once the tracer and the operator sent READY=1 (Type=notify),
 	# and fails if the operator's first start lost the race for the local
 	# API's key.
@@ -167,13 +177,38 @@ check_operator_sandbox() {
 	[ "$(cap_eff gtp5g-operator)" = 0000000000000000 ] || fail "operator CapEff $(cap_eff gtp5g-operator)"
 	local pid mounts
 	pid=$(prop gtp5g-operator MainPID)
+	journal_has gtp5g-operator "created ${INSTANCE_PIPE%/trace_pipe}" ||
+		fail "the unit's ExecStartPre did not make the tracing instance $INSTANCE"
 	# Ready (READY=1) means its trace source is open.
-	in_ct find "/proc/$pid/fd" -lname /sys/kernel/tracing/trace_pipe | grep -q . ||
-		fail "operator (pid $pid) ready but trace_pipe is not open"
+	in_ct find "/proc/$pid/fd" -lname "$INSTANCE_PIPE" | grep -q . ||
+		fail "operator (pid $pid) ready but $INSTANCE_PIPE is not open"
 	# shellcheck disable=SC2016 # an awk program, run in the container
 	mounts=$(in_ct awk '$5 == "/sys/kernel/tracing" {print $6}' "/proc/$pid/mountinfo")
 	case ",$mounts," in *,ro,*) ;; *) fail "tracefs not read-only for the operator: $mounts" ;; esac
-	say "operator: CapEff 0, has trace_pipe open, tracefs mounted ro in its namespace"
+	say "operator: CapEff 0, has its instance's trace_pipe open, tracefs mounted ro in its namespace"
+}
+
+# A person's `cat` of the global trace_pipe, there before the operator.
+start_global_reader() {
+	in_ct systemd-run --quiet --unit=global-cat --property=Type=exec cat /sys/kernel/tracing/trace_pipe
+	# shellcheck disable=SC2016 # run in the container
+	wait_until 5 "cat holding the global trace_pipe" in_ct sh -c \
+		'find /proc/$(systemctl show -p MainPID --value global-cat)/fd -lname /sys/kernel/tracing/trace_pipe | grep -q .' ||
+		fail "cat could not open the global trace_pipe (another reader?)"
+}
+
+check_global_reader() {
+	is_running global-cat || fail "the global trace_pipe's cat stopped: $(prop global-cat ActiveState)"
+	sctl stop global-cat
+	say "a cat of the global trace_pipe ran beside the operator throughout"
+}
+
+# Once the operator is stopped: the kernel keeps an instance being read.
+remove_instance() {
+	in_ct env "GTP5G_OPERATOR__TRACE__INSTANCE=$INSTANCE" gtp5g-operator trace-instance remove --config /dev/null ||
+		fail "trace-instance remove"
+	in_ct test ! -e "${INSTANCE_PIPE%/trace_pipe}" || fail "instance $INSTANCE still there"
+	say "instance $INSTANCE removed"
 }
 
 # The "shipped" column of docs/DEPLOYMENT.md's exposure table.
@@ -210,11 +245,14 @@ retire_tracer() {
 phase_shipped_units() {
 	lock_trace_pipe
 	say "A: trace_pipe lock taken"
+	start_global_reader
 	start_units
 	check_tracer
 	check_operator_sandbox
+	check_global_reader
 	check_security_scores
 	retire_tracer
+	remove_instance
 	unlock_trace_pipe
 	say "A: done, trace_pipe lock released"
 }
@@ -310,8 +348,8 @@ LimitCORE=0"
 	start=$SECONDS
 	sctl kill -s SIGUSR2 --kill-who=main gtp5g-operator
 	within 40 "watchdog restart" restarted_since "$pid" "$restarts"
-	journal -u gtp5g-operator | grep -q 'stalling the async runtime' || fail "stall trigger not logged"
-	journal -u gtp5g-operator | grep -q 'Watchdog timeout' || fail "systemd logged no watchdog timeout"
+	journal_has gtp5g-operator 'stalling the async runtime' || fail "stall trigger not logged"
+	journal_has gtp5g-operator 'Watchdog timeout' || fail "systemd logged no watchdog timeout"
 	say "D: stalled daemon killed by the watchdog and running again after $((SECONDS - start)) s (WatchdogSec=5, RestartSec=2)"
 	in_ct rm /etc/systemd/system/gtp5g-operator.service.d/test-watchdog.conf
 	sctl daemon-reload

@@ -474,14 +474,19 @@ mod tests {
         assert_eq!(cfg.targets.names, vec!["a", "b"]);
     }
 
-    fn error_of(env: &[(&str, &str)], toml: Option<&str>) -> String {
+    /// `with`, a valid key file added unless `env` names one.
+    fn with_key(env: &[(&str, &str)], toml: Option<&str>) -> Result<Config, ConfigError> {
         let k = key_file();
         let (kv, kp) = key_env(&k);
         let mut env = env.to_vec();
         if !env.iter().any(|(k, _)| *k == "PUBLIC_KEY_PATH") {
             env.push((kv, &kp));
         }
-        with(&env, toml).unwrap_err().to_string()
+        with(&env, toml)
+    }
+
+    fn error_of(env: &[(&str, &str)], toml: Option<&str>) -> String {
+        with_key(env, toml).unwrap_err().to_string()
     }
 
     #[test]
@@ -567,11 +572,8 @@ mod tests {
 
     #[test]
     fn list_variables_are_trimmed_and_take_exe_paths_and_uids() {
-        let k = key_file();
-        let (kv, kp) = key_env(&k);
-        let cfg = with(
+        let cfg = with_key(
             &[
-                (kv, &kp),
                 ("GTP5G_OPERATOR__TARGETS__NAMES", "nr-gnb, nr-ue ,"),
                 ("GTP5G_OPERATOR__TARGETS__EXE_PATHS", "/opt/UERANSIM/build/, /ueransim/nr-ue"),
                 ("GTP5G_OPERATOR__TARGETS__UIDS", "0"),
@@ -583,7 +585,7 @@ mod tests {
         let paths = [PathBuf::from("/opt/UERANSIM/build/"), PathBuf::from("/ueransim/nr-ue")];
         assert_eq!(cfg.targets.exe_paths, paths);
         assert_eq!(cfg.targets.uids, vec![0]);
-        let two = with(&[(kv, &kp), ("GTP5G_OPERATOR__TARGETS__UIDS", "0, 1000")], None);
+        let two = with_key(&[("GTP5G_OPERATOR__TARGETS__UIDS", "0, 1000")], None);
         assert_eq!(two.unwrap().targets.uids, vec![0, 1000]);
         let shipped = Config::load(&Sources::default(), Purpose::Replay).unwrap();
         assert!(shipped.targets.exe_paths.is_empty() && shipped.targets.uids.is_empty());
@@ -598,9 +600,7 @@ mod tests {
             assert!(err.contains("targets.exe_paths") && err.contains(bad), "{bad}: {err}");
         }
         let ok = "[targets]\nexe_paths = [\"/opt/UERANSIM/build/\", \"/usr/local/bin/nr-gnb\"]\n";
-        let k = key_file();
-        let (kv, kp) = key_env(&k);
-        assert_eq!(with(&[(kv, &kp)], Some(ok)).unwrap().targets.exe_paths.len(), 2);
+        assert_eq!(with_key(&[], Some(ok)).unwrap().targets.exe_paths.len(), 2);
     }
 
     #[test]
@@ -618,9 +618,7 @@ mod tests {
             assert!(error_of(&[(var, &max)], None).contains(key.rsplit('.').next().unwrap()));
         }
         let week = MAX_SECONDS.to_string();
-        let k = key_file();
-        let (kv, kp) = key_env(&k);
-        let cfg = with(&[(kv, &kp), ("GTP5G_OPERATOR__STRATEGY__INTERVAL_S", &week)], None);
+        let cfg = with_key(&[("GTP5G_OPERATOR__STRATEGY__INTERVAL_S", &week)], None);
         assert_eq!(cfg.unwrap().strategy.interval_s, MAX_SECONDS);
     }
 }

@@ -238,9 +238,18 @@ async fn run_with<P: ProcView + 'static>(
     }
 
     let mut current = cfg;
+    let mut check_loops = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,
+            _ = check_loops.tick() => {
+                let ended = [
+                    ("the trace reader thread", reader.is_finished()),
+                    ("the tracker thread", tracker_thread.is_finished()),
+                    ("the publisher", publisher.is_finished()),
+                ];
+                note_loops(&stats, &ended);
+            }
             _ = control.reload.notified() => {
                 lifecycle.reloading();
                 match reload() {
@@ -280,6 +289,17 @@ async fn run_with<P: ProcView + 'static>(
     }
     stats.log_counters();
     Ok(())
+}
+
+/// For /livez: the time of this check, and the first loop found ended.
+fn note_loops(stats: &Stats, ended: &[(&str, bool)]) {
+    stats.loops_checked_unix_ms.store(crate::clock::unix_ms(), Relaxed);
+    if let Some((which, _)) = ended.iter().find(|(_, ended)| *ended) {
+        if stats.loop_ended.get().is_none() {
+            tracing::error!("{which} ended while the daemon runs; /livez now fails");
+            stats.loop_ended.set(Some((*which).to_owned()));
+        }
+    }
 }
 
 /// Test only (signal::STALL_ENV): blocks every worker thread for good, as a

@@ -33,7 +33,8 @@
 //!   to scripts).
 //!
 //! Shared helpers: [`backoff`], [`clock`], [`wake`] (the self-pipe of the
-//! two poll(2) threads), [`public_key`]. And [`local_api`], a local Gthulhu
+//! two poll(2) threads), [`public_key`], [`server`] (the hardened accept
+//! loop both HTTP listeners run). And [`local_api`], a local Gthulhu
 //! API server for tests and for labs without a cluster.
 
 // 1. Source: trace_pipe -> chunks, on the reader thread.
@@ -68,6 +69,7 @@ pub mod systemd;
 pub mod backoff;
 pub mod clock;
 pub mod public_key;
+pub mod server;
 pub mod wake;
 
 // A local Gthulhu API server (tests, labs without a cluster).

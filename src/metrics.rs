@@ -5,6 +5,7 @@
 
 use crate::clock::unix_ms;
 use crate::config::MetricsConfig;
+use crate::server::Limits;
 use crate::stats::Stats;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -17,11 +18,19 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// A scraper and the kubelet's probes, each a request every few seconds.
+const LIMITS: Limits = Limits {
+    max_connections: 64,
+    head: Duration::from_secs(30),
+    request: Duration::from_secs(10),
+    drain: Duration::from_secs(1),
+};
 
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
@@ -57,6 +66,9 @@ pub fn unhealthy(stats: &Stats, bounds: HealthBounds, now_ms: u64) -> Option<Str
         let age_ms = now_ms.saturating_sub(since);
         (since != 0 && age_ms > bound.as_millis() as u64).then_some(age_ms / 1000)
     };
+    if let Some(why) = stats.untrusted_api.get() {
+        return Some(why);
+    }
     if !stats.source_up.load(Relaxed) {
         if let Some(s) = longer_than(&stats.source_down_since_unix_ms, bounds.max_source_down) {
             let why = stats.source_error.lock().map(|e| e.clone()).unwrap_or_default();
@@ -74,6 +86,23 @@ pub fn unhealthy(stats: &Stats, bounds: HealthBounds, now_ms: u64) -> Option<Str
     }
     longer_than(&stats.first_failure_unix_ms, bounds.max_post_failure)
         .map(|s| format!("posts failing for {s} s (bound {} s)", bounds.max_post_failure.as_secs()))
+}
+
+/// The daemon's runtime checks its loops every second; this long without a
+/// check means the runtime itself is stuck.
+const MAX_LOOP_CHECK_AGE: Duration = Duration::from_secs(15);
+
+/// Why the daemon is not alive, or None: one of its loops ended, or its
+/// runtime stopped checking them. Nothing about the API: an API outage
+/// must never restart the daemon.
+pub fn dead(stats: &Stats, now_ms: u64) -> Option<String> {
+    if let Some(which) = stats.loop_ended.get() {
+        return Some(format!("{which} ended\n"));
+    }
+    let checked = stats.loops_checked_unix_ms.load(Relaxed);
+    let age = Duration::from_millis(now_ms.saturating_sub(checked));
+    (checked != 0 && age > MAX_LOOP_CHECK_AGE)
+        .then(|| format!("the runtime has not checked its loops for {} s\n", age.as_secs()))
 }
 
 /// Encodes `Stats` at scrape time.
@@ -174,6 +203,7 @@ fn router(stats: Arc<Stats>, bounds: HealthBounds) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/status", get(status))
+        .route("/livez", get(livez))
         .with_state(Arc::new(Shared { registry, stats, bounds }))
 }
 
@@ -194,6 +224,13 @@ async fn healthz(State(s): State<Arc<Shared>>) -> Response {
     }
 }
 
+async fn livez(State(s): State<Arc<Shared>>) -> Response {
+    match dead(&s.stats, unix_ms()) {
+        None => (StatusCode::OK, "ok\n").into_response(),
+        Some(reason) => (StatusCode::SERVICE_UNAVAILABLE, reason).into_response(),
+    }
+}
+
 async fn status(State(s): State<Arc<Shared>>) -> Response {
     axum::Json(crate::status::report(&s.stats, s.bounds, unix_ms())).into_response()
 }
@@ -210,8 +247,8 @@ pub async fn serve(
         .await
         .map_err(|source| MetricsError::Bind { addr, source })?;
     let bound = listener.local_addr().unwrap_or(addr);
-    tracing::info!(%bound, "serving /metrics, /healthz and /status");
-    Ok(axum::serve(listener, router(stats, bounds)).with_graceful_shutdown(shutdown).into_future())
+    tracing::info!(%bound, "serving /metrics, /healthz, /livez and /status");
+    Ok(crate::server::serve(listener, router(stats, bounds), LIMITS, shutdown))
 }
 
 #[cfg(test)]
@@ -233,6 +270,19 @@ mod tests {
         assert_eq!(unhealthy(&s, BOUNDS, 1_060_000), None, "at the bound is still healthy");
         let why = unhealthy(&s, BOUNDS, 1_061_000).unwrap();
         assert!(why.contains("posts failing for 61 s"), "{why}");
+    }
+
+    #[test]
+    fn liveness_is_the_loops_and_never_the_api() {
+        let s = Stats::default();
+        assert_eq!(dead(&s, 1_000_000), None, "not checked yet: starting");
+        s.first_failure_unix_ms.store(1, Relaxed);
+        s.untrusted_api.set(Some("impostor".into()));
+        s.loops_checked_unix_ms.store(1_000_000, Relaxed);
+        assert_eq!(dead(&s, 1_015_000), None, "API failures do not count");
+        assert!(dead(&s, 1_016_000).unwrap().contains("not checked its loops for 16 s"));
+        s.loop_ended.set(Some("the tracker thread".into()));
+        assert_eq!(dead(&s, 1_000_000).unwrap(), "the tracker thread ended\n");
     }
 
     #[test]

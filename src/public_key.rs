@@ -34,13 +34,13 @@ pub fn parse_pem(text: &str) -> Result<RsaPublicKey, PublicKeyError> {
     })
 }
 
-/// Reads a PEM public key file and checks that the API server would parse
-/// it; the text is what goes into the token request.
-pub fn read_pem_file(path: &Path) -> Result<String, String> {
+/// Reads a PEM public key file the API server would parse: its text (what
+/// goes into the token request) and the key (what checks the token).
+pub fn read_pem_file(path: &Path) -> Result<(String, RsaPublicKey), String> {
     let pem = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    parse_pem(&pem)
+    let key = parse_pem(&pem)
         .map_err(|e| format!("{}: not an RSA public key in PEM form: {e}", path.display()))?;
-    Ok(pem)
+    Ok((pem, key))
 }
 
 fn pem_block_contents(text: &str) -> Option<Vec<u8>> {
@@ -93,6 +93,6 @@ mod tests {
         assert!(err.contains(&f.path().display().to_string()) && err.contains("RSA"), "{err}");
         let good = include_str!("../tests/fixtures/other_public_key.pem");
         std::fs::write(f.path(), good).unwrap();
-        assert_eq!(read_pem_file(f.path()).unwrap(), good);
+        assert_eq!(read_pem_file(f.path()).unwrap().0, good);
     }
 }

@@ -214,6 +214,11 @@ impl Reader {
     pub fn join(self) {
         let _ = self.thread.join();
     }
+
+    /// True once the thread has ended (for the daemon's liveness).
+    pub fn is_finished(&self) -> bool {
+        self.thread.is_finished()
+    }
 }
 
 fn read_loop(

@@ -131,6 +131,13 @@ stats! {
         first_failure_unix_ms: AtomicU64,
         tracked_processes: AtomicU64,
         tracked_threads: AtomicU64,
+        /// Why the API was last refused as an impostor (None once a list
+        /// is delivered): /healthz says it at once, as no retry fixes it.
+        untrusted_api: Note,
+        /// When the daemon's runtime last checked its loops (/livez).
+        loops_checked_unix_ms: AtomicU64,
+        /// Which of the daemon's loops ended while it runs (/livez).
+        loop_ended: Note,
         /// The last tracer heartbeat read (0: none yet).
         last_heartbeat_unix_ms: AtomicU64,
         /// What /status shows besides the counters.
@@ -162,6 +169,20 @@ impl Stats {
             ("auth", self.posts_failed_auth.load(Relaxed)),
             ("body", self.posts_failed_body.load(Relaxed)),
         ]
+    }
+}
+
+/// A reason, set and read across threads.
+#[derive(Debug, Default)]
+pub struct Note(Mutex<Option<String>>);
+
+impl Note {
+    pub fn set(&self, why: Option<String>) {
+        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = why;
+    }
+
+    pub fn get(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 }
 

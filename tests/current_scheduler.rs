@@ -6,7 +6,10 @@
 
 mod common;
 
-use common::{config, start_daemon, stop_daemon, trace_line, Api, Fifo, BIN, SERVER_PRIVATE_KEY};
+use common::{
+    config, install_private_key, start_daemon, stop_daemon, trace_line, Api, Fifo, BIN,
+    SERVER_PRIVATE_KEY,
+};
 use gtp5g_operator::api::STRATEGIES_PATH;
 use gtp5g_operator::local_api::Schema;
 use serde::Deserialize;
@@ -113,7 +116,7 @@ impl Target {
         let dir = TempDir::new().unwrap();
         let exe = dir.path().join("nr-gnb");
         std::os::unix::fs::symlink(BIN, &exe).unwrap();
-        std::fs::write(dir.path().join("jwt_private_key.pem"), SERVER_PRIVATE_KEY).unwrap();
+        install_private_key(dir.path(), SERVER_PRIVATE_KEY);
         let child = Command::new(&exe)
             .args(["local-api", "--listen", "127.0.0.1:0", "--state-dir"])
             .arg(dir.path())

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::faulty::{Faulty, Post, Token};
+use common::faulty::{Faulty, Post, Token, SERVER_PUBLIC_KEY};
 use common::*;
 use gtp5g_operator::clock::unix_secs;
 use gtp5g_operator::pipeline::Pipeline;
@@ -16,8 +16,6 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 const LONG: Duration = Duration::from_secs(10);
-const OTHER_PUBLIC_KEY: &str =
-    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/other_public_key.pem");
 
 /// A FIFO already holding one live nr-gnb's trace line.
 struct Scene {
@@ -41,7 +39,7 @@ impl Scene {
 }
 
 fn faulty_daemon(f: &Faulty, s: &Scene) -> Daemon {
-    Daemon::spawn(daemon_command(&f.url(), std::path::Path::new(OTHER_PUBLIC_KEY), &s.fifo.path))
+    Daemon::spawn(daemon_command(&f.url(), std::path::Path::new(SERVER_PUBLIC_KEY), &s.fifo.path))
 }
 
 /// Prints how long `what` took since `since`, and fails when that reached
@@ -144,7 +142,7 @@ async fn a_rejected_key_is_named_and_retried_slowly() {
     let s = scene();
     let f = Faulty::start(Post::Accept, Token::RejectKey).await;
     let d = faulty_daemon(&f, &s);
-    let want = format!("the API rejected the public key {OTHER_PUBLIC_KEY}: HTTP 401");
+    let want = format!("the API rejected the public key {SERVER_PUBLIC_KEY}: HTTP 401");
     assert!(d.wait_log(&want, LONG).await, "{}", d.log_text());
     let first = Faulty::n(&f.state.token_requests);
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -176,7 +174,7 @@ async fn https_with_a_private_ca_works_only_with_api_ca_file() {
     let pki = tls::make_pki(pki_dir.path());
     let f = Faulty::start_tls(tls::acceptor(&pki)).await;
     let url = format!("https://{}", f.addr);
-    let key = std::path::Path::new(OTHER_PUBLIC_KEY);
+    let key = std::path::Path::new(SERVER_PUBLIC_KEY);
 
     let untrusting = Daemon::spawn(daemon_command(&url, key, &s.fifo.path));
     assert!(untrusting.wait_log("sending strategies failed", LONG).await);
@@ -306,7 +304,7 @@ fn a_flood_of_distinct_target_pids_stays_bounded_and_is_counted() {
 async fn sigterm_with_a_post_in_flight_exits_zero_within_the_drain_deadline() {
     let s = scene();
     let f = Faulty::start(Post::Hang, Token::Issue).await;
-    let mut cmd = daemon_command(&f.url(), std::path::Path::new(OTHER_PUBLIC_KEY), &s.fifo.path);
+    let mut cmd = daemon_command(&f.url(), std::path::Path::new(SERVER_PUBLIC_KEY), &s.fifo.path);
     cmd.env("GTP5G_OPERATOR__API__TIMEOUT_MS", "60000");
     let mut d = Daemon::spawn(cmd);
     assert!(eventually(LONG, || Faulty::n(&f.state.posts) == 1).await, "no POST in flight");
@@ -366,7 +364,7 @@ fn rejected(toml: &str, key_path: &std::path::Path) -> (Option<i32>, String) {
 
 #[test]
 fn bad_config_is_rejected_before_start_naming_the_key() {
-    let key = std::path::Path::new(OTHER_PUBLIC_KEY);
+    let key = std::path::Path::new(SERVER_PUBLIC_KEY);
     let dir = TempDir::new().unwrap();
     let cases: [(&str, &std::path::Path, &str); 5] = [
         ("[api]\nendpont = \"http://x\"\n", key, "endpont"),

@@ -210,7 +210,7 @@ async fn live_ran_sim_boosts_nr_gnb_and_active_nr_ue_from_rls_but_not_an_idle_ue
     // this test.
     let mut want = [gnb.ids(), ue.ids()].concat();
     // Generous bounds for a loaded 2-core machine; the figures are printed.
-    live.expect(&want, Duration::from_secs(10)).await;
+    live.expect(&want, common::slow(Duration::from_secs(10))).await;
     eprintln!(
         "API held all {} ids {want:?} {:?} after ran-sim started",
         want.len(),
@@ -227,7 +227,7 @@ async fn live_ran_sim_boosts_nr_gnb_and_active_nr_ue_from_rls_but_not_an_idle_ue
     // The active nr-ue exits: dropped at the next refresh (interval 1 s).
     kill_process(ue.pid);
     let exited = std::time::Instant::now();
-    live.expect(&gnb.ids(), Duration::from_secs(6)).await;
+    live.expect(&gnb.ids(), common::slow(Duration::from_secs(6))).await;
     eprintln!("nr-ue dropped {:?} after its exit (interval 1 s)", exited.elapsed());
 
     // ran-sim first: the ports it binds are free only once it is gone, and
@@ -252,7 +252,7 @@ async fn live_ran_sim_over_ipv6_boosts_nr_gnb_and_nr_ue() {
     let live = Live::start().await;
     let sim = RanSim::start(1, 0, &["--gnb", "::1", "--upf", "::1"]);
     let want = [sim.process("gnb", false).ids(), sim.process("ue", false).ids()].concat();
-    live.expect(&want, Duration::from_secs(10)).await;
+    live.expect(&want, common::slow(Duration::from_secs(10))).await;
 
     let summary = sim.stop();
     live.stop().await;
@@ -282,7 +282,9 @@ async fn ran_sim_children_exit_when_it_is_killed() {
     // SAFETY: signalling our own child by pid.
     unsafe { libc::kill(sim.proc.0.id() as i32, libc::SIGKILL) };
     let killed = std::time::Instant::now();
-    let all_gone = eventually(Duration::from_secs(10), || children.iter().all(|&p| gone(p))).await;
+    let all_gone =
+        eventually(common::slow(Duration::from_secs(10)), || children.iter().all(|&p| gone(p)))
+            .await;
     assert!(all_gone, "still running after 10 s: {children:?}");
     eprintln!("nr-gnb and both nr-ue gone {:?} after ran-sim was killed", killed.elapsed());
 }

@@ -57,7 +57,7 @@ struct Server {
 /// tests do not pay for RSA key generation.
 async fn start(schema: Schema) -> Server {
     let dir = TempDir::new().unwrap();
-    std::fs::write(dir.path().join("jwt_private_key.pem"), SERVER_PRIVATE_KEY).unwrap();
+    common::install_private_key(dir.path(), SERVER_PRIVATE_KEY);
     start_in(dir, schema).await
 }
 
@@ -590,6 +590,10 @@ fn key_pair_is_generated_once_and_reused() {
     assert!(public_text.starts_with("-----BEGIN PUBLIC KEY-----"));
     assert_eq!(public_text, first.public_key_pem());
 
+    // Whoever reads the public key gets a token: root only.
+    assert_eq!(mode(&first.public_key_path()), 0o600);
+    assert_eq!(mode(&state), 0o700);
+
     let second = LocalApi::open(&state, DAY).unwrap();
     assert_eq!(second.public_key_pem(), first.public_key_pem());
     assert_eq!(std::fs::read_to_string(&private).unwrap(), private_text);
@@ -598,7 +602,7 @@ fn key_pair_is_generated_once_and_reused() {
 #[test]
 fn missing_or_stale_public_key_file_is_rewritten_from_the_private_key() {
     let dir = TempDir::new().unwrap();
-    std::fs::write(dir.path().join("jwt_private_key.pem"), SERVER_PRIVATE_KEY).unwrap();
+    common::install_private_key(dir.path(), SERVER_PRIVATE_KEY);
     let api = LocalApi::open(dir.path(), DAY).unwrap();
     let expected = api.public_key_pem().to_owned();
 
@@ -614,9 +618,38 @@ fn missing_or_stale_public_key_file_is_rewritten_from_the_private_key() {
 #[test]
 fn unreadable_private_key_is_an_error() {
     let dir = TempDir::new().unwrap();
-    std::fs::write(dir.path().join("jwt_private_key.pem"), "not a key").unwrap();
+    common::install_private_key(dir.path(), "not a key");
     let err = LocalApi::open(dir.path(), DAY).err().unwrap();
     assert!(matches!(err, LocalApiError::KeyParse { .. }), "{err}");
+}
+
+#[test]
+fn a_private_key_open_to_others_is_refused_and_a_loose_directory_tightened() {
+    let dir = TempDir::new().unwrap();
+    common::install_private_key(dir.path(), SERVER_PRIVATE_KEY);
+    let private = dir.path().join("jwt_private_key.pem");
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let err = LocalApi::open(dir.path(), DAY).err().unwrap();
+    assert!(matches!(err, LocalApiError::KeyExposed { mode: 0o640, .. }), "{err}");
+    assert!(err.to_string().contains(&private.display().to_string()), "{err}");
+
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let public = dir.path().join("jwt_public_key.pem");
+    std::fs::write(&public, "stale").unwrap();
+    std::fs::set_permissions(&public, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let api = LocalApi::open(dir.path(), DAY).unwrap();
+    assert_eq!(mode(dir.path()), 0o700);
+    assert_eq!(mode(&api.public_key_path()), 0o600);
+}
+
+#[test]
+fn a_shared_sticky_directory_is_refused_for_keys() {
+    let dir = TempDir::new().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let err = LocalApi::open(dir.path(), DAY).err().unwrap();
+    assert!(matches!(err, LocalApiError::KeyDirShared { mode: 0o1777, .. }), "{err}");
+    assert!(!dir.path().join("jwt_private_key.pem").exists());
 }
 
 async fn token_from_a_generated_key_works_end_to_end(schema: Schema) {
@@ -634,7 +667,7 @@ async fn serve_stops_on_shutdown(schema: Schema) {
 #[tokio::test]
 async fn run_reports_a_busy_port_and_stops_on_shutdown() {
     let dir = TempDir::new().unwrap();
-    std::fs::write(dir.path().join("jwt_private_key.pem"), SERVER_PRIVATE_KEY).unwrap();
+    common::install_private_key(dir.path(), SERVER_PRIVATE_KEY);
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let opts = LocalApiOptions {
         listen: busy.local_addr().unwrap(),

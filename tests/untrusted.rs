@@ -446,3 +446,22 @@ fn local_api_refuses_token_hours_that_would_overflow() {
         assert!(err.contains("--token-hours") && err.contains("1..=8760"), "{hours}: {err}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exe_paths_from_a_reload_drop_a_tracked_process_they_leave_out() {
+    let dir = TempDir::new().unwrap();
+    let mut fifo = Fifo::create(&dir.path().join("trace_pipe"));
+    let api = Api::start().await;
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, "").unwrap();
+    let cmd = daemon_command_with_config(&api.url(), &api.key_path(), &fifo.path, &config);
+    let d = Daemon::spawn(cmd);
+    let target = Target::spawn("nr-gnb");
+    fifo.write(&target.line());
+    api.until("tracked (exe_paths empty: any)", LONG, holds(target.pid())).await;
+    std::fs::write(&config, "[targets]\nexe_paths = [\"/opt/UERANSIM/build/\"]\n").unwrap();
+    let sent = Instant::now();
+    d.signal(libc::SIGHUP);
+    api.until("dropped after the reload", Duration::from_secs(3), lacks(target.pid())).await;
+    eprintln!("SIGHUP -> dropped at the API: {} ms", sent.elapsed().as_millis());
+}

@@ -3,7 +3,7 @@
 
 use std::fs::{self, DirBuilder, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use rsa::pkcs1::{DecodeRsaPrivateKey, EncodeRsaPrivateKey, EncodeRsaPublicKey};
@@ -29,7 +29,7 @@ pub(crate) struct KeyPair {
 /// is the source of truth: a missing or stale public key file is rewritten
 /// from it, so clients reading that file always get a key that works.
 pub(crate) fn load_or_generate(dir: &Path) -> Result<KeyPair, LocalApiError> {
-    DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| io_error(dir, e))?;
+    private_dir(dir)?;
     let private_path = dir.join(PRIVATE_KEY_FILE);
     let private = if private_path.exists() {
         read_private_key(&private_path)?
@@ -55,6 +55,37 @@ pub(crate) fn load_or_generate(dir: &Path) -> Result<KeyPair, LocalApiError> {
     })
 }
 
+/// Whoever reads the public key gets a token, and the private key mints
+/// them: both live 0600 in a directory only its owner may enter. An
+/// existing directory of ours that others may enter is tightened; one
+/// that is not ours to tighten (a shared /tmp) is refused.
+fn private_dir(dir: &Path) -> Result<(), LocalApiError> {
+    DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| io_error(dir, e))?;
+    let meta = fs::metadata(dir).map_err(|e| io_error(dir, e))?;
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o077 == 0 {
+        return Ok(());
+    }
+    // SAFETY: geteuid has no preconditions.
+    let ours = meta.uid() == unsafe { libc::geteuid() };
+    if !ours || mode & 0o1000 != 0 {
+        return Err(LocalApiError::KeyDirShared { path: dir.to_owned(), mode });
+    }
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(|e| io_error(dir, e))?;
+    tracing::warn!(path = %dir.display(), "key directory was mode {mode:04o}; now 0700");
+    Ok(())
+}
+
+/// A private key others could have read is refused, not silently fixed:
+/// whoever read it can mint tokens until the pair is replaced.
+fn check_private_mode(path: &Path) -> Result<(), LocalApiError> {
+    let mode = fs::metadata(path).map_err(|e| io_error(path, e))?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(LocalApiError::KeyExposed { path: path.to_owned(), mode });
+    }
+    Ok(())
+}
+
 fn generate() -> Result<RsaPrivateKey, LocalApiError> {
     RsaPrivateKey::new(&mut rand::thread_rng(), KEY_BITS).map_err(LocalApiError::KeyGeneration)
 }
@@ -63,6 +94,7 @@ fn generate() -> Result<RsaPrivateKey, LocalApiError> {
 /// real server's deployment scripts produce), so an operator can drop in the
 /// cluster's key files.
 fn read_private_key(path: &Path) -> Result<RsaPrivateKey, LocalApiError> {
+    check_private_mode(path)?;
     let text = fs::read_to_string(path).map_err(|e| io_error(path, e))?;
     RsaPrivateKey::from_pkcs8_pem(&text)
         .or_else(|pkcs8_err| {
@@ -83,16 +115,17 @@ fn sync_public_key_file(
         Err(e) => return Err(io_error(path, e)),
     };
     if current.as_ref() == Some(public) {
-        return Ok(());
+        let perms = fs::Permissions::from_mode(0o600);
+        return fs::set_permissions(path, perms).map_err(|e| io_error(path, e));
     }
     if path.exists() {
         tracing::warn!(path = %path.display(), "public key file does not match the private key; rewriting it");
     }
-    write_atomically(path, pem.as_bytes(), 0o644)
+    write_atomically(path, pem.as_bytes(), 0o600)
 }
 
 /// Write-then-rename so a crash never leaves a truncated key behind; the
-/// mode is set at creation so the private key is never briefly readable.
+/// mode is set at creation so a key is never briefly readable.
 fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> Result<(), LocalApiError> {
     let tmp = tmp_path(path);
     let _ = fs::remove_file(&tmp);

@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::api::{Priority, SchedulerMetrics, Strategy, MAX_PRIORITY_LEVEL};
+use crate::server::Limits;
 
 /// Issuer the real server puts in its tokens.
 const ISSUER: &str = "bss-api-server";
@@ -42,6 +43,18 @@ pub enum LocalApiError {
     },
     #[error("{path}: cannot read RSA private key: {detail}")]
     KeyParse { path: PathBuf, detail: String },
+    #[error(
+        "{}: private key is open to other users (mode {mode:04o}): whoever read it can mint \
+         tokens; replace the key pair, or `chmod 600` it if no one else could have read it",
+        path.display()
+    )]
+    KeyExposed { path: PathBuf, mode: u32 },
+    #[error(
+        "{}: key directory is open to other users (mode {mode:04o}) and not ours to tighten; \
+         use a directory of our own (--state-dir)",
+        path.display()
+    )]
+    KeyDirShared { path: PathBuf, mode: u32 },
     #[error("cannot encode RSA key: {0}")]
     KeyEncode(String),
     #[error("cannot generate RSA key: {0}")]
@@ -100,6 +113,17 @@ impl Schema {
         }
     }
 }
+
+/// Its clients are a daemon or two and a scheduler polling every few
+/// seconds: 256 connections is far more than they use, and far fewer than
+/// the unit's descriptor limit. A poll every 5 s (the scheduler's default)
+/// keeps its connection inside the 30 s head deadline; SIGTERM is done in 2 s.
+pub const LIMITS: Limits = Limits {
+    max_connections: 256,
+    head: Duration::from_secs(30),
+    request: Duration::from_secs(10),
+    drain: Duration::from_secs(2),
+};
 
 /// `--priority-level` when not given: the strongest boost in user mode is
 /// any level above 0, and 1 is a strong preempting level in kernel mode.
@@ -187,8 +211,8 @@ pub struct LocalApi {
 
 impl LocalApi {
     /// Load DIR/jwt_private_key.pem + DIR/jwt_public_key.pem, or generate an
-    /// RSA-2048 pair on first start (private key mode 0600, public key as
-    /// SubjectPublicKeyInfo PEM).
+    /// RSA-2048 pair on first start (both mode 0600 in a 0700 DIR, public key
+    /// as SubjectPublicKeyInfo PEM); a private key open to others is refused.
     pub fn open(state_dir: &Path, token_duration: Duration) -> Result<Self, LocalApiError> {
         Self::open_schema(state_dir, token_duration, Schema::V0)
     }
@@ -251,13 +275,14 @@ impl LocalApi {
             Some((report, at));
     }
 
-    /// Serve until `shutdown` resolves, then finish in-flight requests.
+    /// Serve until `shutdown` resolves, then give in-flight requests
+    /// `LIMITS.drain` to finish.
     pub async fn serve(
         &self,
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(listener, routes::router(self.clone())).with_graceful_shutdown(shutdown).await
+        crate::server::serve(listener, routes::router(self.clone()), LIMITS, shutdown).await
     }
 
     fn store(&self) -> MutexGuard<'_, StrategyStore> {

@@ -20,15 +20,27 @@ use crate::api::{
 use crate::clock::{rfc3339_utc, unix_secs};
 
 /// Far above any real strategy list (22 entries in the field) yet small
-/// enough that a confused client cannot make the server buffer much.
+/// enough that a confused client cannot make the server buffer much. Only
+/// a client holding a token gets this far.
 const BODY_LIMIT: usize = 4 * 1024 * 1024;
+/// What anyone may make the server read: a token request carries one PEM
+/// public key (under 2 KiB for RSA-4096).
+const TOKEN_BODY_LIMIT: usize = 64 * 1024;
 
 pub(super) fn router(api: LocalApi) -> Router {
+    // A route layer runs before the handler's extractors, so a request
+    // without a valid token is answered before a byte of its body is read.
+    let strategies = get(get_strategies)
+        .post(post_strategies)
+        .route_layer(middleware::from_fn_with_state(api.clone(), require_token));
+    let metrics = get(get_metrics)
+        .post(post_metrics)
+        .route_layer(middleware::from_fn_with_state(api.clone(), require_token));
     Router::new()
-        .route(TOKEN_PATH, post(token))
-        .route(STRATEGIES_PATH, get(get_strategies).post(post_strategies))
+        .route(TOKEN_PATH, post(token).layer(DefaultBodyLimit::max(TOKEN_BODY_LIMIT)))
+        .route(STRATEGIES_PATH, strategies)
         .route(HEALTH_PATH, get(health))
-        .route(METRICS_PATH, get(get_metrics).post(post_metrics))
+        .route(METRICS_PATH, metrics)
         // Must follow the routes: it is applied to the ones already added.
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
@@ -188,29 +200,20 @@ fn authorize(api: &LocalApi, headers: &HeaderMap) -> Result<(), AuthError> {
     Ok(api.verify_token(&String::from_utf8_lossy(token))?)
 }
 
-fn unauthorized(err: &AuthError) -> Response {
-    failure(StatusCode::UNAUTHORIZED, err.to_string())
-}
-
-/// A protected POST's body, or the answer refusing it (auth first, as the
-/// real server's middleware runs before the handler reads the body).
-fn authorized_body(
-    api: &LocalApi,
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Bytes, Box<Response>> {
-    authorize(api, headers).map_err(|e| Box::new(unauthorized(&e)))?;
-    body.map_err(|rejection| Box::new(body_error(&rejection)))
+async fn require_token(State(api): State<LocalApi>, req: Request, next: Next) -> Response {
+    match authorize(&api, req.headers()) {
+        Ok(()) => next.run(req).await,
+        Err(e) => failure(StatusCode::UNAUTHORIZED, e.to_string()),
+    }
 }
 
 async fn post_strategies(
     State(api): State<LocalApi>,
-    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let body = match authorized_body(&api, &headers, body) {
+    let body = match body {
         Ok(body) => body,
-        Err(refused) => return *refused,
+        Err(rejection) => return body_error(&rejection),
     };
     let request: StrategiesRequest = match decode_first(&body)
         .and_then(|r: StrategiesRequest| api.check_priorities(&r.strategies).map(|()| r))
@@ -234,10 +237,7 @@ async fn post_strategies(
     )
 }
 
-async fn get_strategies(State(api): State<LocalApi>, headers: HeaderMap) -> Response {
-    if let Err(e) = authorize(&api, &headers) {
-        return unauthorized(&e);
-    }
+async fn get_strategies(State(api): State<LocalApi>) -> Response {
     let (scheduling, recalculated) = api.read_strategies();
     let message = if recalculated {
         "Scheduling strategies recalculated due to pod changes"
@@ -263,12 +263,11 @@ async fn get_strategies(State(api): State<LocalApi>, headers: HeaderMap) -> Resp
 /// "Invalid request payload", a bare success).
 async fn post_metrics(
     State(api): State<LocalApi>,
-    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let body = match authorized_body(&api, &headers, body) {
+    let body = match body {
         Ok(body) => body,
-        Err(refused) => return *refused,
+        Err(rejection) => return body_error(&rejection),
     };
     let (bad, saved) = match api.schema() {
         Schema::V0 => ("Invalid JSON format", Some("Metrics saved successfully")),
@@ -293,10 +292,7 @@ async fn post_metrics(
 
 /// The last report, as the v0.1 server answers (both schemas: the daemon
 /// reads it for /status).
-async fn get_metrics(State(api): State<LocalApi>, headers: HeaderMap) -> Response {
-    if let Err(e) = authorize(&api, &headers) {
-        return unauthorized(&e);
-    }
+async fn get_metrics(State(api): State<LocalApi>) -> Response {
     let held = api.scheduler_metrics();
     let message = if held.is_some() {
         "Metrics retrieved successfully"

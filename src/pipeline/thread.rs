@@ -147,6 +147,7 @@ impl<P: ProcView> Owner<P> {
                 .chain(watched.iter().map(|t| self.pidfds[t].as_raw_fd()))
                 .map(wake::pollin)
                 .collect();
+            // Nothing to re-read, expire or retry: sleep until woken.
             let idle = self.tracker.stats().processes == 0 && !self.save_failed;
             let timeout = if more {
                 Some(Duration::ZERO)
@@ -156,15 +157,8 @@ impl<P: ProcView> Owner<P> {
             wake::poll(&mut fds, timeout);
             wake.take_all();
             let Some(taken) = self.take_inputs(rx) else { return };
-            let mut changed = taken.changed;
             more = taken.more;
-            for (tgid, fd) in watched.iter().zip(&fds[1..]) {
-                if fd.revents != 0 {
-                    // Exited (or, rarely, reaped and reused): /proc says which.
-                    self.pidfds.remove(tgid);
-                    changed |= self.tracker.refresh_process(*tgid);
-                }
-            }
+            let mut changed = taken.changed | self.take_exits(&watched, &fds[1..]);
             let ticked = !idle && Instant::now() >= next_tick;
             if idle {
                 // Nothing to re-read or expire: what this wake added was just
@@ -188,6 +182,20 @@ impl<P: ProcView> Owner<P> {
                 self.publish_status();
             }
         }
+    }
+
+    /// The processes whose pidfd (`fds`, in the order of `watched`) said
+    /// they exited; true when the set changed.
+    fn take_exits(&mut self, watched: &[u32], fds: &[libc::pollfd]) -> bool {
+        let mut changed = false;
+        for (tgid, fd) in watched.iter().zip(fds) {
+            if fd.revents != 0 {
+                // Exited (or, rarely, reaped and reused): /proc says which.
+                self.pidfds.remove(tgid);
+                changed |= self.tracker.refresh_process(*tgid);
+            }
+        }
+        changed
     }
 
     /// Inputs until the inbox is empty or INPUT_BUDGET is spent; None once

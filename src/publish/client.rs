@@ -34,6 +34,15 @@ pub enum PublishError {
     KeyRejected { path: PathBuf, status: u16, message: String },
     #[error("{what}: unexpected answer (HTTP {status}): {detail}")]
     Body { what: &'static str, status: u16, detail: String },
+    #[error("{what} {url}: HTTP {status} redirect to {location}: not followed (point api.endpoint at the API itself)")]
+    Redirect { what: &'static str, url: String, status: u16, location: String },
+    #[error(
+        "the API at {url} cannot sign: its token does not verify against the public key {} \
+         ({detail}); no strategies are sent to it (an impostor on the API's address, or a \
+         public key that is not this API's)",
+        path.display()
+    )]
+    Untrusted { url: String, path: PathBuf, detail: String },
     #[error("client set-up: {0}")]
     Setup(String),
 }
@@ -42,10 +51,10 @@ impl PublishError {
     pub fn kind(&self) -> FailureKind {
         match self {
             PublishError::Transport { .. } | PublishError::Setup(_) => FailureKind::Transport,
-            PublishError::Http { status: 401, .. } | PublishError::KeyRejected { .. } => {
-                FailureKind::Auth
-            }
-            PublishError::Http { .. } => FailureKind::Http,
+            PublishError::Http { status: 401, .. }
+            | PublishError::KeyRejected { .. }
+            | PublishError::Untrusted { .. } => FailureKind::Auth,
+            PublishError::Http { .. } | PublishError::Redirect { .. } => FailureKind::Http,
             PublishError::Body { .. } => FailureKind::Body,
         }
     }
@@ -91,8 +100,14 @@ impl ApiClient {
             .use_rustls_tls()
             .timeout(timeout)
             .connect_timeout(timeout)
+            // A redirect would carry the key and the token to whoever the
+            // answer names.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("gtp5g-operator/", env!("CARGO_PKG_VERSION")));
         if let Some(ca) = &cfg.ca_file {
+            // The operator named the one CA that signs the API's certificate:
+            // any public CA's certificate for that name is not the API's.
+            builder = builder.tls_built_in_root_certs(false);
             let pem = std::fs::read(ca)
                 .map_err(|e| PublishError::Setup(format!("api.ca_file {}: {e}", ca.display())))?;
             let certs = reqwest::Certificate::from_pem_bundle(&pem)
@@ -187,7 +202,8 @@ impl ApiClient {
 
     async fn authenticate(&self) -> Result<Token, PublishError> {
         const WHAT: &str = "token request";
-        let public_key = public_key::read_pem_file(&self.key_path).map_err(PublishError::Setup)?;
+        let (public_key, key) =
+            public_key::read_pem_file(&self.key_path).map_err(PublishError::Setup)?;
         let url = format!("{}{TOKEN_PATH}", self.base);
         let resp = self
             .http
@@ -196,8 +212,7 @@ impl ApiClient {
             .send()
             .await
             .map_err(|e| transport(WHAT, &url, e))?;
-        let status = resp.status().as_u16();
-        let body = resp.bytes().await.map_err(|e| transport(WHAT, &url, e))?;
+        let (status, body) = read_answer(WHAT, &url, resp).await?;
         let parsed: Option<TokenResponse> = serde_json::from_slice(&body).ok();
         if status == 401 {
             let message = error_text(parsed.as_ref().and_then(|r| r.status.error.clone()), &body);
@@ -215,7 +230,12 @@ impl ApiClient {
                 status,
                 detail: "no token in a successful answer (neither `token` nor `data.token`)".into(),
             })?;
-        let refresh_at = refresh_at(&value, expired_at, self.refresh_ahead);
+        let exp = verified_expiry(&value, &key).map_err(|detail| PublishError::Untrusted {
+            url: self.base.clone(),
+            path: self.key_path.clone(),
+            detail,
+        })?;
+        let refresh_at = refresh_at(exp, expired_at, self.refresh_ahead);
         tracing::info!(
             refresh_in_s =
                 refresh_at.map(|t| t.saturating_duration_since(Instant::now()).as_secs()),
@@ -234,8 +254,7 @@ impl ApiClient {
     ) -> Result<Answer, PublishError> {
         let token = self.token.as_ref().map(|t| t.value.as_str()).unwrap_or_default();
         let resp = request.bearer_auth(token).send().await.map_err(|e| transport(what, url, e))?;
-        let status = resp.status().as_u16();
-        let body = Vec::from(resp.bytes().await.map_err(|e| transport(what, url, e))?);
+        let (status, body) = read_answer(what, url, resp).await?;
         let parsed: Result<StatusResponse, _> = serde_json::from_slice(&body);
         match (status, parsed) {
             (200, Ok(r)) if r.success => Ok(Answer { status, body, authenticated: false }),
@@ -280,6 +299,41 @@ impl InForce {
     }
 }
 
+/// Far above any answer of the API (a status line of JSON); what a server
+/// may make the daemon buffer.
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
+/// The status and the body, refusing a redirect and a body past
+/// `MAX_ANSWER_BYTES` (announced or sent).
+async fn read_answer(
+    what: &'static str,
+    url: &str,
+    mut resp: reqwest::Response,
+) -> Result<(u16, Vec<u8>), PublishError> {
+    let status = resp.status().as_u16();
+    if resp.status().is_redirection() {
+        let location = resp.headers().get(reqwest::header::LOCATION);
+        let location = location.map_or("<no Location>".into(), |l| shown(l.as_bytes()));
+        return Err(PublishError::Redirect { what, url: url.to_string(), status, location });
+    }
+    let too_big = || PublishError::Body {
+        what,
+        status,
+        detail: format!("answer larger than {} KiB: not read", MAX_ANSWER_BYTES / 1024),
+    };
+    if resp.content_length().is_some_and(|n| n > MAX_ANSWER_BYTES as u64) {
+        return Err(too_big());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| transport(what, url, e))? {
+        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(too_big());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((status, body))
+}
+
 fn transport(what: &'static str, url: &str, e: reqwest::Error) -> PublishError {
     // reqwest's Display hides the cause (TLS, refused, timeout): show the chain.
     let mut detail = e.to_string();
@@ -295,50 +349,78 @@ fn transport(what: &'static str, url: &str, e: reqwest::Error) -> PublishError {
     PublishError::Transport { what, url: url.to_string(), detail }
 }
 
-/// The server's `error` text, else the start of the body.
+/// The server's `error` text, else the start of the body; either as
+/// `shown`.
 fn error_text(error: Option<String>, body: &[u8]) -> String {
-    error.unwrap_or_else(|| snippet(body))
+    error.map_or_else(|| snippet(body), |e| shown(e.as_bytes()))
 }
 
 fn snippet(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
-    let text = text.trim();
+    let text = shown(String::from_utf8_lossy(body).trim().as_bytes());
     if text.is_empty() {
         "<empty body>".into()
     } else {
-        text.to_string()
+        text
     }
 }
 
-/// The `exp` claim (seconds since the epoch), or None when the token has
-/// none (the contract allows that) or does not decode.
-///
-/// Read WITHOUT verifying the signature, on purpose. The client does hold
-/// the server's public key (it is what it trades for the token), so it
-/// could verify; but it only uses `exp` to schedule its own refresh, and
-/// the token goes back only to the server that issued it, which verifies
-/// it on every request. Verifying here would guard nothing and would add a
-/// way to fail: any server that signs with another algorithm or key than
-/// the v0.1 server's RS256 pair would leave the daemon without a token.
-fn expiry(jwt: &str) -> Option<u64> {
+/// What a log line may carry of a server's text: at most `SHOWN_CHARS`
+/// characters, control characters escaped, so that no server can forge
+/// log lines or flood the log.
+fn shown(text: &[u8]) -> String {
+    const SHOWN_CHARS: usize = 200;
+    let text = String::from_utf8_lossy(text);
+    let mut out = String::new();
+    for (i, c) in text.chars().enumerate() {
+        if i == SHOWN_CHARS {
+            out.push_str("...");
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Checks that `jwt` is an RS256 token signed by the key the daemon holds
+/// (the API's own public key, which it traded for the token) and returns
+/// its `exp`, None when it has none (the contract allows that). A server
+/// that cannot sign so does not hold the API's private key: it is not the
+/// API, and gets no strategies. Claims are not judged here (an expired
+/// token is the API's to refuse).
+fn verified_expiry(jwt: &str, key: &rsa::RsaPublicKey) -> Result<Option<u64>, String> {
+    use rsa::pkcs1::EncodeRsaPublicKey;
     #[derive(serde::Deserialize)]
     struct Claims {
         exp: Option<u64>,
     }
-    let mut unverified = jsonwebtoken::Validation::default();
-    unverified.insecure_disable_signature_validation();
-    unverified.required_spec_claims.clear();
-    unverified.validate_exp = false;
-    unverified.validate_aud = false;
-    let no_key = jsonwebtoken::DecodingKey::from_secret(&[]);
-    jsonwebtoken::decode::<Claims>(jwt, &no_key, &unverified).ok()?.claims.exp
+    let der = key.to_pkcs1_der().map_err(|e| format!("cannot encode the key: {e}"))?;
+    let key = jsonwebtoken::DecodingKey::from_rsa_der(der.as_bytes());
+    let mut signature_only = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    signature_only.required_spec_claims.clear();
+    signature_only.validate_exp = false;
+    signature_only.validate_nbf = false;
+    signature_only.validate_aud = false;
+    match jsonwebtoken::decode::<Claims>(jwt, &key, &signature_only) {
+        Ok(data) => Ok(data.claims.exp),
+        Err(e) => Err(match e.kind() {
+            jsonwebtoken::errors::ErrorKind::InvalidSignature => "bad RS256 signature".into(),
+            jsonwebtoken::errors::ErrorKind::InvalidAlgorithm => {
+                "not RS256-signed (the API signs RS256)".into()
+            }
+            _ => format!("not a JWT the API issues: {e}"),
+        }),
+    }
 }
 
 /// When to fetch the next token: `ahead` before the JWT's own `exp` (what
 /// the server enforces), else before the `expired_at` the current API
 /// states beside the token; never, when neither says.
-fn refresh_at(jwt: &str, expired_at: Option<u64>, ahead: Duration) -> Option<Instant> {
-    expiry(jwt).or(expired_at).map(|exp| refresh_instant(exp, ahead))
+fn refresh_at(exp: Option<u64>, expired_at: Option<u64>, ahead: Duration) -> Option<Instant> {
+    exp.or(expired_at).map(|exp| refresh_instant(exp, ahead))
 }
 
 fn refresh_instant(exp: u64, ahead: Duration) -> Instant {
@@ -349,18 +431,51 @@ fn refresh_instant(exp: u64, ahead: Duration) -> Instant {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
 
-    fn jwt(claims: &str) -> String {
-        use base64::Engine;
-        let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        format!("{}.{}.sig", e.encode(r#"{"alg":"RS256"}"#), e.encode(claims))
+    fn server_key() -> rsa::RsaPublicKey {
+        use rsa::pkcs8::DecodePrivateKey;
+        let pem = include_str!("../../tests/fixtures/server_private_key.pem");
+        rsa::RsaPrivateKey::from_pkcs8_pem(pem).unwrap().to_public_key()
+    }
+
+    fn signed(claims: &str) -> String {
+        let pem = include_str!("../../tests/fixtures/server_private_key.pem");
+        let key = jsonwebtoken::EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap();
+        let claims: serde_json::Value = serde_json::from_str(claims).unwrap();
+        let header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+        jsonwebtoken::encode(&header, &claims, &key).unwrap()
     }
 
     #[test]
-    fn reads_exp_and_tolerates_its_absence() {
-        assert_eq!(expiry(&jwt(r#"{"exp":1700000000,"iss":"x"}"#)), Some(1_700_000_000));
-        assert_eq!(expiry(&jwt(r#"{"iss":"x"}"#)), None);
-        assert_eq!(expiry("garbage"), None);
+    fn a_token_signed_by_the_api_gives_its_exp_or_none() {
+        let key = server_key();
+        assert_eq!(
+            verified_expiry(&signed(r#"{"exp":1700000000}"#), &key),
+            Ok(Some(1_700_000_000))
+        );
+        assert_eq!(verified_expiry(&signed(r#"{"iss":"x"}"#), &key), Ok(None));
+    }
+
+    #[test]
+    fn a_token_the_api_did_not_sign_is_refused_saying_why() {
+        let key = server_key();
+        let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let forged = format!(
+            "{}.{}.{}",
+            e.encode(r#"{"alg":"RS256","typ":"JWT"}"#),
+            e.encode(r#"{"exp":1700000000}"#),
+            e.encode([7u8; 256])
+        );
+        assert_eq!(verified_expiry(&forged, &key), Err("bad RS256 signature".into()));
+        let hs256 = jsonwebtoken::encode(
+            &jsonwebtoken::Header::default(),
+            &serde_json::json!({"exp": 1}),
+            &jsonwebtoken::EncodingKey::from_secret(b"k"),
+        )
+        .unwrap();
+        assert!(verified_expiry(&hs256, &key).unwrap_err().contains("not RS256"));
+        assert!(verified_expiry("faulty-token-1", &key).unwrap_err().contains("not a JWT"));
     }
 
     #[test]
@@ -377,12 +492,20 @@ mod tests {
         let now = unix_secs();
         let ahead = Duration::from_secs(300);
         let secs_left = |at: Option<Instant>| at.unwrap().duration_since(Instant::now()).as_secs();
-        let with_exp = jwt(&format!(r#"{{"exp":{}}}"#, now + 3600));
-        let left = secs_left(refresh_at(&with_exp, Some(now + 7200), ahead));
+        let left = secs_left(refresh_at(Some(now + 3600), Some(now + 7200), ahead));
         assert!((3290..=3300).contains(&left), "{left}");
-        let left = secs_left(refresh_at(&jwt(r#"{"iss":"x"}"#), Some(now + 7200), ahead));
+        let left = secs_left(refresh_at(None, Some(now + 7200), ahead));
         assert!((6890..=6900).contains(&left), "{left}");
-        assert_eq!(refresh_at(&jwt(r#"{"iss":"x"}"#), None, ahead), None);
+        assert_eq!(refresh_at(None, None, ahead), None);
+    }
+
+    #[test]
+    fn server_text_is_cut_and_cannot_forge_log_lines() {
+        let long = "x".repeat(10_000);
+        assert_eq!(shown(long.as_bytes()).len(), 203);
+        assert_eq!(shown(b"ok\n2026-01-01 INFO forged"), "ok\\n2026-01-01 INFO forged");
+        assert_eq!(error_text(Some("a\u{1b}[31mred".into()), b""), "a\\u{1b}[31mred");
+        assert_eq!(snippet(b"  "), "<empty body>");
     }
 
     #[test]

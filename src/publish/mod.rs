@@ -237,6 +237,7 @@ impl Publisher {
             self.stats.posts_ok.fetch_add(1, Relaxed);
             self.stats.last_post_ok_unix_ms.store(unix_ms(), Relaxed);
             self.stats.first_failure_unix_ms.store(0, Relaxed);
+            self.stats.untrusted_api.set(None);
             let pids: Vec<i64> = list.iter().map(|s| s.pid).filter(|&p| p != 0).collect();
             tracing::info!(strategies = list.len(), ?pids, "strategies in force at the API");
         }))
@@ -268,6 +269,9 @@ impl Publisher {
             FailureKind::Body => &self.stats.posts_failed_body,
         };
         counter.fetch_add(1, Relaxed);
+        if let PublishError::Untrusted { .. } = e {
+            self.stats.untrusted_api.set(Some(e.to_string()));
+        }
         let _ = self.stats.first_failure_unix_ms.compare_exchange(0, unix_ms(), Relaxed, Relaxed);
         self.stats.status.lock().unwrap_or_else(|x| x.into_inner()).last_error =
             Some((unix_ms(), e.to_string()));
@@ -392,11 +396,11 @@ mod tests {
     async fn local_api(
         dir: &std::path::Path,
     ) -> (LocalApi, String, tokio::sync::oneshot::Sender<()>) {
-        std::fs::write(
-            dir.join("jwt_private_key.pem"),
-            include_str!("../../tests/fixtures/server_private_key.pem"),
-        )
-        .unwrap();
+        let key = include_str!("../../tests/fixtures/server_private_key.pem");
+        let private = dir.join("jwt_private_key.pem");
+        std::fs::write(&private, key).unwrap();
+        std::fs::set_permissions(&private, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
         let api = LocalApi::open(dir, Duration::from_secs(3600)).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());

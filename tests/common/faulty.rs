@@ -1,6 +1,8 @@
 //! A real HTTP server on 127.0.0.1 speaking the Gthulhu API's two calls,
-//! which the test switches into failure modes (500, hang, bad body, 401,
-//! rejected key). It counts requests and how many ran at once.
+//! which the test switches into failure modes (500, hang, bad body, huge
+//! body, 401, rejected key, forged token, redirect). It signs its tokens
+//! with the fixture key, as the API does with its own (the daemon then
+//! holds `SERVER_PUBLIC_KEY`). It counts requests and how many ran at once.
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -22,6 +24,8 @@ pub enum Post {
     Hang,
     /// 200 with HTML instead of the JSON status.
     BadBody,
+    /// 200 with 8 MiB of JSON-looking padding.
+    HugeBody,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,7 +33,16 @@ pub enum Token {
     Issue,
     /// 401 as for a public key the server does not know.
     RejectKey,
+    /// What an impostor without the API's private key can do: a token with
+    /// an RS256 header and a random signature.
+    Forge,
+    /// 307 to the same path on another server.
+    Redirect(SocketAddr),
 }
+
+/// The public half of the key this server signs with.
+pub const SERVER_PUBLIC_KEY: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/server_public_key.pem");
 
 #[derive(Debug)]
 pub struct Faults {
@@ -142,17 +155,41 @@ fn status(code: StatusCode, body: &str) -> Response {
     (code, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }
 
+/// An RS256 token signed with the fixture key; `n` makes each one unique.
+fn signed_token(n: usize) -> String {
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(super::SERVER_PRIVATE_KEY.as_bytes());
+    let claims = serde_json::json!({ "iss": "faulty", "jti": n.to_string() });
+    let header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    jsonwebtoken::encode(&header, &claims, &key.unwrap()).unwrap()
+}
+
+fn forged_token(n: usize) -> String {
+    use base64::Engine;
+    let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let signature: Vec<u8> = (0..256).map(|_| rand::random::<u8>()).collect();
+    format!(
+        "{}.{}.{}",
+        e.encode(r#"{"alg":"RS256","typ":"JWT"}"#),
+        e.encode(format!(r#"{{"iss":"bss-api-server","jti":"{n}"}}"#)),
+        e.encode(signature)
+    )
+}
+
 async fn token_handler(State(s): State<Arc<Faults>>) -> Response {
     let _guard = InFlight::enter(&s);
     s.token_requests.fetch_add(1, SeqCst);
-    if *s.token.lock().unwrap() == Token::RejectKey {
-        return status(
-            StatusCode::UNAUTHORIZED,
-            r#"{"success":false,"error":"Public key verification failed: public key does not match"}"#,
-        );
-    }
-    let n = s.tokens_issued.fetch_add(1, SeqCst) + 1;
-    let token = format!("faulty-token-{n}");
+    let mode = *s.token.lock().unwrap();
+    let n = match mode {
+        Token::RejectKey => {
+            return status(
+                StatusCode::UNAUTHORIZED,
+                r#"{"success":false,"error":"Public key verification failed: public key does not match"}"#,
+            )
+        }
+        Token::Redirect(to) => return redirect(to, TOKEN_PATH),
+        Token::Issue | Token::Forge => s.tokens_issued.fetch_add(1, SeqCst) + 1,
+    };
+    let token = if mode == Token::Forge { forged_token(n) } else { signed_token(n) };
     *s.valid.lock().unwrap() = Some(token.clone());
     status(
         StatusCode::OK,
@@ -196,5 +233,11 @@ async fn strategies_handler(
             status(StatusCode::OK, "{}")
         }
         Post::BadBody => (StatusCode::OK, "<html>maintenance</html>").into_response(),
+        Post::HugeBody => status(StatusCode::OK, &" ".repeat(8 << 20)),
     }
+}
+
+fn redirect(to: SocketAddr, path: &str) -> Response {
+    let location = format!("http://{to}{path}");
+    (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, location)]).into_response()
 }

@@ -23,7 +23,7 @@ impl LocalApiProcess {
     /// `gtp5g-operator local-api ARGS`; returns once it listens.
     pub fn spawn(args: &[&str]) -> LocalApiProcess {
         let dir = TempDir::new().unwrap();
-        std::fs::write(dir.path().join("jwt_private_key.pem"), SERVER_PRIVATE_KEY).unwrap();
+        super::install_private_key(dir.path(), SERVER_PRIVATE_KEY);
         let mut child = Command::new(BIN)
             .args(["local-api", "--listen", "127.0.0.1:0", "--state-dir"])
             .arg(dir.path())

@@ -29,6 +29,27 @@ pub const SERVER_PRIVATE_KEY: &str = include_str!("../fixtures/server_private_ke
 pub const TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 pub const BIN: &str = env!("CARGO_BIN_EXE_gtp5g-operator");
 
+/// A bound for a machine `GTP5G_TEST_SLOWDOWN` times slower than this one
+/// (the VM test bed's emulated guests set it): the tests check behaviour
+/// there, not timing, so their waits stretch instead of failing.
+pub fn slow(bound: Duration) -> Duration {
+    let factor = std::env::var("GTP5G_TEST_SLOWDOWN").ok().and_then(|f| f.parse().ok());
+    bound * factor.unwrap_or(1u32).max(1)
+}
+
+/// Puts `key` (PEM) in `dir` as the local API's private key, mode 0600 as
+/// the server demands of it.
+pub fn install_private_key(dir: &Path, key: &str) {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(dir.join("jwt_private_key.pem"))
+        .unwrap();
+    f.write_all(key.as_bytes()).unwrap();
+}
+
 /// Set to 1 (as `.ci/run` does) to turn every capability skip into a
 /// failure, so CI cannot go green on a machine without root, tracefs, BPF
 /// or a needed tool.
@@ -202,7 +223,7 @@ impl Api {
 
     pub fn new_schema(addr: SocketAddr, schema: Schema) -> Api {
         let dir = TempDir::new().unwrap();
-        std::fs::write(dir.path().join("jwt_private_key.pem"), SERVER_PRIVATE_KEY).unwrap();
+        install_private_key(dir.path(), SERVER_PRIVATE_KEY);
         Api {
             api: LocalApi::open_schema(dir.path(), TOKEN_LIFETIME, schema).unwrap(),
             addr,
@@ -458,7 +479,10 @@ pub fn daemon_command_default_source(endpoint: &str, key: &Path, config: &Path) 
         .env("GTP5G_OPERATOR__STRATEGY__INTERVAL_S", "1")
         .env("GTP5G_OPERATOR__STRATEGY__DEBOUNCE_MS", "20")
         .env("GTP5G_OPERATOR__API__RETRY_MAX_S", "1")
-        .env("GTP5G_OPERATOR__API__TIMEOUT_MS", "500")
+        .env(
+            "GTP5G_OPERATOR__API__TIMEOUT_MS",
+            slow(Duration::from_millis(500)).as_millis().to_string(),
+        )
         .env("GTP5G_OPERATOR__TARGETS__NAMES", "nr-gnb,nr-ue");
     c
 }

@@ -41,7 +41,9 @@ impl Tracer {
                 .arg(&ready_file)
                 .args(args),
         );
-        let deadline = Instant::now() + Duration::from_secs(30);
+        // Generous: in the VM test bed (TCG, about 10x slower) each object's
+        // load parses the kernel's BTF again and verifies its programs.
+        let deadline = Instant::now() + Duration::from_secs(120);
         let ready = loop {
             if let Ok(line) = std::fs::read_to_string(&ready_file) {
                 break line;
@@ -49,7 +51,7 @@ impl Tracer {
             if let Some(status) = child.try_wait().unwrap() {
                 panic!("gtp5g-tracer {args:?} exited before it was ready: {status:?}");
             }
-            assert!(Instant::now() < deadline, "gtp5g-tracer {args:?}: not ready in 30 s");
+            assert!(Instant::now() < deadline, "gtp5g-tracer {args:?}: not ready in 120 s");
             thread::sleep(Duration::from_millis(10));
         };
         let mut tracer =
@@ -69,10 +71,6 @@ impl Tracer {
         report
     }
 
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
     /// SIGKILL, as a crash or the OOM killer would: no goodbye, no counts.
     pub fn kill(mut self) {
         let _ = self.child.kill();
@@ -82,6 +80,10 @@ impl Tracer {
 
     pub fn ready_file(&self) -> &Path {
         &self.ready_file
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Stops the tracer; returns its final (printed, suppressed) counts.

@@ -20,7 +20,9 @@
 #include <string.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <unistd.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -36,6 +38,7 @@
 
 #include "gtp5g_fentry.skel.h"
 #include "gtp5g_netdev.skel.h"
+#include "gtp5g_unload.skel.h"
 #include "gtp5g_dedup.h"
 #include "wire.h"
 
@@ -48,14 +51,30 @@
 #define HEARTBEAT_PREFIX PROG " heartbeat: "
 #define HEARTBEAT_S 5
 #define HEARTBEAT_INSTANCE "gtp5g-operator"
+#define GTP5G_SYSFS "/sys/module/gtp5g"
 /* How often -v reports the event counts. */
 #define STATS_PERIOD_S 10
 
-enum mode { MODE_AUTO, MODE_FENTRY, MODE_NETDEV };
+/* MODE_FENTRY and MODE_NETDEV are also the two objects a probe belongs to;
+ * MODE_FENTRY_RLS runs both: gtp5g's own uplink entry for GTP-U, the wire's
+ * egress for RLS (which gtp5g never sees). */
+enum mode { MODE_AUTO, MODE_FENTRY, MODE_NETDEV, MODE_FENTRY_RLS };
+
+static const char *const mode_names[] = {
+	[MODE_AUTO] = "auto", [MODE_FENTRY] = "fentry", [MODE_NETDEV] = "netdev",
+	[MODE_FENTRY_RLS] = "fentry+rls",
+};
 
 static const char *mode_name(enum mode m)
 {
-	return m == MODE_FENTRY ? "fentry" : m == MODE_NETDEV ? "netdev" : "auto";
+	return mode_names[m];
+}
+
+/* The modes whose fentry probes follow gtp5g: attached while it is loaded,
+ * released for its unload, attached again when it is back. */
+static bool follows_gtp5g(enum mode m)
+{
+	return m == MODE_FENTRY || m == MODE_FENTRY_RLS;
 }
 
 /* Room for every program of both objects. */
@@ -177,9 +196,22 @@ static void reset_warn(void)
 	verifier_last[0] = 0;
 }
 
+/* The kernel's own ENOTSUPP, which BPF trampolines return and libc has no
+ * text for ("Unknown error 524"). */
+#define ENOTSUPP_ 524
+
+static const char *errno_text(int err)
+{
+	err = err < 0 ? -err : err;
+	if (err == ENOTSUPP_)
+		return "not supported by this kernel's BPF trampolines (ENOTSUPP: e.g. more than six "
+		       "arguments before Linux 6.6, or a struct passed by value)";
+	return strerror(err);
+}
+
 static void failure_reason(char *out, size_t len, const char *what, int err)
 {
-	int n = snprintf(out, len, "%s: %s", what, strerror(err < 0 ? -err : err));
+	int n = snprintf(out, len, "%s: %s", what, errno_text(err));
 	if (first_warn[0] && n > 0 && (size_t)n < len)
 		n += snprintf(out + n, len - n, " (%s)", first_warn);
 	if (verifier_last[0] && n > 0 && (size_t)n < len)
@@ -246,10 +278,48 @@ static bool module_loaded(const char *name)
 	return found;
 }
 
+/* The running kernel's uname(), filled once at start. */
+static struct utsname uts;
+
+/* The running kernel as major * 1000 + minor (6.1.0-57-amd64: 6001). */
+static int kernel_version(void)
+{
+	int major = 0, minor = 0;
+
+	if (sscanf(uts.release, "%d.%d", &major, &minor) != 2)
+		return 0;
+	return major * 1000 + minor;
+}
+
+/* x86-64 BPF trampolines took at most six arguments until Linux 6.6
+ * (where up to twelve came). The kernel loads such a program and refuses
+ * only its attach, with ENOTSUPP: said here, in words, from the BTF. */
+#define TRAMPOLINE_ARGS_OLD 6
+#define TRAMPOLINE_MORE_ARGS_SINCE 6006
+
+static bool args_fit(const struct btf *btf, int id, const char *func, char *why, size_t len)
+{
+	const struct btf_type *proto = btf__type_by_id(btf, btf__type_by_id(btf, id)->type);
+	int nargs = proto ? btf_vlen(proto) : 0, version = kernel_version();
+
+#if defined(__x86_64__)
+	if (nargs > TRAMPOLINE_ARGS_OLD && version && version < TRAMPOLINE_MORE_ARGS_SINCE) {
+		snprintf(why, len, "%s: needs Linux 6.6 for fentry on functions with %d arguments "
+			 "(this kernel is %s; up to 6 before 6.6)", func, nargs, uts.release);
+		return false;
+	}
+#else
+	(void)nargs, (void)version, (void)func, (void)why, (void)len;
+#endif
+	return true;
+}
+
 static bool fentry_target_ok(const char *func, char *why, size_t len)
 {
-	if (vmlinux_btf && btf__find_by_name_kind(vmlinux_btf, func, BTF_KIND_FUNC) > 0)
-		return true; /* gtp5g built into the kernel */
+	int id;
+
+	if (vmlinux_btf && (id = btf__find_by_name_kind(vmlinux_btf, func, BTF_KIND_FUNC)) > 0)
+		return args_fit(vmlinux_btf, id, func, why, len); /* gtp5g built into the kernel */
 	if (!gtp5g_btf) {
 		if (module_loaded("gtp5g"))
 			snprintf(why, len, "no BTF for module gtp5g: module is loaded but " GTP5G_BTF
@@ -262,12 +332,13 @@ static bool fentry_target_ok(const char *func, char *why, size_t len)
 				 " does not exist (gtp5g module not loaded)");
 		return false;
 	}
-	if (btf__find_by_name_kind(gtp5g_btf, func, BTF_KIND_FUNC) <= 0) {
+	id = btf__find_by_name_kind(gtp5g_btf, func, BTF_KIND_FUNC);
+	if (id <= 0) {
 		snprintf(why, len, "missing symbol: module gtp5g has no function '%s' in its BTF "
 			 "(not in this gtp5g version, or inlined)", func);
 		return false;
 	}
-	return true;
+	return args_fit(gtp5g_btf, id, func, why, len);
 }
 
 static bool netdev_target_ok(const char *tp, char *why, size_t len)
@@ -329,12 +400,19 @@ static bool egress(const struct probe *p)
 	return p->mode == MODE_NETDEV && !strcmp(p->func, "net_dev_queue");
 }
 
+/* fentry's de-duplicated set: gtp5g's uplink entry (see needed()). */
+static bool fentry_default(const struct probe *p)
+{
+	return !strcmp(p->name, "fentry/gtp5g_encap_recv");
+}
+
 static void list_probes(void)
 {
 	printf("mode fentry (gtp5g module functions; needs %s):\n", GTP5G_BTF);
 	for (size_t i = 0; i < nprobes; i++)
 		if (probes[i].mode == MODE_FENTRY)
-			printf("  %-32s %s\n", probes[i].name, probes[i].func);
+			printf("  %-32s %s (%s)\n", probes[i].name, probes[i].func,
+			       fentry_default(&probes[i]) ? "uplink entry" : "with --every-event or --only");
 	printf("mode netdev (any kernel with BTF; GTP-U over UDP, IPv4/IPv6):\n");
 	for (size_t i = 0; i < nprobes; i++)
 		if (probes[i].mode == MODE_NETDEV)
@@ -345,10 +423,12 @@ static void list_probes(void)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: " PROG " [--mode auto|fentry|netdev] [--only FUNC,...] [--port N] [--rls-port N]\n"
-		"       [--refresh-ms MS] [--every-event] [--map-size N] [--ready-file PATH]\n"
+		"usage: " PROG " [--mode auto|fentry|netdev|fentry+rls] [--only FUNC,...] [--port N]\n"
+		"       [--rls-port N] [--refresh-ms MS] [--every-event] [--map-size N] [--ready-file PATH]\n"
 		"       [--heartbeat-s S] [--instance NAME] [--list] [-v]\n"
-		"  --mode        auto (default): fentry when " GTP5G_BTF " exists, else netdev\n"
+		"       " PROG " --unload-gtp5g\n"
+		"  --mode        auto (default): fentry+rls when " GTP5G_BTF " exists, else netdev\n"
+		"                (fentry+rls: gtp5g's uplink entry for GTP-U, netdev egress for RLS)\n"
 		"  --only        attach only these probes (function/tracepoint or probe name)\n"
 		"  --port        GTP-U UDP port for netdev mode (default " WIRE_STR(GTPU_PORT) ")\n"
 		"  --rls-port    UERANSIM RLS UDP port for netdev mode (default " WIRE_STR(RLS_PORT) ")\n"
@@ -362,6 +442,8 @@ static void usage(FILE *f)
 		"  --instance    also write it to this tracing instance's trace_marker when the\n"
 		"                instance exists (default " HEARTBEAT_INSTANCE "; empty: global only)\n"
 		"  --list        print the probes of each mode and exit\n"
+		"  --unload-gtp5g  unload gtp5g (rmmod) while tracers run, and exit: they let\n"
+		"                go of it and attach again when it is loaded again\n"
 		"  -v            show libbpf debug output and event counts every %d s\n",
 		STATS_PERIOD_S);
 }
@@ -401,6 +483,8 @@ struct config {
 	unsigned long refresh_ms;
 	unsigned long map_size;
 	bool every_event;
+	/* netdev matches GTP-U too; not beside gtp5g's own uplink probe */
+	bool gtpu_on_wire;
 };
 
 /* A loaded BPF object: normally one per mode holding all its programs,
@@ -424,12 +508,20 @@ static void report(size_t i, const char *why)
 	fflush(stdout);
 }
 
-/* De-duplicated, netdev mode needs egress only: an arrival runs in the
- * context the softirq found (on loopback the sender again), so the ingress
- * hook would cost every packet and name no sender. */
-static bool needed(const struct probe *p, const struct config *c)
+/* De-duplicated, only the probes that name a sender are attached.
+ * netdev: egress only; an arrival runs in the context the softirq found
+ * (on loopback the sender again), so the ingress hook would cost every
+ * packet and name no sender. fentry: gtp5g's uplink entry, which on a
+ * one-host testbed runs in the gNB's sending thread (its G-PDU's receive
+ * softirq runs as the send returns). The downlink functions run for
+ * whoever sends into gtp5g's device (the data network side) or in a
+ * softirq, and the rest of the uplink path repeats the entry's thread.
+ * --every-event attaches all, --only what it names. */
+static bool needed(const struct probe *p, const char *only, const struct config *c)
 {
-	return c->every_event || p->mode != MODE_NETDEV || egress(p);
+	if (c->every_event || (only && p->mode == MODE_FENTRY))
+		return true;
+	return p->mode == MODE_NETDEV ? egress(p) : fentry_default(p);
 }
 
 static bool target_ok(const struct probe *p, char *why, size_t len)
@@ -474,7 +566,7 @@ static struct bpf_object *open_object(struct object *o, enum mode mode, const st
 		if (!o->netdev)
 			return NULL;
 		SET_DEDUP_RODATA(o->netdev, c);
-		o->netdev->rodata->gtpu_port = (__u16)c->gtpu_port;
+		o->netdev->rodata->gtpu_port = c->gtpu_on_wire ? (__u16)c->gtpu_port : 0;
 		o->netdev->rodata->rls_port = (__u16)c->rls_port;
 		o->obj = o->netdev->obj;
 	}
@@ -496,20 +588,38 @@ static int probe_index(const char *prog_name)
 	return -1;
 }
 
-/* Every object shares the first one's maps, so that de-duplication stays
- * per thread (not per object) and one counter array holds every event. */
+/* The maps every object shares, so that de-duplication stays per thread
+ * (not per object) and one counter array holds every event. Their fds are
+ * kept apart from the objects: the gtp5g objects come and go with the
+ * module, the counts stay. */
+static const char *const shared_maps[] = { "last_printed", "per_cpu" };
+#define NSHARED (sizeof(shared_maps) / sizeof(shared_maps[0]))
+static int shared_fd[NSHARED] = { -1, -1 };
+
 static int size_and_share_maps(struct bpf_object *obj, const struct config *c)
 {
-	static const char *shared[] = { "last_printed", "per_cpu" };
 	int err = bpf_map__set_max_entries(bpf_object__find_map_by_name(obj, "last_printed"),
 					   (__u32)c->map_size);
 
-	for (size_t i = 0; !err && nobjects && i < sizeof(shared) / sizeof(shared[0]); i++) {
-		struct bpf_map *first = bpf_object__find_map_by_name(objects[0].obj, shared[i]);
-		err = bpf_map__reuse_fd(bpf_object__find_map_by_name(obj, shared[i]),
-					bpf_map__fd(first));
-	}
+	for (size_t i = 0; !err && shared_fd[0] >= 0 && i < NSHARED; i++)
+		err = bpf_map__reuse_fd(bpf_object__find_map_by_name(obj, shared_maps[i]),
+					shared_fd[i]);
 	return err;
+}
+
+/* After the first load: the maps outlive any object. */
+static int keep_shared_maps(struct bpf_object *obj)
+{
+	if (shared_fd[0] >= 0)
+		return 0;
+	for (size_t i = 0; i < NSHARED; i++) {
+		int fd = bpf_map__fd(bpf_object__find_map_by_name(obj, shared_maps[i]));
+
+		shared_fd[i] = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+		if (shared_fd[i] < 0)
+			return -errno;
+	}
+	return 0;
 }
 
 /* Loads the programs marked in want[] as one new object, objects[nobjects]. */
@@ -533,6 +643,8 @@ static int load_object(enum mode mode, const bool *want, const struct config *c,
 	err = size_and_share_maps(o->obj, c);
 	if (!err)
 		err = bpf_object__load(o->obj);
+	if (!err)
+		err = keep_shared_maps(o->obj);
 	if (err) {
 		failure_reason(why, len, "load failed", err);
 		close_object(o);
@@ -591,7 +703,7 @@ static int load_one_by_one(enum mode mode, const bool *want, const struct config
 
 /* The pre-checks decide which programs are worth loading; then one load
  * (kernel BTF parsed once, not once per probe). */
-static int attach_mode(enum mode mode, char *only, const struct config *c)
+static int attach_mode(enum mode mode, char *only, const struct config *c, int *wanted)
 {
 	bool want[MAX_PROBES] = {};
 	int nwant = 0;
@@ -600,8 +712,11 @@ static int attach_mode(enum mode mode, char *only, const struct config *c)
 	for (size_t i = 0; i < nprobes; i++) {
 		if (probes[i].mode != mode || !selected(&probes[i], only))
 			continue;
-		if (!needed(&probes[i], c)) {
-			report(i, "only with --every-event (de-duplicated, a sender is seen on egress)");
+		if (!needed(&probes[i], only, c)) {
+			report(i, probes[i].mode == MODE_NETDEV
+					  ? "only with --every-event (de-duplicated, a sender is seen on egress)"
+					  : "only with --every-event or --only (de-duplicated, the uplink "
+					    "entry names the sender)");
 			continue;
 		}
 		if (!target_ok(&probes[i], why, sizeof(why))) {
@@ -611,6 +726,7 @@ static int attach_mode(enum mode mode, char *only, const struct config *c)
 		want[i] = true;
 		nwant++;
 	}
+	*wanted = nwant;
 	if (!nwant)
 		return 0;
 	if (!load_object(mode, want, c, why, sizeof(why)))
@@ -620,13 +736,51 @@ static int attach_mode(enum mode mode, char *only, const struct config *c)
 	return load_one_by_one(mode, want, c);
 }
 
+static int count_attached(void)
+{
+	int n = 0;
+
+	for (size_t i = 0; i < nprobes; i++)
+		n += links[i] != NULL;
+	return n;
+}
+
+/* Lets go of gtp5g: its links (each holds a reference on the module), its
+ * objects (whose programs were verified against this load of the module's
+ * BTF) and that BTF. The shared maps stay. */
+static void release_fentry(void)
+{
+	int kept = 0;
+
+	for (size_t i = 0; i < nprobes; i++)
+		if (probes[i].mode == MODE_FENTRY) {
+			bpf_link__destroy(links[i]);
+			links[i] = NULL;
+		}
+	for (int i = 0; i < nobjects; i++) {
+		if (objects[i].fentry)
+			close_object(&objects[i]);
+		else
+			objects[kept++] = objects[i];
+	}
+	/* No stale copy of a kept object where the next one is loaded. */
+	memset(&objects[kept], 0, (size_t)(nobjects - kept) * sizeof(objects[0]));
+	nobjects = kept;
+	btf__free(gtp5g_btf);
+	gtp5g_btf = NULL;
+	gtp5g_btf_err = 0;
+}
+
 static void release_all(void)
 {
+	release_fentry();
 	for (size_t i = 0; i < nprobes; i++)
 		bpf_link__destroy(links[i]);
 	for (int i = 0; i < nobjects; i++)
 		close_object(&objects[i]);
-	btf__free(gtp5g_btf);
+	for (size_t i = 0; i < NSHARED; i++)
+		if (shared_fd[i] >= 0)
+			close(shared_fd[i]);
 	btf__free(vmlinux_btf);
 }
 
@@ -637,12 +791,11 @@ static void print_counts(void)
 	unsigned long long printed = 0, suppressed = 0;
 	__u32 zero = 0;
 
-	if (!nobjects || ncpus <= 0)
+	if (shared_fd[1] < 0 || ncpus <= 0)
 		return;
 	struct dedup_cpu per_cpu[ncpus];
-	struct bpf_map *m = bpf_object__find_map_by_name(objects[0].obj, "per_cpu");
 
-	if (bpf_map_lookup_elem(bpf_map__fd(m), &zero, per_cpu))
+	if (bpf_map_lookup_elem(shared_fd[1], &zero, per_cpu))
 		return;
 	for (int cpu = 0; cpu < ncpus; cpu++) {
 		printed += per_cpu[cpu].printed;
@@ -725,8 +878,37 @@ struct args {
 	unsigned long heartbeat_s;
 	const char *instance;
 	bool list;
+	bool unload_gtp5g;
 	struct config config;
 };
+
+/* How long --unload-gtp5g retries while gtp5g is in use. */
+#define UNLOAD_WAIT_MS 5000
+
+/* A UPF upgrade's rmmod, with tracers running: the first attempt fails
+ * (their probes hold gtp5g), but each tracer's unload watch sees it and lets
+ * go, so a retry a moment later succeeds. kmod's rmmod never gets that far:
+ * it reads the module's refcount and refuses by itself. */
+static int unload_gtp5g(void)
+{
+	unsigned delay_ms = 1, waited_ms = 0;
+
+	while (syscall(SYS_delete_module, "gtp5g", O_NONBLOCK)) {
+		if (errno != EAGAIN || waited_ms >= UNLOAD_WAIT_MS) {
+			fprintf(stderr, PROG ": --unload-gtp5g: %s\n",
+				errno == EAGAIN ? "gtp5g is still in use after 5 s: by something other "
+						  "than a gtp5g-tracer with its unload watch (lsmod says what)"
+				: errno == ENOENT ? "gtp5g is not loaded"
+						  : strerror(errno));
+			return 1;
+		}
+		usleep(delay_ms * 1000);
+		waited_ms += delay_ms;
+		delay_ms = delay_ms < 100 ? delay_ms * 2 : delay_ms;
+	}
+	printf(PROG ": gtp5g unloaded\n");
+	return 0;
+}
 
 /* 0 to go on, else the exit status (usage errors: 2). */
 static int parse_args(int argc, char **argv, struct args *a)
@@ -743,6 +925,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 		{ "heartbeat-s", required_argument, NULL, 'H' },
 		{ "instance", required_argument, NULL, 'I' },
 		{ "list", no_argument, NULL, 'l' },
+		{ "unload-gtp5g", no_argument, NULL, 'U' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
@@ -759,8 +942,11 @@ static int parse_args(int argc, char **argv, struct args *a)
 				a->mode = MODE_FENTRY;
 			else if (!strcmp(optarg, "netdev"))
 				a->mode = MODE_NETDEV;
+			else if (!strcmp(optarg, "fentry+rls"))
+				a->mode = MODE_FENTRY_RLS;
 			else {
-				fprintf(stderr, PROG ": --mode must be auto, fentry or netdev, not '%s'\n", optarg);
+				fprintf(stderr, PROG ": --mode must be auto, fentry, netdev or fentry+rls, "
+					"not '%s'\n", optarg);
 				return 2;
 			}
 			break;
@@ -808,6 +994,9 @@ static int parse_args(int argc, char **argv, struct args *a)
 		case 'l':
 			a->list = true;
 			break;
+		case 'U':
+			a->unload_gtp5g = true;
+			break;
 		case 'v':
 			verbose = true;
 			break;
@@ -836,14 +1025,11 @@ static int parse_args(int argc, char **argv, struct args *a)
 static unsigned kernel_hz(void)
 {
 	char path[300], line[256];
-	struct utsname u;
 	unsigned hz = 0;
-	gzFile f = NULL;
+	gzFile f;
 
-	if (!uname(&u)) {
-		snprintf(path, sizeof(path), "/boot/config-%s", u.release);
-		f = gzopen(path, "r");
-	}
+	snprintf(path, sizeof(path), "/boot/config-%s", uts.release);
+	f = gzopen(path, "r");
 	if (!f)
 		f = gzopen("/proc/config.gz", "r");
 	if (!f)
@@ -855,9 +1041,12 @@ static unsigned kernel_hz(void)
 	return hz;
 }
 
-static void load_btf(void)
+/* gtp5g's module BTF, for the load of the module now in the kernel. */
+static void load_gtp5g_btf(void)
 {
-	vmlinux_btf = btf__load_vmlinux_btf();
+	btf__free(gtp5g_btf);
+	gtp5g_btf = NULL;
+	gtp5g_btf_err = 0;
 	if (!access(GTP5G_BTF, F_OK) && vmlinux_btf) {
 		gtp5g_btf = btf__load_module_btf("gtp5g", vmlinux_btf);
 		if (!gtp5g_btf)
@@ -868,10 +1057,12 @@ static void load_btf(void)
 static enum mode resolve_auto(void)
 {
 	if (!access(GTP5G_BTF, F_OK)) {
-		printf(PROG ": mode auto: %s exists, using fentry\n", GTP5G_BTF);
-		return MODE_FENTRY;
+		printf(PROG ": mode auto: %s exists, using fentry+rls (gtp5g's uplink entry for "
+		       "GTP-U, the wire's egress for RLS)\n", GTP5G_BTF);
+		return MODE_FENTRY_RLS;
 	}
-	printf(PROG ": mode auto: %s absent (gtp5g not loaded), using netdev\n", GTP5G_BTF);
+	printf(PROG ": mode auto: %s absent (gtp5g not loaded), using netdev; gtp5g's probes "
+	       "are added when it is loaded\n", GTP5G_BTF);
 	return MODE_NETDEV;
 }
 
@@ -913,40 +1104,278 @@ static void heartbeat(const struct args *a)
 	}
 }
 
+/* ---- following gtp5g: loaded late, reloaded, upgraded ---- */
+
+/* How long the gtp5g probes stay released after an unload attempt that
+ * did not unload (a refused rmmod, a retry that never came). */
+#define RELEASE_GRACE_S 10
+/* How often a released or absent gtp5g is looked for: a stat(). */
+#define WATCH_PERIOD_MS 1000
+
+enum gtp5g_state {
+	GTP5G_ATTACHED, /* probes on the load `ino` */
+	GTP5G_RELEASED, /* let go of the load `ino` for an unload attempt */
+	GTP5G_WAITING,	/* absent, or `ino` gave no probe: wait for a new load */
+	GTP5G_RETRY,	/* `ino` gave some probes only: try again next period */
+};
+
+struct follow {
+	bool on;
+	enum gtp5g_state state;
+	ino_t ino; /* /sys/module/gtp5g's inode: a new one for every load */
+	int tries; /* attach attempts on `ino` */
+	time_t released;
+	const char *only;
+	const struct config *config;
+	struct gtp5g_unload *unload;
+	struct ring_buffer *attempts;
+};
+
 static time_t monotonic_s(void)
 {
-	struct timespec now;
+	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return now.tv_sec;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
 }
 
-/* Until one of the signals in *term; meanwhile a heartbeat every
- * a->heartbeat_s and, with -v, the counts every period. */
-static int wait_for_signal(const sigset_t *term, const struct args *a)
+/* The load of gtp5g now in the kernel, 0 when none is live. */
+static ino_t gtp5g_load(void)
 {
-	time_t now = monotonic_s(), next_beat = now, next_counts = now + STATS_PERIOD_S;
-	int sig;
+	char state[16] = "";
+	struct stat st;
+	FILE *f;
 
-	do {
-		if (a->heartbeat_s && now >= next_beat) {
+	if (stat(GTP5G_SYSFS, &st))
+		return 0;
+	f = fopen(GTP5G_SYSFS "/initstate", "r");
+	if (!f)
+		return 0;
+	if (!fgets(state, sizeof(state), f))
+		state[0] = 0;
+	fclose(f);
+	return strncmp(state, "live", 4) ? 0 : st.st_ino;
+}
+
+static int on_unload_attempt(void *ctx, void *data, size_t size)
+{
+	struct follow *f = ctx;
+
+	(void)size;
+	if (f->state != GTP5G_ATTACHED)
+		return 0;
+	release_fentry();
+	f->state = GTP5G_RELEASED;
+	f->released = monotonic_s();
+	printf(PROG ": pid %u is unloading gtp5g: its probes are released (the unload's retry "
+	       "succeeds: gtp5g-tracer --unload-gtp5g); they come back when gtp5g is loaded again\n",
+	       *(__u32 *)data);
+	fflush(stdout);
+	return 0;
+}
+
+/* The unload watch, once gtp5g's probes first attach: without it (no
+ * syscall tracepoints) an rmmod of gtp5g fails while they are attached. */
+#define NO_UNLOAD_WATCH "; gtp5g cannot be unloaded while the tracer runs: stop it first"
+
+static void start_unload_watch(struct follow *f)
+{
+	const char *tp = "tp/syscalls/sys_enter_delete_module";
+	char why[1024];
+	int err;
+
+	if (f->unload)
+		return;
+	if (access("/sys/kernel/tracing/events/syscalls", F_OK) &&
+	    access("/sys/kernel/debug/tracing/events/syscalls", F_OK)) {
+		printf(PROG ": unload watch (%s): not attached: this kernel has no syscall "
+		       "tracepoints (CONFIG_FTRACE_SYSCALLS)" NO_UNLOAD_WATCH "\n", tp);
+		return;
+	}
+	reset_warn();
+	f->unload = gtp5g_unload__open_and_load();
+	err = f->unload ? gtp5g_unload__attach(f->unload) : -errno;
+	if (!err) {
+		f->attempts = ring_buffer__new(bpf_map__fd(f->unload->maps.unload_attempts),
+					       on_unload_attempt, f, NULL);
+		err = f->attempts ? 0 : -errno;
+	}
+	if (err) {
+		failure_reason(why, sizeof(why), "not attached", err);
+		printf(PROG ": unload watch (%s): %s" NO_UNLOAD_WATCH "\n", tp, why);
+		ring_buffer__free(f->attempts);
+		f->attempts = NULL;
+		gtp5g_unload__destroy(f->unload);
+		f->unload = NULL;
+		return;
+	}
+	printf(PROG ": unload watch (%s): attached\n", tp);
+}
+
+static void stop_unload_watch(struct follow *f)
+{
+	ring_buffer__free(f->attempts);
+	gtp5g_unload__destroy(f->unload);
+}
+
+/* Kernel BTF objects named gtp5g. The BTF of a load just unloaded lingers
+ * until the programs verified against it are freed (after an RCU grace
+ * period), and libbpf would resolve the probes' targets in the first one it
+ * finds: the new load's probes wait until only one is left. */
+static int gtp5g_btf_objects(void)
+{
+	__u32 id = 0;
+	int n = 0;
+
+	while (!bpf_btf_get_next_id(id, &id)) {
+		char name[16] = "";
+		struct bpf_btf_info info = { .name = (__u64)(unsigned long)name,
+					     .name_len = sizeof(name) };
+		__u32 len = sizeof(info);
+		int fd = bpf_btf_get_fd_by_id(id);
+
+		if (fd < 0)
+			continue;
+		if (!bpf_obj_get_info_by_fd(fd, &info, &len) && !strcmp(name, "gtp5g"))
+			n++;
+		close(fd);
+	}
+	return n;
+}
+
+/* Attempts on one load of gtp5g whose probes do not all attach. */
+#define ATTACH_TRIES 5
+
+/* The fentry probes on the load of gtp5g now in the kernel. Right after a
+ * reload libbpf may still resolve a probe in the old load's BTF (where
+ * listing BTF objects to wait for it to go needs CAP_SYS_ADMIN): with
+ * `retry`, a load whose probes do not all attach is let go and tried again
+ * next period, a few times. */
+static int attach_gtp5g(struct follow *f, bool retry)
+{
+	ino_t ino = gtp5g_load();
+	int n, wanted = 0;
+
+	f->tries = ino == f->ino ? f->tries + 1 : 1;
+	f->ino = ino;
+	load_gtp5g_btf();
+	n = attach_mode(MODE_FENTRY, (char *)f->only, f->config, &wanted);
+	if (retry && n < wanted && f->tries < ATTACH_TRIES) {
+		printf(PROG ": gtp5g: %d of %d probes attached; trying again\n", n, wanted);
+		release_fentry();
+		f->state = GTP5G_RETRY;
+		return 0;
+	}
+	if (n)
+		start_unload_watch(f);
+	else
+		release_fentry();
+	f->state = n ? GTP5G_ATTACHED : GTP5G_WAITING;
+	return n;
+}
+
+/* Each period while the probes are off gtp5g. */
+static void follow_tick(struct follow *f)
+{
+	ino_t now = gtp5g_load();
+	bool grace_over = monotonic_s() - f->released >= RELEASE_GRACE_S;
+	int n;
+
+	if (f->state == GTP5G_ATTACHED ||
+	    (f->state == GTP5G_RELEASED && now && now == f->ino && !grace_over))
+		return;
+	if (!now) {
+		if (f->state == GTP5G_RELEASED)
+			printf(PROG ": gtp5g unloaded\n");
+		f->state = GTP5G_WAITING;
+		f->ino = 0;
+		fflush(stdout);
+		return;
+	}
+	if ((f->state == GTP5G_WAITING && now == f->ino) || gtp5g_btf_objects() > 1)
+		return;
+	if (f->state != GTP5G_RETRY)
+		printf(PROG ": gtp5g %s: attaching its probes\n",
+		       now == f->ino ? "still loaded after the unload attempt" : "loaded");
+	n = attach_gtp5g(f, true);
+	if (f->state == GTP5G_RETRY)
+		return;
+	printf(PROG ": gtp5g: %d probes attached, %d in all\n", n, count_attached());
+	fflush(stdout);
+}
+
+/* Milliseconds until `due` (monotonic seconds), for poll. */
+static int ms_until(time_t due)
+{
+	time_t now = monotonic_s();
+
+	return due > now ? (int)(due - now) * 1000 : 0;
+}
+
+/* Until one of the signals in *term, following gtp5g meanwhile; a heartbeat
+ * every a->heartbeat_s and, with -v, the counts every period. */
+static int run(const sigset_t *term, struct follow *f, const struct args *a)
+{
+	int sfd = signalfd(-1, term, SFD_CLOEXEC);
+	time_t stats_due = monotonic_s() + STATS_PERIOD_S, beat_due = monotonic_s();
+	struct signalfd_siginfo si;
+
+	if (sfd < 0) {
+		fprintf(stderr, PROG ": signalfd: %s\n", strerror(errno));
+		return SIGTERM;
+	}
+	for (;;) {
+		struct pollfd p[2] = { { sfd, POLLIN, 0 },
+				       { f->attempts ? ring_buffer__epoll_fd(f->attempts) : -1, POLLIN, 0 } };
+		int timeout = f->on && f->state != GTP5G_ATTACHED ? WATCH_PERIOD_MS : -1;
+
+		if (a->heartbeat_s && monotonic_s() >= beat_due) {
 			heartbeat(a);
-			next_beat = now + a->heartbeat_s;
+			beat_due = monotonic_s() + a->heartbeat_s;
 		}
-		if (verbose && now >= next_counts) {
+		if (verbose && (timeout < 0 || timeout > STATS_PERIOD_S * 1000))
+			timeout = STATS_PERIOD_S * 1000;
+		if (a->heartbeat_s && (timeout < 0 || timeout > ms_until(beat_due)))
+			timeout = ms_until(beat_due);
+		if (poll(p, 2, timeout) < 0 && errno != EINTR) {
+			fprintf(stderr, PROG ": poll: %s\n", strerror(errno));
+			break;
+		}
+		if (p[0].revents && read(sfd, &si, sizeof(si)) == sizeof(si)) {
+			close(sfd);
+			return (int)si.ssi_signo;
+		}
+		if (p[1].revents)
+			ring_buffer__consume(f->attempts);
+		if (f->on)
+			follow_tick(f);
+		if (verbose && monotonic_s() >= stats_due) {
 			print_counts();
-			next_counts = now + STATS_PERIOD_S;
+			stats_due = monotonic_s() + STATS_PERIOD_S;
 		}
-		time_t next = a->heartbeat_s ? next_beat : next_counts;
-		if (verbose && next_counts < next)
-			next = next_counts;
-		struct timespec wait = { next > now ? next - now : 0, 0 };
+	}
+	close(sfd);
+	return SIGTERM;
+}
 
-		sig = a->heartbeat_s || verbose ? sigtimedwait(term, NULL, &wait)
-						: sigwaitinfo(term, NULL);
-		now = monotonic_s();
-	} while (sig < 0);
-	return sig;
+/* The probes of the mode, at start. In auto mode gtp5g may be present but
+ * unusable (e.g. its functions inlined, or fentry refused): GTP-U on the
+ * wire is still visible, so netdev then matches it too. */
+static int attach_start(enum mode *mode, enum mode asked, struct follow *f, struct config *c)
+{
+	int n = 0, wanted;
+
+	f->state = GTP5G_WAITING;
+	if (follows_gtp5g(*mode))
+		n = attach_gtp5g(f, false);
+	if (*mode == MODE_FENTRY_RLS && !n && asked == MODE_AUTO) {
+		printf(PROG ": mode auto: no fentry probe attached, falling back to netdev\n");
+		*mode = MODE_NETDEV;
+	}
+	c->gtpu_on_wire = *mode == MODE_NETDEV;
+	if (*mode != MODE_FENTRY)
+		n += attach_mode(MODE_NETDEV, (char *)f->only, c, &wanted);
+	return n;
 }
 
 int main(int argc, char **argv)
@@ -957,6 +1386,7 @@ int main(int argc, char **argv)
 		.instance = HEARTBEAT_INSTANCE,
 		.config = { .gtpu_port = GTPU_PORT, .rls_port = RLS_PORT, .refresh_ms = 1000, .map_size = 16384 },
 	};
+	struct follow follow = { .only = NULL };
 	enum mode mode;
 	sigset_t term;
 	int err, attached, sig;
@@ -970,6 +1400,8 @@ int main(int argc, char **argv)
 		list_probes();
 		return 0;
 	}
+	if (a.unload_gtp5g)
+		return unload_gtp5g();
 	if (!privileged()) {
 		fprintf(stderr, PROG ": not privileged: loading BPF tracing programs needs root "
 			"(CAP_SYS_ADMIN) or CAP_BPF+CAP_PERFMON\n");
@@ -983,7 +1415,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	libbpf_set_print(libbpf_print);
-	load_btf();
+	uname(&uts);
+	vmlinux_btf = btf__load_vmlinux_btf();
 	a.config.kernel_hz = kernel_hz();
 	if (verbose)
 		printf(PROG ": kernel HZ %u (0: unknown, period timed in ns)\n", a.config.kernel_hz);
@@ -998,14 +1431,9 @@ int main(int argc, char **argv)
 	sigaddset(&term, SIGHUP);
 	sigprocmask(SIG_BLOCK, &term, NULL);
 
-	attached = attach_mode(mode, a.only, &a.config);
-	/* In auto mode gtp5g may be present but unusable (e.g. its functions
-	 * inlined); GTP-U on the wire is still visible. */
-	if (!attached && a.mode == MODE_AUTO && mode == MODE_FENTRY) {
-		printf(PROG ": mode auto: no fentry probe attached, falling back to netdev\n");
-		mode = MODE_NETDEV;
-		attached = attach_mode(mode, a.only, &a.config);
-	}
+	follow.only = a.only;
+	follow.config = &a.config;
+	attached = attach_start(&mode, a.mode, &follow, &a.config);
 	fflush(stdout);
 
 	if (!attached) {
@@ -1023,15 +1451,20 @@ int main(int argc, char **argv)
 	       mode_name(mode), a.config.every_event ? "every event" : "de-duplicated",
 	       tp ? tp : "/sys/kernel/tracing/trace_pipe");
 	fflush(stdout);
+	/* Every mode that can use gtp5g follows it from here on. */
+	follow.on = a.mode == MODE_AUTO || follows_gtp5g(mode);
 	if (announce_ready(a.ready_file, mode, attached, !a.config.every_event)) {
+		stop_unload_watch(&follow);
 		release_all();
 		return 1;
 	}
 
-	sig = wait_for_signal(&term, &a);
+	sig = run(&term, &follow, &a);
 	if (a.ready_file)
 		unlink(a.ready_file);
 	print_counts();
+	attached = count_attached();
+	stop_unload_watch(&follow);
 	release_all();
 	printf(PROG ": detached %d probes (signal %d), exiting\n", attached, sig);
 	fflush(stdout);

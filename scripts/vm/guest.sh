@@ -1,0 +1,245 @@
+#!/usr/bin/env bash
+# Runs inside the test guest (scripts/test-vm.sh boots it with virtme-ng
+# over the host's root file system): the project's tests against the
+# host's build outputs, then gtp5g-tracer's fentry mode against the gtp5g
+# module in $WORK (the stand-in, or GTP5G_KO's).
+#
+#   guest.sh WORK      (WORK: the run's writable directory, with env.sh)
+#
+# Writes WORK/status, one "STEP RC SECONDS" line per step and "done" last
+# (virtme-ng's own exit status means nothing under TCG), WORK/STEP.log per
+# step and WORK/results: what the tracer did, for the report.
+set -uo pipefail
+
+WORK=$1
+# modprobe, bpftool, ip and iptables live in sbin.
+export PATH=/usr/sbin:/sbin:$PATH
+# shellcheck source=/dev/null
+. "$WORK/env.sh"
+: "${REPO:?}" "${TRACER_BUILD:?}" "${TEST_BINS:=}" "${KO:=}" "${KO_IS_STANDIN:=0}"
+
+STATUS=$WORK/status
+RESULTS=$WORK/results
+TRACING=/sys/kernel/tracing
+# The stand-in's N3 address: 127.0.0.1:2152 stays free for ran-sim's UPF echo.
+N3=127.0.0.2
+UE_NET=10.60.0.254/16
+UE=10.60.0.1
+: >"$STATUS"
+: >"$RESULTS"
+
+now() { cut -d' ' -f1 /proc/uptime; }
+since() { awk -v a="$(now)" -v b="$1" 'BEGIN { printf "%.1f", a - b }'; }
+note() { printf '%s\n' "$*" | tee -a "$RESULTS"; }
+
+# step NAME CMD...: runs CMD with its output in WORK/NAME.log.
+step() {
+	local name=$1 start rc
+	shift
+	start=$(now)
+	"$@" >"$WORK/$name.log" 2>&1
+	rc=$?
+	echo "$name $rc $(since "$start")" >>"$STATUS"
+	return $rc
+}
+
+setup() {
+	# The tracer reads CONFIG_HZ from /boot/config-<release>; the guest's
+	# /boot is the host's.
+	mount -t tmpfs none /boot
+	cp "$WORK/config" "/boot/config-$(uname -r)"
+	[ -e $TRACING/trace_pipe ] || mount -t tracefs nodev $TRACING
+	ip link set lo up
+	sysctl -qw kernel.bpf_stats_enabled=1
+}
+
+# The host's cargo test binaries, one at a time (they share trace_pipe).
+cargo_tests() {
+	local bin rc=0
+	cd "$REPO" || return 1
+	for bin in $TEST_BINS; do
+		echo "== $bin"
+		# Emulated guests run about 10x slower: the tests' waits stretch
+		# (behaviour is checked here, never timing).
+		GTP5G_REQUIRE_LIVE=1 GTP5G_TEST_SLOWDOWN=10 "$bin" --test-threads=1 || rc=1
+	done
+	return $rc
+}
+
+load_module() {
+	local dep
+	for dep in $(modinfo -F depends "$KO" | tr ',' ' '); do
+		modprobe "$dep" || return 1
+	done
+	if [ "$KO_IS_STANDIN" = 1 ]; then
+		insmod "$KO" n3_addr=$N3 || return 1
+		ip link set upfgtp up && ip addr add $UE_NET dev upfgtp
+	else
+		insmod "$KO"
+	fi
+}
+
+# tracer_start LOG ARGS...: starts gtp5g-tracer, waits until it attached
+# (or exited); sets TRACER_PID.
+tracer_start() {
+	local log=$1
+	shift
+	"$TRACER_BUILD/gtp5g-tracer" "$@" >"$log" 2>&1 &
+	TRACER_PID=$!
+	for _ in $(seq 600); do
+		grep -q "probes attached" "$log" && return 0
+		kill -0 $TRACER_PID 2>/dev/null || break
+		sleep 0.1
+	done
+	wait $TRACER_PID
+	echo "gtp5g-tracer $* did not attach (exit $?):"
+	cat "$log"
+	return 1
+}
+
+tracer_stop() {
+	kill -TERM "$TRACER_PID" 2>/dev/null && wait "$TRACER_PID"
+}
+
+# "NAME RUN_CNT" of each of the tracer's programs: run_cnt from its
+# descriptors' fdinfo (Debian's bpftool shows no pids), names from bpftool.
+run_counts() {
+	local f
+	for f in /proc/"$TRACER_PID"/fdinfo/*; do
+		awk '/^prog_id:/ { id = $2 } /^run_cnt:/ { print id, $2 }' "$f"
+	done | sort -u | join - <(prog_names | sort) | awk '{ print $3, $2 }'
+}
+
+prog_names() {
+	bpftool -j prog show | python3 -c '
+import json, sys
+for p in json.load(sys.stdin):
+    print(p["id"], p.get("name", "?"))
+'
+}
+
+sum_counts() { awk '{ s += $2 } END { print s + 0 }' "$@"; }
+
+# gtpu SENDER DEST PORT PACKETS: G-PDUs from 2 threads of a process named
+# SENDER; prints its JSON line (pid, tids).
+gtpu() {
+	"$TRACER_BUILD/gtpu-traffic" --name "$1" --threads 2 --count "$(($4 / 2))" \
+		--interval-ms 5 --dest "$2" --port "$3"
+}
+
+json_pid() { python3 -c 'import json,sys; print(json.loads(sys.stdin.readline())["pid"])'; }
+
+# Packets through the probed functions, seen in trace_pipe with the
+# sender's TGID, and the programs' runs per packet.
+fentry_traffic() {
+	local label=$1 dest=$2 port=$3 probe=$4 n=200 before after pid lines
+	run_counts >"$WORK/runs-before"
+	pid=$(gtpu "gtp-$label" "$dest" "$port" $n | json_pid) || return 1
+	sleep 1
+	run_counts >"$WORK/runs-after"
+	before=$(sum_counts "$WORK/runs-before")
+	after=$(sum_counts "$WORK/runs-after")
+	lines=$(grep -c "$probe: PID=[0-9]*, TGID=$pid\b" "$WORK/trace" || true)
+	note "fentry $label: $n G-PDUs from pid $pid: $lines '$probe' lines with its TGID;" \
+		"programs ran $((after - before)) times ($(awk -v r=$((after - before)) -v n=$n 'BEGIN { printf "%.2f", r / n }') per packet)"
+	join <(sort "$WORK/runs-before") <(sort "$WORK/runs-after") |
+		awk -v n=$n '$3 > $2 { printf "  %s: %.2f runs/packet\n", $1, ($3 - $2) / n }' | tee -a "$RESULTS"
+	[ "$lines" -gt 0 ] || { echo "no $probe line from pid $pid"; return 1; }
+}
+
+attach_report() {
+	grep -E "attached|mode auto|fall" "$1" | sed 's/^/  /' | tee -a "$RESULTS"
+}
+
+# The default start (no options) on a gtp5g host, against the module:
+# which probes attach, uplink G-PDUs to the stand-in's N3 socket and
+# downlink IP packets into its device (both in the sender's context), the
+# programs' runs per packet, rmmod meanwhile, and ran-sim's nr-gnb and
+# nr-ue. The traffic checks are asserted; the rest is recorded.
+fentry_mode() {
+	local trace_pid rc=0
+	cat $TRACING/trace_pipe >"$WORK/trace" &
+	trace_pid=$!
+	tracer_start "$WORK/tracer.out" || { kill $trace_pid; return 1; }
+	note "default start (no options), gtp5g loaded:"
+	attach_report "$WORK/tracer.out"
+	grep -q "mode fentry" "$WORK/tracer.out" || { echo "the default start did not pick fentry"; rc=1; }
+	if [ "$KO_IS_STANDIN" = 1 ]; then
+		fentry_traffic uplink $N3 2152 fentry/gtp5g_encap_recv || rc=1
+		fentry_traffic downlink $UE 9 fentry/gtp5g_handle_skb_ipv4 || rc=1
+		ran_sim_through_standin
+	fi
+	rmmod_with_tracer
+	tracer_stop
+	kill $trace_pid
+	return $rc
+}
+
+# Observed, not asserted: a UPF upgrade needs rmmod to work meanwhile.
+rmmod_with_tracer() {
+	local out
+	if out=$(rmmod gtp5g 2>&1); then
+		note "rmmod gtp5g with the tracer running: worked"
+		load_module >/dev/null 2>&1
+	else
+		note "rmmod gtp5g with the tracer running: failed: $out"
+	fi
+}
+
+# ran-sim's UPF echo keeps 127.0.0.1:2152; a DNAT sends nr-gnb's G-PDUs to
+# the stand-in's socket instead. Observed, not asserted.
+ran_sim_through_standin() {
+	local gnb ue
+	if ! iptables -t nat -A OUTPUT -p udp -d 127.0.0.1 --dport 2152 \
+		-j DNAT --to-destination $N3:2152 2>"$WORK/iptables.err"; then
+		note "ran-sim not run: $(cat "$WORK/iptables.err")"
+		return
+	fi
+	"$TRACER_BUILD/ran-sim" --ues 1 --idle-ues 1 --rate 20 --duration 4 >"$WORK/ran-sim.out" 2>&1
+	iptables -t nat -F OUTPUT
+	sleep 1
+	gnb=$(grep '"role":"gnb"' "$WORK/ran-sim.out" | json_pid)
+	ue=$(grep '"role":"ue"' "$WORK/ran-sim.out" | grep -v '"idle":true' | json_pid)
+	note "ran-sim: nr-gnb (pid $gnb): $(grep -c "TGID=$gnb\b" "$WORK/trace") probe lines;" \
+		"active nr-ue (pid $ue): $(grep -c "TGID=$ue\b" "$WORK/trace") probe lines"
+}
+
+# Without module BTF (before 5.11), fentry on gtp5g cannot work: what the
+# tracer says, in both modes.
+no_module_btf() {
+	note "module BTF: /sys/kernel/btf/gtp5g $( [ -e /sys/kernel/btf/gtp5g ] && echo present || echo absent)"
+	if tracer_start "$WORK/tracer-fentry.out" --mode fentry >/dev/null; then
+		tracer_stop
+		note "--mode fentry: attached:"
+	else
+		note "--mode fentry: exited without attaching:"
+	fi
+	sed 's/^/  /' "$WORK/tracer-fentry.out" | head -20 | tee -a "$RESULTS"
+	tracer_start "$WORK/tracer-auto.out" || return 1
+	tracer_stop
+	note "default start:"
+	sed 's/^/  /' "$WORK/tracer-auto.out" | head -20 | tee -a "$RESULTS"
+	grep -q "mode netdev" "$WORK/tracer-auto.out"
+}
+
+main() {
+	local start
+	start=$(now)
+	note "kernel $(uname -r), $(nproc) CPUs"
+	step setup setup || { echo 'done' >>"$STATUS"; return; }
+	[ -z "$TEST_BINS" ] || step cargo-tests cargo_tests
+	if [ -n "$KO" ]; then
+		if step load-module load_module; then
+			note "gtp5g loaded: $(modinfo -F description "$KO")"
+			if [ -e /sys/kernel/btf/gtp5g ]; then
+				step fentry fentry_mode
+			else
+				step no-module-btf no_module_btf
+			fi
+		fi
+	fi
+	echo "guest-seconds 0 $(since "$start")" >>"$STATUS"
+	echo 'done' >>"$STATUS"
+}
+
+main
