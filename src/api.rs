@@ -253,3 +253,38 @@ mod tests {
         assert_eq!(s.pid, 7);
     }
 }
+
+/// Where today's scheduler POSTs its statistics, every second.
+pub const METRICS_PATH: &str = "/api/v1/metrics";
+
+/// The scheduler's report (its BPF side's counters), the POST body of
+/// `/api/v1/metrics` as the scheduler's plugin sends it and both API
+/// generations decode it: every field an unsigned integer, a missing one
+/// zero, unknown ones ignored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SchedulerMetrics {
+    pub usersched_last_run_at: u64,
+    pub nr_queued: u64,
+    pub nr_scheduled: u64,
+    pub nr_running: u64,
+    pub nr_online_cpus: u64,
+    pub nr_user_dispatches: u64,
+    pub nr_kernel_dispatches: u64,
+    pub nr_cancel_dispatches: u64,
+    pub nr_bounce_dispatches: u64,
+    pub nr_failed_dispatches: u64,
+    pub nr_sched_congested: u64,
+}
+
+/// GET `/api/v1/metrics`: the last report and when it came (v0.1 server's
+/// answer; absent members before any report).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct MetricsResponse {
+    #[serde(flatten)]
+    pub status: StatusResponse,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<SchedulerMetrics>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_timestamp: Option<String>,
+}

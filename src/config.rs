@@ -113,6 +113,8 @@ pub struct MetricsConfig {
     pub listen: Option<SocketAddr>,
     pub max_post_failure_s: u64,
     pub max_source_down_s: u64,
+    /// The tracer's heartbeats missing this long: /healthz fails.
+    pub max_tracer_silence_s: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -180,6 +182,12 @@ impl Sources {
     pub fn from_process_env(file: Option<PathBuf>) -> Self {
         Sources { file, env: std::env::vars().collect(), overrides: Vec::new() }
     }
+
+    /// The configuration file read: the explicit one, else the installed
+    /// one if present.
+    pub fn config_file(&self) -> Option<PathBuf> {
+        self.file.clone().or_else(|| Some(PathBuf::from(INSTALLED_PATH)).filter(|p| p.exists()))
+    }
 }
 
 /// What the configuration will be used for: only a daemon needs the key.
@@ -202,11 +210,7 @@ impl Config {
         use config::{Environment, File, FileFormat};
         let mut b =
             config::Config::builder().add_source(File::from_str(DEFAULTS_TOML, FileFormat::Toml));
-        let file = sources
-            .file
-            .clone()
-            .or_else(|| Some(PathBuf::from(INSTALLED_PATH)).filter(|p| p.exists()));
-        if let Some(path) = &file {
+        if let Some(path) = &sources.config_file() {
             let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
                 path: path.clone(),
                 error: Box::new(config::ConfigError::Message(e.to_string())),
@@ -286,6 +290,7 @@ impl Config {
             ("targets.max_threads", self.targets.max_threads as u64),
             ("metrics.max_post_failure_s", self.metrics.max_post_failure_s),
             ("metrics.max_source_down_s", self.metrics.max_source_down_s),
+            ("metrics.max_tracer_silence_s", self.metrics.max_tracer_silence_s),
         ];
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(invalid(key, "must be greater than zero"));

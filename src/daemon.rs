@@ -184,6 +184,7 @@ async fn run_with<P: ProcView + 'static>(
     mut lifecycle: impl Lifecycle,
 ) -> Result<(), DaemonError> {
     let stop = control.stop.clone();
+    show_endpoint(&stats, &cfg);
     let metrics = match cfg.metrics.listen {
         Some(addr) => Some(tokio::spawn(
             crate::metrics::serve(
@@ -254,6 +255,7 @@ async fn run_with<P: ProcView + 'static>(
                 match reload() {
                     Ok(new) => {
                         apply_reload(&current, &new, &inbox, &settings_tx);
+                        show_endpoint(&stats, &new);
                         current = new;
                     }
                     Err(e) => {
@@ -334,6 +336,11 @@ fn apply_reload(old: &Config, new: &Config, inbox: &Inbox, settings: &watch::Sen
     ));
     let _ = settings.send(self::settings(new));
     tracing::info!(targets = ?new.targets.names, endpoint = %new.api.endpoint, "configuration reloaded");
+}
+
+/// For /status: the API the strategies go to.
+fn show_endpoint(stats: &Stats, cfg: &Config) {
+    stats.status.lock().unwrap_or_else(|e| e.into_inner()).endpoint = cfg.api.endpoint.clone();
 }
 
 async fn log_stats(stats: Arc<Stats>, every: Duration, stop: CancellationToken) {

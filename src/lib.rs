@@ -27,7 +27,8 @@
 //!   with reload and shutdown. [`replay`]: a recorded trace through the same
 //!   reader, pipeline and tracker, reporting what would be posted.
 //! - [`config`] (the settings every stage is built from), [`stats`] (the
-//!   shared counters), [`metrics`] (`/metrics`, `/healthz`), [`log`],
+//!   shared counters), [`metrics`] (`/metrics`, `/healthz`), [`status`]
+//!   (`/status` and the `status` command's table), [`log`],
 //!   [`signal`], [`systemd`] and [`ready`] (readiness told to systemd and
 //!   to scripts).
 //!
@@ -61,6 +62,7 @@ pub mod ready;
 pub mod replay;
 pub mod signal;
 pub mod stats;
+pub mod status;
 pub mod systemd;
 
 // Shared helpers.

@@ -12,6 +12,7 @@ use gtp5g_operator::replay;
 use gtp5g_operator::signal;
 use gtp5g_operator::source::{self, instance};
 use gtp5g_operator::stats::Stats;
+use gtp5g_operator::status;
 use gtp5g_operator::systemd::Systemd;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -43,8 +44,23 @@ enum Command {
     /// Ask the Gthulhu API, with the daemon's client, token and configuration.
     #[command(subcommand)]
     Api(ApiCommand),
+    /// Ask a running daemon what it boosts and how long those threads wait
+    /// for a CPU; exits non-zero when it is unreachable or unhealthy.
+    Status(StatusArgs),
     /// Make or remove the tracing instance the daemon reads (trace.instance); root, writable tracefs.
     TraceInstance(TraceInstanceArgs),
+}
+
+#[derive(Args)]
+struct StatusArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// The daemon's metrics listener (default: metrics.listen of the configuration).
+    #[arg(long, value_name = "http://ADDR")]
+    url: Option<String>,
+    /// Print the daemon's /status document instead (pretty JSON).
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -187,6 +203,7 @@ fn main() -> ExitCode {
         Command::LocalApi(args) => local_api(args),
         Command::TraceInstance(args) => trace_instance(args),
         Command::Api(command) => api(command),
+        Command::Status(args) => status(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -238,10 +255,12 @@ fn run(args: RunArgs) -> Result<()> {
     let control = signal::listen().context("installing signal handlers")?;
     let runtime =
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let stats = Arc::new(Stats::default());
+    stats.status.lock().unwrap_or_else(|e| e.into_inner()).config_file = sources.config_file();
     let reload = move || Config::load(&sources, Purpose::Daemon);
     runtime.block_on(daemon::run(
         cfg,
-        Arc::new(Stats::default()),
+        stats,
         reload,
         control,
         // The file first: whoever sees READY=1 finds it there.
@@ -303,6 +322,32 @@ fn api(command: ApiCommand) -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn status(args: StatusArgs) -> Result<()> {
+    let base = match args.url {
+        Some(url) => url.trim_end_matches('/').to_owned(),
+        None => {
+            let cfg =
+                Config::load(&Sources::from_process_env(args.config.config), Purpose::Replay)?;
+            let Some(addr) = cfg.metrics.listen else {
+                bail!("metrics.listen is not set in the configuration: pass --url http://ADDR");
+            };
+            format!("http://{addr}")
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let report = runtime.block_on(status::fetch(&base))?;
+    let text = if args.json {
+        format!("{}\n", serde_json::to_string_pretty(&report)?)
+    } else {
+        status::table(&report)
+    };
+    print_out(&text)?;
+    if let Some(why) = &report.unhealthy {
+        bail!("daemon at {base} is unhealthy: {why}");
+    }
+    Ok(())
 }
 
 fn local_api(args: LocalApiArgs) -> Result<()> {

@@ -1,6 +1,7 @@
-//! `/metrics` (OpenMetrics text) and `/healthz`, served on the configured
-//! loopback address. Both read the shared `Stats` atomics at request time,
-//! so nothing on the hot path knows this module exists.
+//! `/metrics` (OpenMetrics text), `/healthz` and `/status` (see
+//! [`crate::status`]), served on the configured loopback address. All read
+//! the shared `Stats` at request time, so nothing on the hot path knows this
+//! module exists.
 
 use crate::clock::unix_ms;
 use crate::config::MetricsConfig;
@@ -44,6 +45,7 @@ pub enum MetricsError {
 pub struct HealthBounds {
     pub max_post_failure: Duration,
     pub max_source_down: Duration,
+    pub max_tracer_silence: Duration,
 }
 
 impl From<&MetricsConfig> for HealthBounds {
@@ -51,6 +53,7 @@ impl From<&MetricsConfig> for HealthBounds {
         HealthBounds {
             max_post_failure: Duration::from_secs(cfg.max_post_failure_s),
             max_source_down: Duration::from_secs(cfg.max_source_down_s),
+            max_tracer_silence: Duration::from_secs(cfg.max_tracer_silence_s),
         }
     }
 }
@@ -74,6 +77,12 @@ pub fn unhealthy(stats: &Stats, bounds: HealthBounds, now_ms: u64) -> Option<Str
                 bounds.max_source_down.as_secs()
             ));
         }
+    }
+    if let Some(s) = crate::status::tracer_silent(stats, bounds, now_ms) {
+        return Some(format!(
+            "tracer silent for {s} s: no heartbeat (bound {} s)",
+            bounds.max_tracer_silence.as_secs()
+        ));
     }
     longer_than(&stats.first_failure_unix_ms, bounds.max_post_failure)
         .map(|s| format!("posts failing for {s} s (bound {} s)", bounds.max_post_failure.as_secs()))
@@ -100,7 +109,7 @@ pub fn dead(stats: &Stats, now_ms: u64) -> Option<String> {
 #[derive(Debug)]
 struct StatsCollector(Arc<Stats>);
 
-fn counter(
+pub(crate) fn counter(
     e: &mut DescriptorEncoder,
     name: &str,
     help: &str,
@@ -110,7 +119,7 @@ fn counter(
     c.encode(e.encode_descriptor(name, help, None, c.metric_type())?)
 }
 
-fn gauge<N: prometheus_client::encoding::EncodeGaugeValue>(
+pub(crate) fn gauge<N: prometheus_client::encoding::EncodeGaugeValue>(
     e: &mut DescriptorEncoder,
     name: &str,
     help: &str,
@@ -189,9 +198,11 @@ struct Shared {
 fn router(stats: Arc<Stats>, bounds: HealthBounds) -> Router {
     let mut registry = Registry::with_prefix("gtp5g_operator");
     registry.register_collector(Box::new(StatsCollector(stats.clone())));
+    registry.register_collector(Box::new(crate::status::TargetCollector(stats.clone())));
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
+        .route("/status", get(status))
         .route("/livez", get(livez))
         .with_state(Arc::new(Shared { registry, stats, bounds }))
 }
@@ -220,6 +231,10 @@ async fn livez(State(s): State<Arc<Shared>>) -> Response {
     }
 }
 
+async fn status(State(s): State<Arc<Shared>>) -> Response {
+    axum::Json(crate::status::report(&s.stats, s.bounds, unix_ms())).into_response()
+}
+
 /// Binds `addr` now (so that a taken port fails the start) and returns the
 /// server future, which ends when `shutdown` resolves.
 pub async fn serve(
@@ -232,7 +247,7 @@ pub async fn serve(
         .await
         .map_err(|source| MetricsError::Bind { addr, source })?;
     let bound = listener.local_addr().unwrap_or(addr);
-    tracing::info!(%bound, "serving /metrics and /healthz");
+    tracing::info!(%bound, "serving /metrics, /healthz, /livez and /status");
     Ok(crate::server::serve(listener, router(stats, bounds), LIMITS, shutdown))
 }
 
@@ -243,6 +258,7 @@ mod tests {
     const BOUNDS: HealthBounds = HealthBounds {
         max_post_failure: Duration::from_secs(60),
         max_source_down: Duration::from_secs(30),
+        max_tracer_silence: Duration::from_secs(15),
     };
 
     #[test]

@@ -112,6 +112,7 @@ stats! {
         tracker_dropped "tracker_dropped"      "Targets not tracked because a bound was reached",
         posts_ok        "posts_ok"             "Strategy lists the API accepted",
         token_refreshes "token_refreshes"      "Tokens obtained from the API",
+        heartbeats      "tracer_heartbeats"    "Heartbeat lines the tracer wrote to trace_marker",
     }
     /// State that /metrics and /healthz report in their own ways (gauges,
     /// ages, the labelled failure family).
@@ -137,6 +138,10 @@ stats! {
         loops_checked_unix_ms: AtomicU64,
         /// Which of the daemon's loops ended while it runs (/livez).
         loop_ended: Note,
+        /// The last tracer heartbeat read (0: none yet).
+        last_heartbeat_unix_ms: AtomicU64,
+        /// What /status shows besides the counters.
+        status: std::sync::Mutex<crate::status::Live>,
     }
     /// The periodic "counters" log line: every count, then these.
     log(s) {

@@ -24,7 +24,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::api::{Priority, Strategy, MAX_PRIORITY_LEVEL};
+use crate::api::{Priority, SchedulerMetrics, Strategy, MAX_PRIORITY_LEVEL};
 use crate::server::Limits;
 
 /// Issuer the real server puts in its tokens.
@@ -200,6 +200,8 @@ struct Inner {
     token_duration: Duration,
     store: Mutex<StrategyStore>,
     posts: watch::Sender<u64>,
+    /// The scheduler's last report and when it came (unix seconds).
+    scheduler: Mutex<Option<(SchedulerMetrics, u64)>>,
 }
 
 #[derive(Clone)]
@@ -235,6 +237,7 @@ impl LocalApi {
                 token_duration,
                 store: Mutex::new(StrategyStore { posted: None, recalculate: true }),
                 posts: watch::channel(0).0,
+                scheduler: Mutex::new(None),
             }),
         })
     }
@@ -260,6 +263,16 @@ impl LocalApi {
     /// Count of successful strategy POSTs; tests await changes.
     pub fn posts(&self) -> watch::Receiver<u64> {
         self.inner.posts.subscribe()
+    }
+
+    /// The scheduler's last `/api/v1/metrics` report and when it came.
+    pub fn scheduler_metrics(&self) -> Option<(SchedulerMetrics, u64)> {
+        *self.inner.scheduler.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn save_scheduler_metrics(&self, report: SchedulerMetrics, at: u64) {
+        *self.inner.scheduler.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some((report, at));
     }
 
     /// Serve until `shutdown` resolves, then give in-flight requests

@@ -14,8 +14,8 @@ use serde::Serialize;
 
 use super::{LocalApi, Schema, TokenError};
 use crate::api::{
-    StatusResponse, StrategiesRequest, StrategiesResponse, TokenData, TokenRequest, TokenResponse,
-    HEALTH_PATH, STRATEGIES_PATH, TOKEN_PATH,
+    MetricsResponse, SchedulerMetrics, StatusResponse, StrategiesRequest, StrategiesResponse,
+    TokenData, TokenRequest, TokenResponse, HEALTH_PATH, METRICS_PATH, STRATEGIES_PATH, TOKEN_PATH,
 };
 use crate::clock::{rfc3339_utc, unix_secs};
 
@@ -33,10 +33,14 @@ pub(super) fn router(api: LocalApi) -> Router {
     let strategies = get(get_strategies)
         .post(post_strategies)
         .route_layer(middleware::from_fn_with_state(api.clone(), require_token));
+    let metrics = get(get_metrics)
+        .post(post_metrics)
+        .route_layer(middleware::from_fn_with_state(api.clone(), require_token));
     Router::new()
         .route(TOKEN_PATH, post(token).layer(DefaultBodyLimit::max(TOKEN_BODY_LIMIT)))
         .route(STRATEGIES_PATH, strategies)
         .route(HEALTH_PATH, get(health))
+        .route(METRICS_PATH, metrics)
         // Must follow the routes: it is applied to the ones already added.
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
@@ -250,6 +254,62 @@ async fn get_strategies(State(api): State<LocalApi>) -> Response {
                 error: None,
             },
             scheduling,
+        },
+    )
+}
+
+/// The scheduler's report, kept until the next: each generation's answers
+/// (v0.1: "Invalid JSON format", "Metrics saved successfully"; current:
+/// "Invalid request payload", a bare success).
+async fn post_metrics(
+    State(api): State<LocalApi>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return body_error(&rejection),
+    };
+    let (bad, saved) = match api.schema() {
+        Schema::V0 => ("Invalid JSON format", Some("Metrics saved successfully")),
+        Schema::Current { .. } => ("Invalid request payload", None),
+    };
+    let report: SchedulerMetrics = match decode_first(&body) {
+        Ok(report) => report,
+        Err(detail) => return failure(StatusCode::BAD_REQUEST, format!("{bad}: {detail}")),
+    };
+    tracing::debug!(?report, "scheduler metrics received");
+    api.save_scheduler_metrics(report, unix_secs());
+    json(
+        StatusCode::OK,
+        &StatusResponse {
+            success: true,
+            message: saved.map(str::to_owned),
+            timestamp: Some(now_stamp()),
+            error: None,
+        },
+    )
+}
+
+/// The last report, as the v0.1 server answers (both schemas: the daemon
+/// reads it for /status).
+async fn get_metrics(State(api): State<LocalApi>) -> Response {
+    let held = api.scheduler_metrics();
+    let message = if held.is_some() {
+        "Metrics retrieved successfully"
+    } else {
+        "No metrics data available yet"
+    };
+    json(
+        StatusCode::OK,
+        &MetricsResponse {
+            status: StatusResponse {
+                success: held.is_some(),
+                message: Some(message.to_owned()),
+                timestamp: Some(now_stamp()),
+                error: None,
+            },
+            data: held.map(|(report, _)| report),
+            metrics_timestamp: held.map(|(_, at)| rfc3339_utc(at)),
         },
     )
 }

@@ -7,6 +7,7 @@
 use super::Pipeline;
 use crate::stats::Stats;
 use crate::track::procfs::ProcView;
+use crate::track::schedstat::{self, Sampler};
 use crate::track::state::StateFilePath;
 use crate::track::{Limits, Persisted, Targets, Tracked, Tracker};
 use crate::wake::{self, WakeFd, Waker};
@@ -98,6 +99,7 @@ pub fn spawn<P: ProcView + 'static>(
         pidfds: HashMap::new(),
         use_pidfd: settings.pidfd && tracker.is_live(),
         saved: None,
+        sampler: Sampler::default(),
         save_failed: false,
         tracker,
         settings,
@@ -119,6 +121,7 @@ struct Owner<P> {
     use_pidfd: bool,
     /// What the state file holds, as far as this run knows.
     saved: Option<Vec<Persisted>>,
+    sampler: Sampler,
     /// The last save failed: retried every tick until one succeeds.
     save_failed: bool,
     closing: Arc<AtomicBool>,
@@ -156,12 +159,14 @@ impl<P: ProcView> Owner<P> {
             let Some(taken) = self.take_inputs(rx) else { return };
             more = taken.more;
             let mut changed = taken.changed | self.take_exits(&watched, &fds[1..]);
+            let ticked = !idle && Instant::now() >= next_tick;
             if idle {
                 // Nothing to re-read or expire: what this wake added was just
                 // read from /proc, so its first tick is a full TICK away.
                 next_tick = Instant::now() + TICK;
-            } else if Instant::now() >= next_tick {
+            } else if ticked {
                 changed |= self.tick();
+                self.sample();
                 next_tick = Instant::now() + TICK;
                 if self.save_failed && !changed {
                     self.save();
@@ -171,6 +176,10 @@ impl<P: ProcView> Owner<P> {
                 self.sync_pidfds();
                 self.publish();
                 self.save();
+            }
+            // Per tick, not per chunk: a busy trace pays nothing for it.
+            if changed || ticked {
+                self.publish_status();
             }
         }
     }
@@ -212,6 +221,7 @@ impl<P: ProcView> Owner<P> {
                 let grew = self.pipeline.push(&chunk, &mut self.tracker);
                 self.stats.bytes.fetch_add(chunk.len() as u64, Relaxed);
                 self.stats.add_counts(&self.pipeline.take_counts());
+                self.take_heartbeats();
                 grew
             }
             Input::SourceOpened => {
@@ -235,6 +245,42 @@ impl<P: ProcView> Owner<P> {
             self.tracker.set_clock(Instant::now());
             self.tracker.expire(self.settings.ttl)
         }
+    }
+
+    /// Live: every tracked thread's schedstat, on the tick that re-read
+    /// /proc anyway (none while nothing is tracked).
+    fn sample(&mut self) {
+        if self.tracker.is_live() {
+            let root = std::path::Path::new("/proc");
+            self.sampler.sample(&self.tracker.processes(), Instant::now(), |tgid, tid| {
+                schedstat::read(root, tgid, tid)
+            });
+        }
+    }
+
+    fn take_heartbeats(&mut self) {
+        let (last, n) = self.pipeline.take_heartbeats();
+        if let Some(h) = last {
+            self.stats.heartbeats.fetch_add(n, Relaxed);
+            self.stats.last_heartbeat_unix_ms.store(crate::clock::unix_ms(), Relaxed);
+            self.stats.status.lock().unwrap_or_else(|e| e.into_inner()).tracer =
+                Some((h.pid, h.interval_s));
+        }
+    }
+
+    /// The tracked processes and their figures, for /status and /metrics.
+    fn publish_status(&mut self) {
+        let processes = self.tracker.processes();
+        let targets = crate::status::targets(
+            &processes,
+            self.pipeline.activity(),
+            &self.sampler,
+            crate::clock::unix_ms(),
+        );
+        let usage = self.sampler.usage(&processes);
+        let mut live = self.stats.status.lock().unwrap_or_else(|e| e.into_inner());
+        live.targets = targets;
+        live.usage = usage;
     }
 
     fn restore(&mut self) {

@@ -2,8 +2,8 @@
 //! and posts strategy lists. The token is never logged or formatted.
 
 use crate::api::{
-    StatusResponse, StrategiesRequest, StrategiesResponse, Strategy, TokenRequest, TokenResponse,
-    STRATEGIES_PATH, TOKEN_PATH,
+    MetricsResponse, StatusResponse, StrategiesRequest, StrategiesResponse, Strategy, TokenRequest,
+    TokenResponse, METRICS_PATH, STRATEGIES_PATH, TOKEN_PATH,
 };
 use crate::clock::unix_secs;
 use crate::config::ApiConfig;
@@ -149,6 +149,22 @@ impl ApiClient {
         let answer: serde_json::Value = serde_json::from_slice(&body).map_err(bad)?;
         let typed: StrategiesResponse = serde_json::from_value(answer.clone()).map_err(bad)?;
         Ok(InForce { answer, strategies: typed.scheduling.unwrap_or_default() })
+    }
+
+    /// The scheduler's last report as the API holds it (`GET` metrics),
+    /// with the time it came as `metrics_timestamp`.
+    pub async fn scheduler_metrics(&mut self) -> Result<serde_json::Value, PublishError> {
+        const WHAT: &str = "reading the scheduler's metrics";
+        let url = format!("{}{METRICS_PATH}", self.base);
+        let Answer { status, body, .. } =
+            self.with_token(WHAT, &url, |http| http.get(&url)).await?;
+        let bad = |detail: String| PublishError::Body { what: WHAT, status, detail };
+        let answer: MetricsResponse =
+            serde_json::from_slice(&body).map_err(|e| bad(format!("{e}: {}", snippet(&body))))?;
+        let data = answer.data.ok_or_else(|| bad("no data".into()))?;
+        let mut report = serde_json::to_value(data).map_err(|e| bad(e.to_string()))?;
+        report["metrics_timestamp"] = answer.metrics_timestamp.into();
+        Ok(report)
     }
 
     /// Sends `request` with a token; a 401 is answered by one

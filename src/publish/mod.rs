@@ -103,6 +103,8 @@ impl Publisher {
         let mut in_force: Option<Vec<Strategy>> = None;
         let mut next_periodic = Instant::now();
         let mut retry_at: Option<Instant> = None;
+        // Until the API answers 404: only some servers keep the scheduler's report.
+        let mut scheduler_offered = true;
         while !stop.is_cancelled() {
             let list = strategies(&self.current_pids(settings.threads), &settings.strategy);
             let due = retry_at.is_some_and(|t| Instant::now() >= t)
@@ -126,6 +128,9 @@ impl Publisher {
                         backoff.reset();
                         retry_at = None;
                         next_periodic = Instant::now() + interval(&settings);
+                        if let (Ok(c), false) = (client.as_mut(), stop.is_cancelled()) {
+                            self.read_scheduler(c, &mut scheduler_offered).await;
+                        }
                     }
                     Some(Err(e)) => {
                         let wait = backoff.wait();
@@ -238,6 +243,24 @@ impl Publisher {
         }))
     }
 
+    /// After an accepted list: the scheduler's report the API holds, for
+    /// /status. A 404 means this API keeps none: asked no more.
+    async fn read_scheduler(&self, client: &mut ApiClient, offered: &mut bool) {
+        if !*offered {
+            return;
+        }
+        match client.scheduler_metrics().await {
+            Ok(report) => {
+                self.stats.status.lock().unwrap_or_else(|x| x.into_inner()).scheduler = Some(report)
+            }
+            Err(PublishError::Http { status: 404, .. }) => {
+                tracing::info!("the API keeps no scheduler metrics (404); not asking again");
+                *offered = false;
+            }
+            Err(e) => tracing::debug!(error = %e, "no scheduler metrics"),
+        }
+    }
+
     fn record_failure(&self, e: &PublishError, retry_in: Duration) {
         let counter = match e.kind() {
             FailureKind::Transport => &self.stats.posts_failed_transport,
@@ -250,6 +273,8 @@ impl Publisher {
             self.stats.untrusted_api.set(Some(e.to_string()));
         }
         let _ = self.stats.first_failure_unix_ms.compare_exchange(0, unix_ms(), Relaxed, Relaxed);
+        self.stats.status.lock().unwrap_or_else(|x| x.into_inner()).last_error =
+            Some((unix_ms(), e.to_string()));
         tracing::warn!(error = %e, retry_in_ms = retry_in.as_millis() as u64, "sending strategies failed");
     }
 }

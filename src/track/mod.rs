@@ -1,7 +1,9 @@
 //! Track stage: which nr-gnb / nr-ue processes and threads to boost.
 
+pub mod activity;
 pub mod memory;
 pub mod procfs;
+pub mod schedstat;
 pub mod state;
 
 use crate::config::TargetConfig;
@@ -284,6 +286,11 @@ fn subject<'a>(header: &Header<'a>, msg: &Message<'a>) -> Subject<'a> {
             }
         }
     }
+}
+
+/// The thread a line is about (what `observe` goes by).
+pub fn subject_tid(header: &Header<'_>, msg: &Message<'_>) -> u32 {
+    subject(header, msg).tid
 }
 
 /// `<...>` and `<idle>` are placeholders, not names.
@@ -574,6 +581,11 @@ impl<P: ProcView> Tracker<P> {
         }
         self.exited += stale.len() as u64;
         !stale.is_empty()
+    }
+
+    /// The process of a tracked thread (None: untracked, or its group unknown).
+    pub fn group_of(&self, tid: u32) -> Option<u32> {
+        self.index.get(&tid).map(|m| m.tgid).filter(|&tgid| tgid != 0)
     }
 
     /// Process ids tracked (live mode: each one confirmed in /proc).

@@ -71,6 +71,13 @@ impl Tracer {
         report
     }
 
+    /// SIGKILL, as a crash or the OOM killer would: no goodbye, no counts.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.out = None;
+    }
+
     pub fn ready_file(&self) -> &Path {
         &self.ready_file
     }

@@ -19,8 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
-#include <time.h>
 #include <unistd.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -29,6 +29,7 @@
 #include <sys/syscall.h>
 #include <linux/capability.h>
 #include <sys/utsname.h>
+#include <time.h>
 #include <zlib.h>
 
 #include <bpf/bpf.h>
@@ -44,6 +45,12 @@
 #define PROG "gtp5g-tracer"
 #include "cli.h"
 #define GTP5G_BTF "/sys/kernel/btf/gtp5g"
+/* The heartbeat: written to trace_marker (no BPF program fires) so that the
+ * daemon tells a dead tracer from a quiet user plane. Its text is a contract
+ * with the daemon's parser (src/parse/heartbeat.rs; tracer-c/README.md). */
+#define HEARTBEAT_PREFIX PROG " heartbeat: "
+#define HEARTBEAT_S 5
+#define HEARTBEAT_INSTANCE "gtp5g-operator"
 #define GTP5G_SYSFS "/sys/module/gtp5g"
 /* How often -v reports the event counts. */
 #define STATS_PERIOD_S 10
@@ -418,7 +425,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: " PROG " [--mode auto|fentry|netdev|fentry+rls] [--only FUNC,...] [--port N]\n"
 		"       [--rls-port N] [--refresh-ms MS] [--every-event] [--map-size N] [--ready-file PATH]\n"
-		"       [--list] [-v]\n"
+		"       [--heartbeat-s S] [--instance NAME] [--list] [-v]\n"
 		"       " PROG " --unload-gtp5g\n"
 		"  --mode        auto (default): fentry+rls when " GTP5G_BTF " exists, else netdev\n"
 		"                (fentry+rls: gtp5g's uplink entry for GTP-U, netdev egress for RLS)\n"
@@ -430,6 +437,10 @@ static void usage(FILE *f)
 		"  --map-size    threads remembered for de-duplication (default 16384)\n"
 		"  --ready-file  once every probe is attached, write PATH (one JSON line);\n"
 		"                removed on exit\n"
+		"  --heartbeat-s write a heartbeat line to trace_marker every S s (default "
+		WIRE_STR(HEARTBEAT_S) "; 0: none)\n"
+		"  --instance    also write it to this tracing instance's trace_marker when the\n"
+		"                instance exists (default " HEARTBEAT_INSTANCE "; empty: global only)\n"
 		"  --list        print the probes of each mode and exit\n"
 		"  --unload-gtp5g  unload gtp5g (rmmod) while tracers run, and exit: they let\n"
 		"                go of it and attach again when it is loaded again\n"
@@ -864,6 +875,8 @@ struct args {
 	enum mode mode;
 	char *only;
 	const char *ready_file;
+	unsigned long heartbeat_s;
+	const char *instance;
 	bool list;
 	bool unload_gtp5g;
 	struct config config;
@@ -909,6 +922,8 @@ static int parse_args(int argc, char **argv, struct args *a)
 		{ "every-event", no_argument, NULL, 'e' },
 		{ "map-size", required_argument, NULL, 's' },
 		{ "ready-file", required_argument, NULL, 'F' },
+		{ "heartbeat-s", required_argument, NULL, 'H' },
+		{ "instance", required_argument, NULL, 'I' },
 		{ "list", no_argument, NULL, 'l' },
 		{ "unload-gtp5g", no_argument, NULL, 'U' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -963,6 +978,18 @@ static int parse_args(int argc, char **argv, struct args *a)
 				return 2;
 			}
 			a->ready_file = optarg;
+			break;
+		case 'H':
+			if (parse_ul("--heartbeat-s", optarg, 0, 3600, &a->heartbeat_s))
+				return 2;
+			break;
+		case 'I':
+			if (strchr(optarg, '/') || !strcmp(optarg, ".") || !strcmp(optarg, "..")) {
+				fprintf(stderr, PROG ": --instance '%s': a tracing instance name, not a path\n",
+					optarg);
+				return 2;
+			}
+			a->instance = optarg;
 			break;
 		case 'l':
 			a->list = true;
@@ -1045,6 +1072,44 @@ static enum mode resolve_auto(void)
 		printf(PROG ": mode auto: %s absent (gtp5g not loaded), using netdev; gtp5g's "
 		       "probes are added when it is loaded\n", GTP5G_BTF);
 	return MODE_NETDEV;
+}
+
+/* One trace_marker write; a missing instance is no error (the daemon may
+ * not have made it yet, or read the global buffer). */
+static void write_marker(const char *path, const char *line, size_t len, bool must_exist)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+
+	if (fd < 0) {
+		if (must_exist || errno != ENOENT)
+			fprintf(stderr, PROG ": heartbeat: %s: %s\n", path, strerror(errno));
+		return;
+	}
+	if (write(fd, line, len) < 0)
+		fprintf(stderr, PROG ": heartbeat: writing %s: %s\n", path, strerror(errno));
+	close(fd);
+}
+
+/* To the global buffer and, when it exists, the daemon's instance: a marker
+ * write lands only in the buffer whose trace_marker is written. Reopened per
+ * beat, so an instance made after start is found. */
+static void heartbeat(const struct args *a)
+{
+	const char *tp = trace_pipe_path();
+	char dir[64], path[PATH_MAX], line[96];
+	int len;
+
+	if (!tp)
+		return;
+	snprintf(dir, sizeof(dir), "%.*s", (int)(strrchr(tp, '/') - tp), tp);
+	len = snprintf(line, sizeof(line), HEARTBEAT_PREFIX "pid=%d interval_s=%lu\n", (int)getpid(),
+		       a->heartbeat_s);
+	snprintf(path, sizeof(path), "%s/trace_marker", dir);
+	write_marker(path, line, len, true);
+	if (a->instance && *a->instance) {
+		snprintf(path, sizeof(path), "%s/instances/%s/trace_marker", dir, a->instance);
+		write_marker(path, line, len, false);
+	}
 }
 
 /* ---- following gtp5g: loaded late, reloaded, upgraded ---- */
@@ -1247,12 +1312,20 @@ static void follow_tick(struct follow *f)
 	fflush(stdout);
 }
 
-/* Until one of the signals in *term, following gtp5g meanwhile; with -v
- * the counts every period. */
-static int run(const sigset_t *term, struct follow *f)
+/* Milliseconds until `due` (monotonic seconds), for poll. */
+static int ms_until(time_t due)
+{
+	time_t now = monotonic_s();
+
+	return due > now ? (int)(due - now) * 1000 : 0;
+}
+
+/* Until one of the signals in *term, following gtp5g meanwhile; a heartbeat
+ * every a->heartbeat_s and, with -v, the counts every period. */
+static int run(const sigset_t *term, struct follow *f, const struct args *a)
 {
 	int sfd = signalfd(-1, term, SFD_CLOEXEC);
-	time_t stats_due = monotonic_s() + STATS_PERIOD_S;
+	time_t stats_due = monotonic_s() + STATS_PERIOD_S, beat_due = monotonic_s();
 	struct signalfd_siginfo si;
 
 	if (sfd < 0) {
@@ -1264,8 +1337,14 @@ static int run(const sigset_t *term, struct follow *f)
 				       { f->attempts ? ring_buffer__epoll_fd(f->attempts) : -1, POLLIN, 0 } };
 		int timeout = f->on && f->state != GTP5G_ATTACHED ? WATCH_PERIOD_MS : -1;
 
+		if (a->heartbeat_s && monotonic_s() >= beat_due) {
+			heartbeat(a);
+			beat_due = monotonic_s() + a->heartbeat_s;
+		}
 		if (verbose && (timeout < 0 || timeout > STATS_PERIOD_S * 1000))
 			timeout = STATS_PERIOD_S * 1000;
+		if (a->heartbeat_s && (timeout < 0 || timeout > ms_until(beat_due)))
+			timeout = ms_until(beat_due);
 		if (poll(p, 2, timeout) < 0 && errno != EINTR) {
 			fprintf(stderr, PROG ": poll: %s\n", strerror(errno));
 			break;
@@ -1311,6 +1390,8 @@ int main(int argc, char **argv)
 {
 	struct args a = {
 		.mode = MODE_AUTO,
+		.heartbeat_s = HEARTBEAT_S,
+		.instance = HEARTBEAT_INSTANCE,
 		.config = { .gtpu_port = GTPU_PORT, .rls_port = RLS_PORT, .refresh_ms = 1000, .map_size = 16384 },
 	};
 	struct follow follow = { .only = NULL };
@@ -1386,7 +1467,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
-	sig = run(&term, &follow);
+	sig = run(&term, &follow, &a);
 	if (a.ready_file)
 		unlink(a.ready_file);
 	print_counts();
