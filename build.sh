@@ -237,6 +237,19 @@ cmd_uninstall() {
 	local bindir="$DESTDIR$PREFIX/bin" unitdir="$DESTDIR/etc/systemd/system" unit live=
 	[ -z "$DESTDIR" ] && [ -d /run/systemd/system ] && live=1
 	if [ -n "$live" ]; then
+		# The operator first (its on_stop = keep leaves the boosts in force),
+		# then this node's boosts cleared through the API it used, with its
+		# environment file, while a local API still runs.
+		systemctl stop gtp5g-operator.service 2>/dev/null || true
+		if [ -x "$bindir/gtp5g-operator" ]; then
+			say "gtp5g-operator api post (no pids: this node's boosts cleared)"
+			(
+				set -a
+				# shellcheck disable=SC1091 # the installed unit's, if any
+				[ ! -r /etc/gtp5g-operator/environment ] || . /etc/gtp5g-operator/environment
+				"$bindir/gtp5g-operator" api post
+			) || say "could not clear the boosts at the API (see above): they stay until it restarts"
+		fi
 		say "systemctl disable --now the gtp5g units"
 		for unit in systemd/*.service; do
 			systemctl disable --now "$(basename "$unit")" 2>/dev/null || true

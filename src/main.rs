@@ -92,11 +92,13 @@ enum ApiCommand {
         json: bool,
     },
     /// Replace the API's list with strategies for these pids, as the daemon
-    /// would send them (strategy.* of the configuration).
+    /// would send them (strategy.* of the configuration). With no --pid:
+    /// the static strategies alone, what `strategy.on_stop = clear` sends
+    /// (an uninstall's way to clear this node's boosts).
     Post {
         #[command(flatten)]
         api: ApiArgs,
-        #[arg(long = "pid", value_name = "N", required = true)]
+        #[arg(long = "pid", value_name = "N")]
         pids: Vec<u32>,
     },
 }

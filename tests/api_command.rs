@@ -55,6 +55,9 @@ fn posts_and_reads_back(schema: &[&str], served_true: Value) {
     let served = |pid| json!({"priority": served_true, "execution_time": 20_000_000, "pid": pid});
     assert_eq!(whole["scheduling"], json!([served(3), served(7)]), "sorted, as the daemon sends");
     assert!(whole["timestamp"].is_string(), "the whole answer, not only the list: {whole}");
+
+    stdout_of(&api(&["post"], &env));
+    assert_eq!(stdout_of(&api(&["strategies"], &env)), "", "no --pid clears the list");
 }
 
 #[test]
