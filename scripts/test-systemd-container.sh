@@ -231,7 +231,7 @@ retire_tracer() {
 	how=$(prop gtp5g-tracer ExecMainCode)/$(prop gtp5g-tracer ExecMainStatus)
 	# ExecMainCode 1 is CLD_EXITED.
 	[ "$how" = 1/0 ] || fail "tracer did not exit 0 on SIGTERM (ExecMainCode/Status $how)"
-	in_ct rm -r /etc/systemd/system/gtp5g-tracer.service /etc/systemd/system/gtp5g-tracer.service.d
+	in_ct rm /etc/systemd/system/gtp5g-tracer.service
 	sctl daemon-reload
 }
 
