@@ -130,7 +130,7 @@ fn tracer_unit_gets_only_the_bpf_capabilities() {
     assert_has(
         "gtp5g-tracer.service",
         &[
-            "ExecStart=/usr/local/bin/gtp5g-tracer --mode auto",
+            "ExecStart=/usr/local/bin/gtp5g-tracer --mode auto --heartbeat-s 0",
             "CapabilityBoundingSet=CAP_BPF CAP_PERFMON",
             // The loader reads CONFIG_HZ from /proc/config.gz.
             "ProcSubset=all",
