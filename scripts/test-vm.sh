@@ -147,16 +147,30 @@ boot_guest() {
 		-- "$REPO/scripts/vm/guest.sh $work" >"$work/console.log" 2>&1 </dev/null || true
 }
 
+# What a guest that did not finish was doing: its steps so far, the
+# unfinished one's output, the console.
+stalled_guest() {
+	local work=$1 last
+	echo "test-vm: the guest did not finish in ${TIMEOUT_S} s; its steps (NAME RC SECONDS):"
+	sed 's/^/    /' "$work/status" 2>/dev/null
+	last=$(awk '$2 == "start" { s = $1 } $2 != "start" && $1 == s { s = "" } END { print s }' "$work/status" 2>/dev/null)
+	if [ -n "$last" ]; then
+		echo "test-vm: step $last did not end; the end of its output:"
+		tail -n 60 "$work/$last.log"
+	fi
+	echo "test-vm: the end of the console:"
+	tail -n 30 "$work/console.log"
+}
+
 # Fails (printing the guest's output) unless every step passed.
 check_guest() {
 	local work=$1 name rc failed=0
 	if ! grep -qx 'done' "$work/status" 2>/dev/null; then
-		echo "test-vm: the guest did not finish; its console:" >&2
-		tail -n 80 "$work/console.log" >&2
+		stalled_guest "$work" >&2
 		return 1
 	fi
 	while read -r name rc _; do
-		[ "$name" = 'done' ] && continue
+		[ "$name" = 'done' ] || [ "$rc" = start ] && continue
 		if [ "$rc" != 0 ]; then
 			echo "test-vm: guest step $name failed (exit $rc); its output:" >&2
 			tail -n 80 "$work/$name.log" >&2

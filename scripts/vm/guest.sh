@@ -6,9 +6,10 @@
 #
 #   guest.sh WORK      (WORK: the run's writable directory, with env.sh)
 #
-# Writes WORK/status, one "STEP RC SECONDS" line per step and "done" last
-# (virtme-ng's own exit status means nothing under TCG), WORK/STEP.log per
-# step and WORK/results: what the tracer did, for the report.
+# Writes WORK/status, "STEP start" as a step begins, one "STEP RC SECONDS"
+# line as it ends and "done" last (virtme-ng's own exit status means nothing
+# under TCG), WORK/STEP.log per step and WORK/results: what the tracer did,
+# for the report.
 set -uo pipefail
 
 WORK=$1
@@ -37,6 +38,7 @@ step() {
 	local name=$1 start rc
 	shift
 	start=$(now)
+	echo "$name start" >>"$STATUS"
 	"$@" >"$WORK/$name.log" 2>&1
 	rc=$?
 	echo "$name $rc $(since "$start")" >>"$STATUS"
@@ -53,6 +55,19 @@ setup() {
 	sysctl -qw kernel.bpf_stats_enabled=1
 }
 
+# A test binary that hangs fails alone, with its output so far, instead of
+# stalling the guest until the host's timeout (a quiet run of all of them
+# takes about 50 s; the slowest binary under 70 s).
+BIN_TIMEOUT_S=300
+
+# run_bin BIN ARGS...: the test binary, bounded.
+run_bin() {
+	timeout -k 10 $BIN_TIMEOUT_S "$@"
+	local rc=$?
+	[ $rc != 124 ] || echo "== $1: still running after $BIN_TIMEOUT_S s: killed"
+	return $rc
+}
+
 # The host's cargo test binaries, one at a time (they share trace_pipe).
 cargo_tests() {
 	local bin rc=0
@@ -61,7 +76,7 @@ cargo_tests() {
 		echo "== $bin"
 		# Emulated guests run about 10x slower: the tests' waits stretch
 		# (behaviour is checked here, never timing).
-		GTP5G_REQUIRE_LIVE=1 GTP5G_TEST_SLOWDOWN=10 "$bin" --test-threads=1 || rc=1
+		GTP5G_REQUIRE_LIVE=1 GTP5G_TEST_SLOWDOWN=10 run_bin "$bin" --test-threads=1 || rc=1
 	done
 	return $rc
 }
@@ -93,7 +108,7 @@ fentry_tests() {
 		echo "== $bin (fentry bed)"
 		GTP5G_REQUIRE_LIVE=1 GTP5G_TEST_SLOWDOWN=10 GTP5G_TRACER_BED=fentry \
 			GTP5G_N3=$N3:2152 GTP5G_INSMOD="$(insmod_cmd)" \
-			"$bin" --test-threads=1 --include-ignored || return 1
+			run_bin "$bin" --test-threads=1 --include-ignored || return 1
 	done
 }
 
@@ -115,8 +130,18 @@ tracer_start() {
 	return 1
 }
 
+# A tracer that does not exit within 60 s of SIGTERM is a failure, said.
 tracer_stop() {
-	kill -TERM "$TRACER_PID" 2>/dev/null && wait "$TRACER_PID"
+	kill -TERM "$TRACER_PID" 2>/dev/null || return 0
+	for _ in $(seq 600); do
+		kill -0 "$TRACER_PID" 2>/dev/null || { wait "$TRACER_PID"; return; }
+		sleep 0.1
+	done
+	echo "gtp5g-tracer (pid $TRACER_PID) still running 60 s after SIGTERM; its stack:"
+	cat "/proc/$TRACER_PID/stack" 2>/dev/null
+	kill -KILL "$TRACER_PID"
+	wait "$TRACER_PID"
+	return 1
 }
 
 # "NAME RUN_CNT" of each of the tracer's programs: run_cnt from its
