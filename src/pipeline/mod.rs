@@ -97,9 +97,9 @@ fn one_line<P: ProcView>(line: &[u8], side: &mut Side, tracker: &mut Tracker<P>)
                 Ok(m) => {
                     counts.events += 1;
                     count_packet(&m, counts);
-                    let grew = tracker.observe(&t.header, &m);
-                    side.activity.note(tracker, &t.header, &m, side.now_ms);
-                    grew
+                    let seen = tracker.observe(&t.header, &m);
+                    side.activity.note(seen.tgid, &m, side.now_ms);
+                    seen.grew
                 }
                 Err(_) => {
                     counts.skipped += 1;

@@ -1,11 +1,10 @@
 //! What the trace said of each tracked process, for `/status`: when it was
 //! first seen, when a trace record last named one of its threads, and which
 //! traffic did (GTP-U, RLS, the scheduler's own lines). Fed per event line
-//! by the pipeline; the line's task is looked up in the tracker's index, so
-//! lines of untracked tasks cost one hash lookup and nothing else.
+//! by the pipeline with the process `Tracker::observe` found for the line
+//! (so a line costs the tracker's one lookup, none here for untracked tasks).
 
-use super::{procfs::ProcView, Tracker};
-use crate::parse::{Body, Fields, Header, Message, Packet, ProbeEvent, ProbeKind};
+use crate::parse::{Body, Fields, Message, Packet, ProbeEvent, ProbeKind};
 use std::collections::HashMap;
 
 /// The kinds of record that named a process.
@@ -62,15 +61,9 @@ pub struct Activity {
 }
 
 impl Activity {
-    /// After the tracker has seen the line: stamps the process it names.
-    pub fn note<P: ProcView>(
-        &mut self,
-        tracker: &Tracker<P>,
-        header: &Header<'_>,
-        msg: &Message<'_>,
-        now_ms: u64,
-    ) {
-        let Some(tgid) = tracker.group_of(super::subject_tid(header, msg)) else { return };
+    /// After the tracker has seen the line: stamps the process it named.
+    pub fn note(&mut self, tgid: Option<u32>, msg: &Message<'_>, now_ms: u64) {
+        let Some(tgid) = tgid else { return };
         let seen = self.seen(tgid, now_ms);
         seen.last_record_unix_ms = Some(now_ms);
         seen.protocols.0 |= protocol_of(msg);

@@ -288,9 +288,13 @@ fn subject<'a>(header: &Header<'a>, msg: &Message<'a>) -> Subject<'a> {
     }
 }
 
-/// The thread a line is about (what `observe` goes by).
-pub fn subject_tid(header: &Header<'_>, msg: &Message<'_>) -> u32 {
-    subject(header, msg).tid
+/// What `Tracker::observe` learned from one line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Observed {
+    /// The tracked set grew.
+    pub grew: bool,
+    /// The tracked process the line names, when its group is known.
+    pub tgid: Option<u32>,
 }
 
 /// `<...>` and `<idle>` are placeholders, not names.
@@ -335,17 +339,19 @@ impl<P: ProcView> Tracker<P> {
         self.proc.is_live()
     }
 
-    /// Feeds one recognised event; true when the tracked set grew.
-    pub fn observe(&mut self, header: &Header, msg: &Message) -> bool {
+    /// Feeds one recognised event: whether the tracked set grew, and the
+    /// tracked process the line names, found on the way (callers that stamp
+    /// per-process activity need no second lookup).
+    pub fn observe(&mut self, header: &Header, msg: &Message) -> Observed {
         if let Message::Sched { comm, .. } = msg {
             // The scheduler prints a line for every task: reject early.
             if !self.targets.matches(comm) {
-                return false;
+                return Observed::default();
             }
         }
         let s = subject(header, msg);
         if s.tid == 0 {
-            return false;
+            return Observed::default();
         }
         let recent = self.memory.entry(s.tid);
         if let Some(tgid) = s.tgid {
@@ -359,9 +365,17 @@ impl<P: ProcView> Tracker<P> {
         let tgid = (recent.tgid != 0).then_some(recent.tgid);
         match name {
             Some(n) if self.targets.matches(n.as_bytes()) => self.track(s.tid, tgid, n),
-            _ if s.from_probe && self.proc_recheck_due(s.tid) => self.track_from_proc(s.tid),
-            _ => false,
+            _ if s.from_probe && self.proc_recheck_due(s.tid) => {
+                let grew = self.track_from_proc(s.tid);
+                self.grown(s.tid, grew)
+            }
+            _ => Observed { grew: false, tgid: self.group_of(s.tid) },
         }
+    }
+
+    /// After a (rare) attempt to add `tid`: the lookup of where it went.
+    fn grown(&self, tid: u32, grew: bool) -> Observed {
+        Observed { grew, tgid: self.group_of(tid) }
     }
 
     fn proc_recheck_due(&mut self, tid: u32) -> bool {
@@ -377,19 +391,21 @@ impl<P: ProcView> Tracker<P> {
         due
     }
 
-    fn track(&mut self, tid: u32, tgid: Option<u32>, name: Comm) -> bool {
+    fn track(&mut self, tid: u32, tgid: Option<u32>, name: Comm) -> Observed {
         if let Some(m) = self.index.get_mut(&tid) {
             m.seen = self.now;
             if m.tgid != 0 || tgid.is_none() {
-                return false;
+                // The hot path: a tracked thread's next line.
+                return Observed { grew: false, tgid: (m.tgid != 0).then_some(m.tgid) };
             }
         }
-        if self.proc.is_live() {
+        let grew = if self.proc.is_live() {
             // Lines of a dead task can trail it: ask /proc at a bounded rate.
             self.proc_recheck_due(tid) && self.track_from_proc(tid)
         } else {
             self.track_as_told(tid, tgid, name)
-        }
+        };
+        self.grown(tid, grew)
     }
 
     /// Replay: the trace is the only witness.

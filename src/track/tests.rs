@@ -8,7 +8,7 @@ fn feed<P: ProcView>(t: &mut Tracker<P>, text: &str) -> bool {
     for l in text.lines() {
         if let Ok(Line::Trace(tl)) = parse_line(l.as_bytes()) {
             if let Ok(m) = parse_message(tl.message) {
-                grew |= t.observe(&tl.header, &m);
+                grew |= t.observe(&tl.header, &m).grew;
             }
         }
     }
@@ -321,4 +321,24 @@ fn exe_paths_match_whole_paths_or_directory_prefixes() {
     assert!(allowed("/ueransim/nr-gnb", "/ueransim/nr-gnb"));
     assert!(!allowed("/ueransim/nr-gnb", "/ueransim/nr-gnb2"));
     assert!(!allowed("/ueransim/nr-gnb", "/ueransim/nr-gnb/x"));
+}
+
+fn observe_line<P: ProcView>(t: &mut Tracker<P>, text: &str) -> Observed {
+    let Ok(Line::Trace(tl)) = parse_line(text.as_bytes()) else { panic!("{text}") };
+    t.observe(&tl.header, &parse_message(tl.message).unwrap())
+}
+
+#[test]
+fn observe_names_the_tracked_process_of_each_line() {
+    let mut t = replay_tracker();
+    let first =
+        "nr-gnb-11 [000] .... 1.0: bpf_trace_printk: tp/net_dev_queue: PID=11, TGID=10, CPU=0";
+    assert_eq!(observe_line(&mut t, first), Observed { grew: true, tgid: Some(10) });
+    assert_eq!(observe_line(&mut t, first), Observed { grew: false, tgid: Some(10) });
+    // trace_pipe's comm cache can miss: the thread is still the one tracked.
+    let unnamed = "<...>-11 [000] .... 1.1: bpf_trace_printk: tp/net_dev_queue: TEID=0x1, TYPE=255";
+    assert_eq!(observe_line(&mut t, unnamed), Observed { grew: false, tgid: Some(10) });
+    let other =
+        "bash-12 [000] .... 1.2: bpf_trace_printk: tp/net_dev_queue: PID=12, TGID=12, CPU=0";
+    assert_eq!(observe_line(&mut t, other), Observed::default());
 }
