@@ -1087,35 +1087,42 @@ static int beat_run(void)
 	return bpf_prog_test_run_opts(bpf_program__fd(beat->progs.gtp5g_heartbeat), &opts);
 }
 
-/* Loads the program and runs it once, the first heartbeat; else the
- * fallback, said once. */
+/* Loads the program and runs it once, the first heartbeat: 0, or why not
+ * in why. */
+static int load_heartbeat(const struct args *a, char *why, size_t len)
+{
+	int err;
+
+	reset_warn();
+	beat = gtp5g_heartbeat__open();
+	if (!beat) {
+		err = -errno;
+		failure_reason(why, len, "open failed", err);
+		return err;
+	}
+	beat->rodata->tracer_pid = (__u32)getpid();
+	beat->rodata->interval_s = (__u32)a->heartbeat_s;
+	err = gtp5g_heartbeat__load(beat);
+	if (err) {
+		failure_reason(why, len, "load failed", err);
+		return err;
+	}
+	err = beat_run();
+	if (err)
+		snprintf(why, len, "test run failed: %s", -err == ENOTSUPP_
+			 ? "not supported (raw_tp programs can be test-run since Linux 5.10)"
+			 : strerror(-err));
+	return err;
+}
+
+/* The BPF program where it runs, else trace_marker: said once, at start. */
 static void start_heartbeat(const struct args *a)
 {
 	char why[1024];
-	int err;
 
 	if (!a->heartbeat_s)
 		return;
-	reset_warn();
-	beat = gtp5g_heartbeat__open();
-	err = beat ? 0 : -errno;
-	if (!err) {
-		beat->rodata->tracer_pid = (__u32)getpid();
-		beat->rodata->interval_s = (__u32)a->heartbeat_s;
-		err = gtp5g_heartbeat__load(beat);
-		if (err)
-			failure_reason(why, sizeof(why), "load failed", err);
-	} else {
-		failure_reason(why, sizeof(why), "open failed", err);
-	}
-	if (!err) {
-		err = beat_run();
-		if (err)
-			snprintf(why, sizeof(why), "test run failed: %s", -err == ENOTSUPP_
-				 ? "not supported (raw_tp programs can be test-run since Linux 5.10)"
-				 : strerror(-err));
-	}
-	if (!err) {
+	if (!load_heartbeat(a, why, sizeof(why))) {
 		printf(PROG ": heartbeat every %lu s: bpf_printk from a BPF program run on demand "
 		       "(BPF_PROG_TEST_RUN)\n", a->heartbeat_s);
 		return;
