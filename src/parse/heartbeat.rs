@@ -73,6 +73,13 @@ mod tests {
     }
 
     #[test]
+    fn the_prefix_is_the_one_the_tracer_prints() {
+        let header = include_str!("../../tracer-c/tracer/gtp5g_heartbeat.h");
+        let define = format!("#define HEARTBEAT_PREFIX \"{HEARTBEAT_PREFIX}\"");
+        assert!(header.lines().any(|l| l == define), "{define} not in:\n{header}");
+    }
+
+    #[test]
     fn other_lines_are_not() {
         for line in [
             "  bash-1 [000] ..... 1.0: tracing_mark_write: hello",
