@@ -114,6 +114,10 @@ def main():
           volumes["tracing"]["hostPath"]["path"] == "/sys/kernel/tracing"
           and mounts["tracing"] == {"name": "tracing", "mountPath": "/sys/kernel/tracing",
                                     "readOnly": True}, mounts.get("tracing"))
+    check("tracer's tracefs read-only (its heartbeat goes through bpf(), not trace_marker)",
+          tracer_volumes["tracing"]["hostPath"]["path"] == "/sys/kernel/tracing"
+          and by_name(tracer["volumeMounts"])["tracing"].get("readOnly") is True,
+          by_name(tracer["volumeMounts"]).get("tracing"))
     check("tracer sees the host's BTF",
           tracer_volumes["btf"]["hostPath"]["path"] == "/sys/kernel/btf"
           and by_name(tracer["volumeMounts"])["btf"]["mountPath"] == "/sys/kernel/btf")

@@ -9,7 +9,9 @@
 #      Type=notify) with CAP_BPF+CAP_PERFMON only, the
 #      unit's `+` ExecStartPre having made the operator's tracing instance,
 #      the operator holding that instance's trace_pipe open through its
-#      read-only bind with no capabilities, the cat still running, and
+#      read-only bind with no capabilities, the tracer's heartbeat (a BPF
+#      program's bpf_printk: its /sys is read-only) reaching the operator's
+#      /status with the tracer's pid, the cat still running, and
 #      `systemd-analyze security` of the running units equal to the scores
 #      in docs/DEPLOYMENT.md; then the tracer is stopped (exit 0) and
 #      uninstalled, and the instance removed;
@@ -45,6 +47,8 @@ FIFO=/run/gtp5g-test/trace.fifo
 # kernel is shared, an installed operator's instance is left alone.
 INSTANCE=gtp5g-sd-$$
 INSTANCE_PIPE=/sys/kernel/tracing/instances/$INSTANCE/trace_pipe
+# The operator's metrics listener (off by default), for its /status.
+METRICS=127.0.0.1:9108
 T0=$SECONDS
 # Every try is a `podman exec`: no faster than this (see wait_until).
 POLL_S=0.5
@@ -138,7 +142,7 @@ system_settled() {
 # --- A: the three units as shipped --------------------------------------------
 
 start_units() {
-	dropin gtp5g-operator test-instance "Environment=GTP5G_OPERATOR__TRACE__INSTANCE=$INSTANCE"
+	dropin gtp5g-operator test-instance "Environment=GTP5G_OPERATOR__TRACE__INSTANCE=$INSTANCE GTP5G_OPERATOR__METRICS__LISTEN=$METRICS"
 	# Returns once the tracer and the operator sent READY=1 (Type=notify),
 	# and fails if the operator's first start lost the race for the local
 	# API's key.
@@ -179,6 +183,27 @@ check_operator_sandbox() {
 	mounts=$(in_ct awk '$5 == "/sys/kernel/tracing" {print $6}' "/proc/$pid/mountinfo")
 	case ",$mounts," in *,ro,*) ;; *) fail "tracefs not read-only for the operator: $mounts" ;; esac
 	say "operator: CapEff 0, has its instance's trace_pipe open, tracefs mounted ro in its namespace"
+}
+
+# heartbeat_at_operator PID: the operator's /status has a live heartbeat of
+# the tracer PID (its own pid namespace's, as the container's systemd sees).
+# shellcheck disable=SC2016 # a jq program, run in the container
+heartbeat_at_operator() {
+	local doc
+	doc=$(in_ct gtp5g-operator status --json --url "http://$METRICS" --config /dev/null 2>/dev/null || true)
+	printf '%s' "$doc" | ct exec -i "$NAME" jq -e --argjson pid "$1" \
+		'.tracer.pid == $pid and .tracer.silent == false' >/dev/null
+}
+
+# Under ProtectKernelTunables trace_marker is read-only: the heartbeat must
+# come from the tracer's BPF program, not its trace_marker fallback.
+check_heartbeat() {
+	local pid
+	pid=$(prop gtp5g-tracer MainPID)
+	journal_has gtp5g-tracer 'heartbeat every 5 s: bpf_printk from a BPF program run on demand' ||
+		fail "tracer: no BPF heartbeat: $(journal -u gtp5g-tracer | grep heartbeat)"
+	within 20 "the tracer's heartbeat (pid $pid) at the operator's /status" heartbeat_at_operator "$pid"
+	say "A: the tracer's heartbeat (pid $pid, bpf_printk) reached the operator's /status through its instance"
 }
 
 # A person's `cat` of the global trace_pipe, there before the operator.
@@ -242,6 +267,7 @@ phase_shipped_units() {
 	start_units
 	check_tracer
 	check_operator_sandbox
+	check_heartbeat
 	check_global_reader
 	check_security_scores
 	retire_tracer

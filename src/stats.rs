@@ -94,7 +94,8 @@ stats! {
         lines        "trace_lines"           "Trace lines read"                         "lines",
         parsed       "trace_lines_parsed"    "Trace lines parsed"                       "parsed",
         events       "trace_events"          "Tracer events recognised"                 "events",
-        skipped      "trace_lines_skipped"   "Parsed lines that are not tracer events"  "skipped",
+        skipped      "trace_lines_skipped"
+            "Parsed lines that are neither tracer events nor heartbeats"               "skipped",
         malformed    "trace_lines_malformed" "Lines that are not trace_pipe lines"      "malformed",
         lost_events  "trace_lost_events"
             "Events the kernel reported lost (CPU:N [LOST M EVENTS])"                   "lost events",
@@ -112,7 +113,7 @@ stats! {
         tracker_dropped "tracker_dropped"      "Targets not tracked because a bound was reached",
         posts_ok        "posts_ok"             "Strategy lists the API accepted",
         token_refreshes "token_refreshes"      "Tokens obtained from the API",
-        heartbeats      "tracer_heartbeats"    "Heartbeat lines the tracer wrote to trace_marker",
+        heartbeats      "tracer_heartbeats"    "Tracer heartbeat lines read",
     }
     /// State that /metrics and /healthz report in their own ways (gauges,
     /// ages, the labelled failure family).

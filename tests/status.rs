@@ -231,7 +231,8 @@ async fn status_exits_non_zero_when_the_daemon_is_unreachable_or_unhealthy() {
     assert!(stderr.contains("unhealthy: trace source down for"), "{stderr}");
 }
 
-/// A tracing instance of this test's own, removed at the end.
+/// A tracing instance of this test's own, recording bpf_trace_printk as the
+/// daemon's own does; removed at the end.
 struct OwnInstance {
     name: String,
     dir: std::path::PathBuf,
@@ -239,11 +240,13 @@ struct OwnInstance {
 
 impl OwnInstance {
     fn new() -> OwnInstance {
-        let name = format!("gtp5g-status-test-{}", std::process::id());
+        static MADE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("gtp5g-status-test-{}-{n}", std::process::id());
         let global = gtp5g_operator::source::locate(None, true).unwrap();
-        let dir = global.parent().unwrap().join("instances").join(&name);
-        std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-        OwnInstance { name, dir }
+        let made = gtp5g_operator::source::instance::create(global.parent().unwrap(), &name, 256)
+            .unwrap_or_else(|e| panic!("tracing instance {name}: {e}"));
+        OwnInstance { name, dir: made.dir }
     }
 }
 
@@ -253,22 +256,27 @@ impl Drop for OwnInstance {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_tracer_shows_as_silent_within_the_heartbeat_bound_and_no_traffic_does_not() {
-    if let Some(why) = missing_live_capability() {
-        return skip_unless_live(&why);
-    }
-    let _lock = lock_trace_pipe();
-    // The daemon reads a tracing instance (as it does by default, its own):
-    // the heartbeat must land there, not only in the global buffer.
+/// A daemon reading a tracing instance of this test's own (as by default it
+/// reads its own: the heartbeat must land there, not only in the global
+/// buffer) and a tracer run by `cmd` with a heartbeat every second, once
+/// the daemon's /status names that tracer. Dropped in field order: the
+/// tracer, the daemon, then the instance it read.
+struct HeartbeatScene {
+    tracer: Option<Tracer>,
+    _daemon: Daemon,
+    addr: SocketAddr,
+    _api: Api,
+    _instance: OwnInstance,
+}
+
+async fn heartbeat_scene(cmd: Command, silence_s: &str) -> HeartbeatScene {
     let instance = OwnInstance::new();
     let api = Api::start().await;
     let addr = free_addr();
-    // Heartbeat every second; silent past 3 s.
-    let d = daemon(&api, &instance.dir.join("trace_pipe"), addr, "3");
+    let d = daemon(&api, &instance.dir.join("trace_pipe"), addr, silence_s);
     d.wait_ready(LONG).await;
-    let mut tracer = Some(Tracer::start(&["--heartbeat-s", "1", "--instance", &instance.name]));
-    let tracer_pid = tracer.as_ref().unwrap().pid();
+    let tracer = Tracer::start_as(cmd, &["--heartbeat-s", "1", "--instance", &instance.name]);
+    let tracer_pid = tracer.pid();
     let mut s = status(addr).await;
     let end = Instant::now() + LONG;
     while s["tracer"]["pid"] != tracer_pid && Instant::now() < end {
@@ -277,6 +285,27 @@ async fn a_killed_tracer_shows_as_silent_within_the_heartbeat_bound_and_no_traff
     }
     assert_eq!(s["tracer"]["pid"], tracer_pid, "no heartbeat of ours: {s:#}\n{}", d.log_text());
     assert_eq!(s["tracer"]["heartbeat_interval_s"], 1);
+    HeartbeatScene { tracer: Some(tracer), _daemon: d, addr, _api: api, _instance: instance }
+}
+
+fn tracer_command() -> Command {
+    Command::new(tracer_binary("gtp5g-tracer"))
+}
+
+/// The tracer's heartbeat lines in what it printed at start.
+fn heartbeat_reports(tracer: &Tracer) -> Vec<&str> {
+    tracer.report.lines().filter(|l| l.contains(" heartbeat ")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_tracer_shows_as_silent_within_the_heartbeat_bound_and_no_traffic_does_not() {
+    if let Some(why) = missing_live_capability() {
+        return skip_unless_live(&why);
+    }
+    let _lock = lock_trace_pipe();
+    // Silent past 3 s.
+    let mut scene = heartbeat_scene(tracer_command(), "3").await;
+    let addr = scene.addr;
 
     // No user-plane traffic for longer than the bound: still healthy.
     tokio::time::sleep(Duration::from_secs(4)).await;
@@ -289,7 +318,7 @@ async fn a_killed_tracer_shows_as_silent_within_the_heartbeat_bound_and_no_traff
 
     // Killed (no goodbye): silent within bound + one interval.
     let killed = Instant::now();
-    tracer.take().unwrap().kill();
+    scene.tracer.take().unwrap().kill();
     let (code, body) = loop {
         let got = get(addr, "/healthz").await.unwrap();
         if got.0 == 503 || killed.elapsed() > LONG {
@@ -307,6 +336,107 @@ async fn a_killed_tracer_shows_as_silent_within_the_heartbeat_bound_and_no_traff
     let out = status_command(addr);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("tracer: SILENT"));
+}
+
+/// Run by `unshare -m`: tracefs read-only in the tracer's own mount
+/// namespace, as `ProtectKernelTunables=yes` leaves it under the systemd
+/// unit, checked (a trace_marker write fails) before the tracer is exec'd.
+const READ_ONLY_TRACEFS: &str =
+    "mount -o bind,ro /sys/kernel/tracing /sys/kernel/tracing || exit 97
+if (echo x > /sys/kernel/tracing/trace_marker) 2>/dev/null; then
+    echo 'trace_marker still writable' >&2; exit 98
+fi
+exec \"$0\" \"$@\"";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bpf_heartbeat_arrives_where_trace_marker_is_read_only() {
+    if let Some(why) = missing_live_capability() {
+        return skip_unless_live(&why);
+    }
+    let _lock = lock_trace_pipe();
+    let mut cmd = Command::new("unshare");
+    cmd.args(["-m", "--propagation", "private", "sh", "-c", READ_ONLY_TRACEFS])
+        .arg(tracer_binary("gtp5g-tracer"));
+    let scene = heartbeat_scene(cmd, "20").await;
+    let tracer = scene.tracer.as_ref().unwrap();
+    assert_eq!(
+        heartbeat_reports(tracer),
+        ["gtp5g-tracer: heartbeat every 1 s: bpf_printk from a BPF program run on demand (BPF_PROG_TEST_RUN)"],
+        "{}",
+        tracer.report
+    );
+    let heartbeats = "gtp5g_operator_tracer_heartbeats_total";
+    let before = metric(scene.addr, heartbeats).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = metric(scene.addr, heartbeats).await;
+    assert!(after - before >= 2.0, "heartbeats {before} -> {after} in 3 s");
+    let s = status(scene.addr).await;
+    assert!(s["tracer"]["seconds_since_heartbeat"].as_f64().unwrap() < 2.0, "{s:#}");
+}
+
+/// The tracer in a sandbox whose seccomp policy refuses one bpf() command,
+/// BPF_PROG_TEST_RUN, and allows every other call: the kernel refuses the
+/// heartbeat's test run as one without raw_tp test runs would, while the
+/// probes load and attach as ever.
+fn refusing_test_runs(mut cmd: Command) -> Command {
+    use std::os::unix::process::CommandExt;
+    #[cfg(target_arch = "x86_64")]
+    const AUDIT_ARCH: u32 = 0xc000_003e;
+    #[cfg(target_arch = "aarch64")]
+    const AUDIT_ARCH: u32 = 0xc000_00b7;
+    const BPF_PROG_TEST_RUN: u32 = 10;
+    // Classic BPF: load a word of struct seccomp_data, jump if equal, return.
+    const LD_ABS: u16 = 0x20;
+    const JEQ: u16 = 0x15;
+    const RET: u16 = 0x06;
+    let op = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
+    let filter = [
+        op(LD_ABS, 0, 0, 4), // arch
+        op(JEQ, 0, 5, AUDIT_ARCH),
+        op(LD_ABS, 0, 0, 0), // syscall number
+        op(JEQ, 0, 3, libc::SYS_bpf as u32),
+        op(LD_ABS, 0, 0, 16), // bpf()'s command: args[0], its low half
+        op(JEQ, 0, 1, BPF_PROG_TEST_RUN),
+        op(RET, 0, 0, libc::SECCOMP_RET_ERRNO | libc::EPERM as u32),
+        op(RET, 0, 0, libc::SECCOMP_RET_ALLOW),
+    ];
+    // SAFETY: between fork and exec only prctl runs, on data built before
+    // the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            let prog =
+                libc::sock_fprog { len: filter.len() as u16, filter: filter.as_ptr().cast_mut() };
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                || libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &prog) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_heartbeat_falls_back_to_trace_marker_saying_so_once_where_it_cannot_be_test_run() {
+    if let Some(why) = missing_live_capability() {
+        return skip_unless_live(&why);
+    }
+    let _lock = lock_trace_pipe();
+    // The daemon's instance gets the marker write only through --instance.
+    let scene = heartbeat_scene(refusing_test_runs(tracer_command()), "20").await;
+    let tracer = scene.tracer.as_ref().unwrap();
+    assert_eq!(
+        heartbeat_reports(tracer),
+        ["gtp5g-tracer: heartbeat every 1 s: written to trace_marker instead (needs a writable \
+          tracefs): its BPF program's test run failed: Operation not permitted"],
+        "{}",
+        tracer.report
+    );
+    let heartbeats = "gtp5g_operator_tracer_heartbeats_total";
+    let before = metric(scene.addr, heartbeats).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(metric(scene.addr, heartbeats).await - before >= 2.0);
 }
 
 /// POSTs `body` to the API's /api/v1/metrics as the scheduler does.

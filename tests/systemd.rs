@@ -130,7 +130,10 @@ fn tracer_unit_gets_only_the_bpf_capabilities() {
     assert_has(
         "gtp5g-tracer.service",
         &[
-            "ExecStart=/usr/local/bin/gtp5g-tracer --mode auto --heartbeat-s 0",
+            // The heartbeat on (its default), through bpf(): no
+            // writable tracefs for it.
+            "ExecStart=/usr/local/bin/gtp5g-tracer --mode auto",
+            "ProtectKernelTunables=yes",
             "CapabilityBoundingSet=CAP_BPF CAP_PERFMON",
             // The loader reads CONFIG_HZ from /proc/config.gz.
             "ProcSubset=all",

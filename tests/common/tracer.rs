@@ -33,14 +33,17 @@ impl Tracer {
     /// Starts the netdev tracer and waits for its ready file, as the
     /// scripts do, never for a log line.
     pub fn start(args: &[&str]) -> Tracer {
+        Tracer::start_as(Command::new(tracer_binary("gtp5g-tracer")), args)
+    }
+
+    /// The same, run by `cmd`: the tracer's binary with its own settings
+    /// (a pre_exec step), or a wrapper that execs the arguments after its
+    /// own, so that the child's pid stays the tracer's.
+    pub fn start_as(mut cmd: Command, args: &[&str]) -> Tracer {
         let dir = TempDir::new().unwrap();
         let ready_file = dir.path().join("tracer.ready");
-        let (mut child, out) = spawn_piped(
-            Command::new(tracer_binary("gtp5g-tracer"))
-                .args(["--mode", "netdev", "--ready-file"])
-                .arg(&ready_file)
-                .args(args),
-        );
+        let (mut child, out) =
+            spawn_piped(cmd.args(["--mode", "netdev", "--ready-file"]).arg(&ready_file).args(args));
         // Generous: in the VM test bed (TCG, about 10x slower) each object's
         // load parses the kernel's BTF again and verifies its programs.
         let deadline = Instant::now() + Duration::from_secs(120);

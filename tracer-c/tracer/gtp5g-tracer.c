@@ -39,16 +39,16 @@
 #include "gtp5g_fentry.skel.h"
 #include "gtp5g_netdev.skel.h"
 #include "gtp5g_unload.skel.h"
+#include "gtp5g_heartbeat.skel.h"
 #include "gtp5g_dedup.h"
+#include "gtp5g_heartbeat.h"
 #include "wire.h"
 
 #define PROG "gtp5g-tracer"
 #include "cli.h"
 #define GTP5G_BTF "/sys/kernel/btf/gtp5g"
-/* The heartbeat: written to trace_marker (no BPF program fires) so that the
- * daemon tells a dead tracer from a quiet user plane. Its text is a contract
- * with the daemon's parser (src/parse/heartbeat.rs; tracer-c/README.md). */
-#define HEARTBEAT_PREFIX PROG " heartbeat: "
+/* The heartbeat (gtp5g_heartbeat.h), so that the daemon tells a dead tracer
+ * from a quiet user plane. */
 #define HEARTBEAT_S 5
 #define HEARTBEAT_INSTANCE "gtp5g-operator"
 #define GTP5G_SYSFS "/sys/module/gtp5g"
@@ -437,10 +437,11 @@ static void usage(FILE *f)
 		"  --map-size    threads remembered for de-duplication (default 16384)\n"
 		"  --ready-file  once every probe is attached, write PATH (one JSON line);\n"
 		"                removed on exit\n"
-		"  --heartbeat-s write a heartbeat line to trace_marker every S s (default "
-		WIRE_STR(HEARTBEAT_S) "; 0: none)\n"
-		"  --instance    also write it to this tracing instance's trace_marker when the\n"
-		"                instance exists (default " HEARTBEAT_INSTANCE "; empty: global only)\n"
+		"  --heartbeat-s print a heartbeat line every S s (default " WIRE_STR(HEARTBEAT_S)
+		"; 0: none): bpf_printk\n"
+		"                from a BPF program run on demand, else written to trace_marker\n"
+		"  --instance    with trace_marker, also write it to this tracing instance's when\n"
+		"                it exists (default " HEARTBEAT_INSTANCE "; empty: global only)\n"
 		"  --list        print the probes of each mode and exit\n"
 		"  --unload-gtp5g  unload gtp5g (rmmod) while tracers run, and exit: they let\n"
 		"                go of it and attach again when it is loaded again\n"
@@ -1074,6 +1075,64 @@ static enum mode resolve_auto(void)
 	return MODE_NETDEV;
 }
 
+/* ---- the heartbeat ---- */
+
+/* Its BPF program, loaded once; NULL: the heartbeat goes to trace_marker. */
+static struct gtp5g_heartbeat *beat;
+
+static int beat_run(void)
+{
+	LIBBPF_OPTS(bpf_test_run_opts, opts);
+
+	return bpf_prog_test_run_opts(bpf_program__fd(beat->progs.gtp5g_heartbeat), &opts);
+}
+
+/* Loads the program and runs it once, the first heartbeat: 0, or why not
+ * in why. */
+static int load_heartbeat(const struct args *a, char *why, size_t len)
+{
+	int err;
+
+	reset_warn();
+	beat = gtp5g_heartbeat__open();
+	if (!beat) {
+		err = -errno;
+		failure_reason(why, len, "open failed", err);
+		return err;
+	}
+	beat->rodata->tracer_pid = (__u32)getpid();
+	beat->rodata->interval_s = (__u32)a->heartbeat_s;
+	err = gtp5g_heartbeat__load(beat);
+	if (err) {
+		failure_reason(why, len, "load failed", err);
+		return err;
+	}
+	err = beat_run();
+	if (err)
+		snprintf(why, len, "test run failed: %s", -err == ENOTSUPP_
+			 ? "not supported (raw_tp programs can be test-run since Linux 5.10)"
+			 : strerror(-err));
+	return err;
+}
+
+/* The BPF program where it runs, else trace_marker: said once, at start. */
+static void start_heartbeat(const struct args *a)
+{
+	char why[1024];
+
+	if (!a->heartbeat_s)
+		return;
+	if (!load_heartbeat(a, why, sizeof(why))) {
+		printf(PROG ": heartbeat every %lu s: bpf_printk from a BPF program run on demand "
+		       "(BPF_PROG_TEST_RUN)\n", a->heartbeat_s);
+		return;
+	}
+	printf(PROG ": heartbeat every %lu s: written to trace_marker instead (needs a writable "
+	       "tracefs): its BPF program's %s\n", a->heartbeat_s, why);
+	gtp5g_heartbeat__destroy(beat);
+	beat = NULL;
+}
+
 /* One trace_marker write; a missing instance is no error (the daemon may
  * not have made it yet, or read the global buffer). */
 static void write_marker(const char *path, const char *line, size_t len, bool must_exist)
@@ -1093,7 +1152,7 @@ static void write_marker(const char *path, const char *line, size_t len, bool mu
 /* To the global buffer and, when it exists, the daemon's instance: a marker
  * write lands only in the buffer whose trace_marker is written. Reopened per
  * beat, so an instance made after start is found. */
-static void heartbeat(const struct args *a)
+static void marker_heartbeat(const struct args *a)
 {
 	const char *tp = trace_pipe_path();
 	char dir[64], path[PATH_MAX], line[96];
@@ -1102,14 +1161,29 @@ static void heartbeat(const struct args *a)
 	if (!tp)
 		return;
 	snprintf(dir, sizeof(dir), "%.*s", (int)(strrchr(tp, '/') - tp), tp);
-	len = snprintf(line, sizeof(line), HEARTBEAT_PREFIX "pid=%d interval_s=%lu\n", (int)getpid(),
-		       a->heartbeat_s);
+	len = snprintf(line, sizeof(line), HEARTBEAT_FORMAT "\n", (unsigned)getpid(),
+		       (unsigned)a->heartbeat_s);
 	snprintf(path, sizeof(path), "%s/trace_marker", dir);
 	write_marker(path, line, len, true);
 	if (a->instance && *a->instance) {
 		snprintf(path, sizeof(path), "%s/instances/%s/trace_marker", dir, a->instance);
 		write_marker(path, line, len, false);
 	}
+}
+
+/* A run that fails after the first one did not (it has no cause but memory)
+ * is reported and retried next period. */
+static void heartbeat(const struct args *a)
+{
+	int err;
+
+	if (!beat) {
+		marker_heartbeat(a);
+		return;
+	}
+	err = beat_run();
+	if (err)
+		fprintf(stderr, PROG ": heartbeat: test run failed: %s\n", strerror(-err));
 }
 
 /* ---- following gtp5g: loaded late, reloaded, upgraded ---- */
@@ -1325,7 +1399,9 @@ static int ms_until(time_t due)
 static int run(const sigset_t *term, struct follow *f, const struct args *a)
 {
 	int sfd = signalfd(-1, term, SFD_CLOEXEC);
-	time_t stats_due = monotonic_s() + STATS_PERIOD_S, beat_due = monotonic_s();
+	time_t stats_due = monotonic_s() + STATS_PERIOD_S;
+	/* start_heartbeat's test run was the first heartbeat. */
+	time_t beat_due = monotonic_s() + (beat ? (time_t)a->heartbeat_s : 0);
 	struct signalfd_siginfo si;
 
 	if (sfd < 0) {
@@ -1450,6 +1526,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
+	start_heartbeat(&a);
 	const char *tp = trace_pipe_path();
 	if (!tp)
 		fprintf(stderr, PROG ": warning: tracefs not mounted; run: mount -t tracefs nodev /sys/kernel/tracing\n");
@@ -1463,6 +1540,7 @@ int main(int argc, char **argv)
 	follow.on = a.mode == MODE_AUTO || follows_gtp5g(mode);
 	if (announce_ready(a.ready_file, mode, attached, !a.config.every_event)) {
 		stop_unload_watch(&follow);
+		gtp5g_heartbeat__destroy(beat);
 		release_all();
 		return 1;
 	}
@@ -1473,6 +1551,7 @@ int main(int argc, char **argv)
 	print_counts();
 	attached = count_attached();
 	stop_unload_watch(&follow);
+	gtp5g_heartbeat__destroy(beat);
 	release_all();
 	printf(PROG ": detached %d probes (signal %d), exiting\n", attached, sig);
 	fflush(stdout);
