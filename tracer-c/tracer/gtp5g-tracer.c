@@ -1135,18 +1135,23 @@ static void start_heartbeat(const struct args *a)
 
 /* One trace_marker write; a missing instance is no error (the daemon may
  * not have made it yet, or read the global buffer). */
-static void write_marker(const char *path, const char *line, size_t len, bool must_exist)
+/* One marker write; a failure is said once per cause (*said keeps its errno),
+ * not every beat, and again only after a write that worked. */
+static void write_marker(const char *path, const char *line, size_t len, bool must_exist,
+			 int *said)
 {
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	int fd = open(path, O_WRONLY | O_CLOEXEC), err = 0;
 
-	if (fd < 0) {
-		if (must_exist || errno != ENOENT)
-			fprintf(stderr, PROG ": heartbeat: %s: %s\n", path, strerror(errno));
-		return;
-	}
-	if (write(fd, line, len) < 0)
-		fprintf(stderr, PROG ": heartbeat: writing %s: %s\n", path, strerror(errno));
-	close(fd);
+	if (fd < 0)
+		err = (must_exist || errno != ENOENT) ? errno : 0;
+	else if (write(fd, line, len) < 0)
+		err = errno;
+	if (fd >= 0)
+		close(fd);
+	if (err && err != *said)
+		fprintf(stderr, PROG ": heartbeat: writing %s: %s (said once; the heartbeat "
+			"goes on trying)\n", path, strerror(err));
+	*said = err;
 }
 
 /* To the global buffer and, when it exists, the daemon's instance: a marker
@@ -1155,6 +1160,7 @@ static void write_marker(const char *path, const char *line, size_t len, bool mu
 static void marker_heartbeat(const struct args *a)
 {
 	const char *tp = trace_pipe_path();
+	static int said_global, said_instance;
 	char dir[64], path[PATH_MAX], line[96];
 	int len;
 
@@ -1164,10 +1170,10 @@ static void marker_heartbeat(const struct args *a)
 	len = snprintf(line, sizeof(line), HEARTBEAT_FORMAT "\n", (unsigned)getpid(),
 		       (unsigned)a->heartbeat_s);
 	snprintf(path, sizeof(path), "%s/trace_marker", dir);
-	write_marker(path, line, len, true);
+	write_marker(path, line, len, true, &said_global);
 	if (a->instance && *a->instance) {
 		snprintf(path, sizeof(path), "%s/instances/%s/trace_marker", dir, a->instance);
-		write_marker(path, line, len, false);
+		write_marker(path, line, len, false, &said_instance);
 	}
 }
 
