@@ -35,10 +35,10 @@ bench_cleanup() {
 	rm -rf "$WORK"
 }
 
-# bench_daemon SOURCE LOG: the daemon on SOURCE (trace_pipe or a FIFO)
-# against the local API, logging JSON to LOG (see start_daemon).
+# bench_daemon SOURCE LOG [ARGS...]: the daemon on SOURCE (trace_pipe or a
+# FIFO) against the local API, logging JSON to LOG (see start_daemon).
 bench_daemon() {
-	start_daemon "$2" --trace-pipe "$1" --log-format json --log-level info
+	start_daemon "$2" --trace-pipe "$1" --log-format json --log-level info "${@:3}"
 }
 
 # The kernel's per-CPU ring buffer size for the run, restored on exit. A
@@ -55,10 +55,20 @@ set_ring_buffer_kb() {
 }
 
 # Nanoseconds on CPU, summed over the process's live threads (schedstat:
-# finer than the 10 ms ticks of /proc/PID/stat); an integer, as awk's
-# default format turns sums past 2^31 into 3.6e+09.
+# finer than the 10 ms ticks of /proc/PID/stat).
 run_ns() {
-	cat /proc/"$1"/task/*/schedstat | awk '{s += $1} END {printf "%.0f\n", s}'
+	schedstat_sum 1 "$1"
+}
+
+# schedstat_sum FIELD PID...: field FIELD of schedstat (1: ns on CPU, 2: ns
+# waiting on a run queue) summed over the live threads of the processes; an
+# integer, as awk's default format turns sums past 2^31 into 3.6e+09.
+schedstat_sum() {
+	local field=$1 pid
+	shift
+	for pid; do
+		cat /proc/"$pid"/task/*/schedstat
+	done | awk -v f="$field" '{s += $f} END {printf "%.0f\n", s}'
 }
 
 # Sum of a per-CPU ring buffer statistic ("read events", "overrun").

@@ -24,6 +24,9 @@ TRACEFS=${TRACEFS:-/sys/kernel/tracing}
 # trace_pipe is one consumer queue: every test and benchmark that reads it
 # (the Rust tests too) serialises on this lock.
 TRACE_PIPE_LOCK=/tmp/gtp5g-operator-trace_pipe.lock
+# The machine's CPUs are shared: a benchmark's figures, or a VM guest, are
+# disturbed by another's, so each holds this lock while it runs.
+BENCH_LOCK=/tmp/gtp5g-bench.lock
 
 say() { printf '==> %s\n' "$*" >&2; }
 warn() { printf '%s: warning: %s\n' "${0##*/}" "$*" >&2; }
@@ -40,16 +43,35 @@ die() {
 # keep the lock after this shell exits.
 lock_trace_pipe() {
 	exec 9>"$TRACE_PIPE_LOCK"
-	if ! flock -n 9; then
-		say "waiting for another trace_pipe user to finish (lock $TRACE_PIPE_LOCK)"
-		flock 9 || die "could not lock $TRACE_PIPE_LOCK"
-	fi
+	wait_lock 9 "$TRACE_PIPE_LOCK" "another trace_pipe user"
 	local readers
 	readers=$(trace_pipe_readers)
 	[ -z "$readers" ] || warn "already reading trace_pipe, so taking some of the events: $readers"
 }
 
 unlock_trace_pipe() { exec 9>&-; }
+
+# Takes the benchmark lock for the rest of this shell's life, on fd 8 (closed
+# in children, as fd 9). Take it before the trace_pipe lock, as a caller
+# running `flock $BENCH_LOCK SCRIPT` does. Under such a caller the lock is
+# held already, on a descriptor this shell inherited: locking the file anew
+# would wait for ourselves.
+lock_bench() {
+	local fd
+	for fd in /proc/"$$"/fd/*; do
+		[ "$(readlink "$fd")" != "$BENCH_LOCK" ] || return 0
+	done
+	exec 8>"$BENCH_LOCK"
+	wait_lock 8 "$BENCH_LOCK" "another benchmark or VM guest"
+}
+
+# wait_lock FD FILE WHO: flock on FD (FILE open there), saying whom it
+# waits for when it has to.
+wait_lock() {
+	flock -n "$1" && return 0
+	say "waiting for $3 to finish (lock $2)"
+	flock "$1" || die "could not lock $2"
+}
 
 # Prints "PID (COMM)" of every process with trace_pipe open, space-separated.
 trace_pipe_readers() {
@@ -119,15 +141,14 @@ wait_ready() {
 # --- starting and stopping --------------------------------------------------
 
 # start_bg LOG CMD...: CMD in the background, output to LOG ("-": this
-# shell's), without the trace_pipe lock's fd; sets BG_PID and adds it to
-# STARTED.
+# shell's), without the locks' fds; sets BG_PID and adds it to STARTED.
 start_bg() {
 	local log=$1
 	shift
 	if [ "$log" = - ]; then
-		"$@" 9>&- &
+		"$@" 8>&- 9>&- &
 	else
-		"$@" >"$log" 2>&1 9>&- &
+		"$@" >"$log" 2>&1 8>&- 9>&- &
 	fi
 	BG_PID=$!
 	STARTED+=("$BG_PID")

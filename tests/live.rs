@@ -239,6 +239,12 @@ async fn live_ran_sim_boosts_nr_gnb_and_active_nr_ue_from_rls_but_not_an_idle_ue
     // sent a heartbeat at 0, 1, 2 and 3 s, each acked by the gNB.
     assert!(summary["heartbeat_acks"].as_u64().unwrap() >= 8, "{summary}");
     assert!(summary["ue_data_received"].as_u64().unwrap() > 0, "{summary}");
+    // The active UE timed its echoes (the idle one sent none): ordered
+    // percentiles of a non-empty histogram.
+    let rtt = &summary["rtt_us"];
+    let us = |k: &str| rtt[k].as_f64().unwrap_or_else(|| panic!("rtt_us.{k} in {summary}"));
+    assert!(rtt["count"].as_u64().unwrap() > 0, "{summary}");
+    assert!(us("p50") > 0.0 && us("p50") <= us("p99") && us("p99") <= us("max"), "{summary}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

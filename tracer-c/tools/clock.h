@@ -3,6 +3,7 @@
 #ifndef GTP5G_CLOCK_H
 #define GTP5G_CLOCK_H
 
+#include <stdint.h>
 #include <time.h>
 
 static inline double now_s(void)
@@ -11,6 +12,14 @@ static inline double now_s(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+static inline uint64_t now_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
 }
 
 static inline void add_ns(struct timespec *t, long ns)

@@ -22,7 +22,8 @@
  *
  * Idle UEs (--idle-ues) send heartbeats only. The parent prints one JSON
  * line per process (role, pid, every thread id) before any traffic starts,
- * and a JSON summary with packet counts and rates on exit.
+ * and a JSON summary with packet counts, rates and the UEs' round-trip
+ * times (each ping carries its send time; rtt.c) on exit.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -39,8 +40,10 @@ static void summary(const struct run *r, double elapsed)
 {
 	const struct counts *c = r->counts;
 	unsigned long sent = 0, received = 0, hb = 0, hb_acks = 0, acks = 0, rrc = 0;
+	static struct rtt rtt;
 
 	for (unsigned i = 0; i < r->o.ues + r->o.idle_ues; i++) {
+		rtt_add(&rtt, &c->ue[i].rtt);
 		sent += read_count(&c->ue[i].data_sent);
 		received += read_count(&c->ue[i].data_received);
 		hb += read_count(&c->ue[i].heartbeats_sent);
@@ -52,12 +55,14 @@ static void summary(const struct run *r, double elapsed)
 	       "\"ue_data_sent\":%lu,\"gnb_rls_data_in\":%lu,\"gnb_gtp_ul_sent\":%lu,"
 	       "\"upf_echoed\":%lu,\"gnb_gtp_dl_in\":%lu,\"gnb_rls_data_out\":%lu,"
 	       "\"ue_data_received\":%lu,\"heartbeats_sent\":%lu,\"heartbeat_acks\":%lu,"
-	       "\"pdu_acks\":%lu,\"rrc_received\":%lu,\"uplink_pps\":%.1f,\"pps\":%.1f}\n",
+	       "\"pdu_acks\":%lu,\"rrc_received\":%lu,\"uplink_pps\":%.1f,\"pps\":%.1f,",
 	       elapsed, r->o.ues, r->o.idle_ues, r->o.rate, sent,
 	       read_count(&c->gnb.rls_data_in), read_count(&c->gnb.gtp_ul_sent),
 	       read_count(&c->upf.echoed), read_count(&c->gnb.gtp_dl_in),
 	       read_count(&c->gnb.rls_data_out), received, hb, hb_acks, acks, rrc,
 	       elapsed > 0 ? sent / elapsed : 0, elapsed > 0 ? received / elapsed : 0);
+	rtt_json(stdout, &rtt);
+	printf("}\n");
 	fflush(stdout);
 }
 
@@ -108,7 +113,8 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: " PROG " [--ues N=1] [--idle-ues N=0] [--rate PPS=10 (per UE; 0: as fast as\n"
 		   "       the round trip allows)] [--window N=32 (with --rate 0)] [--duration S=0\n"
-		   "       (0: until SIGINT/SIGTERM)] [--gnb ADDR=127.0.0.1] [--rls-port " WIRE_STR(RLS_PORT) "]\n"
+		   "       (0: until SIGINT/SIGTERM)] [--warmup S=0 (replies to pings of the first S\n"
+		   "       seconds are not timed)] [--gnb ADDR=127.0.0.1] [--rls-port " WIRE_STR(RLS_PORT) "]\n"
 		   "       [--upf ADDR=127.0.0.1] [--gtp-port " WIRE_STR(GTPU_PORT) "]\n");
 }
 
@@ -130,6 +136,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		{ "rate", required_argument, NULL, 'r' },
 		{ "window", required_argument, NULL, 'w' },
 		{ "duration", required_argument, NULL, 'd' },
+		{ "warmup", required_argument, NULL, 'W' },
 		{ "gnb", required_argument, NULL, 'g' },
 		{ "rls-port", required_argument, NULL, 'R' },
 		{ "upf", required_argument, NULL, 'U' },
@@ -146,6 +153,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		case 'r': bad = number("--rate", 0, 1000000, &o->rate); break;
 		case 'w': bad = number("--window", 1, 1000000, &o->window); break;
 		case 'd': bad = number("--duration", 0, 1000000, &o->duration_s); break;
+		case 'W': bad = number("--warmup", 0, 1000000, &o->warmup_s); break;
 		case 'R': bad = number("--rls-port", 1, 65535, &o->rls_port); break;
 		case 'G': bad = number("--gtp-port", 1, 65535, &o->gtp_port); break;
 		case 'g': o->gnb_host = optarg; break;

@@ -6,6 +6,7 @@
  *          (heartbeats), RLS receiver
  *   gnb.c  nr-gnb process: RLS receiver, GTP task, GTP server, control
  *   upf.c  the UPF echo, a thread of the parent
+ *   rtt.c  the UEs' round-trip time histogram
  *   rls.c, gtpu.c   the two protocols' encoders and parsers (../../include/wire.h)
  *   net.c  UDP sockets and addresses
  *   crew.c the threads of one process and the clock they run on
@@ -42,7 +43,7 @@
 #define POLL_MS 100 /* how soon a blocked thread notices a stop */
 
 struct opts {
-	unsigned ues, idle_ues, rate, window, duration_s;
+	unsigned ues, idle_ues, rate, window, duration_s, warmup_s;
 	unsigned rls_port, gtp_port;
 	const char *gnb_host, *upf_host;
 };
@@ -51,9 +52,19 @@ struct opts {
 
 /* Counters live in memory shared by all processes, one cache line per
  * writer, so the parent can sum them after the children are gone. */
+#define RTT_SUB_BITS 4
+#define RTT_SUB (1u << RTT_SUB_BITS)
+#define RTT_BUCKETS (RTT_SUB * 33) /* up to 2^36 ns */
+
+struct rtt {
+	unsigned long bucket[RTT_BUCKETS];
+	unsigned long count, max_ns;
+};
+
 struct ue_counts {
 	_Alignas(64) unsigned long data_sent, data_received, heartbeats_sent, heartbeat_acks,
 		pdu_acks, rrc_received;
+	struct rtt rtt;
 };
 
 struct gnb_counts {
@@ -78,6 +89,12 @@ static inline unsigned long read_count(const unsigned long *c)
 {
 	return __atomic_load_n(c, __ATOMIC_RELAXED);
 }
+
+/* ---- rtt.c ---- */
+
+void rtt_record(struct rtt *h, uint64_t ns);
+void rtt_add(struct rtt *sum, const struct rtt *h);
+void rtt_json(FILE *f, const struct rtt *h);
 
 /* ---- crew.c ---- */
 

@@ -5,17 +5,6 @@
 /* What the real UE puts in the version bytes; receivers must not match on it. */
 static const uint8_t rls_version[RLS_VERSION_LEN] = { 3, 2, 6 };
 
-static void put_be64(uint8_t *p, uint64_t v)
-{
-	put_be32(p, (uint32_t)(v >> 32));
-	put_be32(p + 4, (uint32_t)v);
-}
-
-static uint64_t get_be64(const uint8_t *p)
-{
-	return ((uint64_t)get_be32(p) << 32) | get_be32(p + 4);
-}
-
 size_t rls_header(uint8_t *p, uint8_t type, uint64_t sti)
 {
 	p[RLS_OFF_MAGIC] = RLS_MAGIC;

@@ -13,12 +13,16 @@
 
 #define HEARTBEAT_MS 1000
 #define WINDOW_STALL_MS 20 /* --rate 0: a window this long without replies was lost */
+#define ICMP_TIME_OFF 8 /* the send time, after the ICMP header */
 
 struct ue {
 	struct crew crew;
 	unsigned index;
 	bool idle;
-	unsigned rate, window;
+	unsigned rate, window, warmup_s;
+	/* Replies to pings sent before this (CLOCK_MONOTONIC ns) are not
+	 * timed: --warmup. */
+	uint64_t rtt_from_ns;
 	int fd;
 	uint64_t sti;
 	struct addr gnb;
@@ -32,8 +36,10 @@ struct ue {
 
 
 /* An IPv4 ICMP echo request from the UE's address 10.45.0.(1+ue) to
- * 192.0.2.1 (TEST-NET-1), as `ping` would write it into uesimtun0. */
-static void ping_request(uint8_t *ip, unsigned ue, uint16_t seq)
+ * 192.0.2.1 (TEST-NET-1), as `ping` would write it into uesimtun0: the
+ * data starts with the send time (CLOCK_MONOTONIC ns, big-endian), which
+ * the echo brings back for the round-trip time. */
+static void ping_request(uint8_t *ip, unsigned ue, uint16_t seq, uint64_t sent_ns)
 {
 	static const uint8_t dn[4] = { 192, 0, 2, 1 };
 	const uint8_t ue_addr[4] = { 10, 45, (uint8_t)((1 + ue) >> 8), (uint8_t)(1 + ue) };
@@ -45,15 +51,31 @@ static void ping_request(uint8_t *ip, unsigned ue, uint16_t seq)
 	icmp[4] = (uint8_t)(ue >> 8);
 	icmp[5] = (uint8_t)ue;
 	put_be16(icmp + 6, seq);
-	for (unsigned i = 8; i < INNER_LEN - IPV4_HDR_LEN; i++)
+	put_be64(icmp + ICMP_TIME_OFF, sent_ns);
+	for (unsigned i = ICMP_TIME_OFF + 8; i < INNER_LEN - IPV4_HDR_LEN; i++)
 		icmp[i] = (uint8_t)i;
 	put_be16(icmp + 2, inet_checksum(icmp, INNER_LEN - IPV4_HDR_LEN));
 }
 
 
-static void ue_data_received(struct ue *u)
+/* The round trip of an echo reply to this UE's ping, if it is one. */
+static void ue_time_reply(struct ue *u, const struct rls_msg *m)
+{
+	const uint8_t *icmp = m->pdu + IPV4_HDR_LEN;
+	uint64_t sent, now = now_ns();
+
+	if (m->len < IPV4_HDR_LEN + ICMP_TIME_OFF + 8 || (m->pdu[0] >> 4) != 4 ||
+	    m->pdu[9] != IPPROTO_ICMP || icmp[0] != 0 || (unsigned)((icmp[4] << 8) | icmp[5]) != u->index)
+		return;
+	sent = get_be64(icmp + ICMP_TIME_OFF);
+	if (sent >= u->rtt_from_ns && sent <= now)
+		rtt_record(&u->n->rtt, now - sent);
+}
+
+static void ue_data_received(struct ue *u, const struct rls_msg *m)
 {
 	count(&u->n->data_received);
+	ue_time_reply(u, m);
 	if (u->rate)
 		return;
 	pthread_mutex_lock(&u->mu);
@@ -72,6 +94,7 @@ static void *ue_rls_thread(void *arg)
 	struct rls_msg m;
 
 	crew_register(&u->crew);
+	u->rtt_from_ns = now_ns() + u->warmup_s * 1000000000ULL;
 	while (!crew_stopping(&u->crew)) {
 		size_t n = receive(u->fd, buf, sizeof(buf), &from);
 
@@ -84,7 +107,7 @@ static void *ue_rls_thread(void *arg)
 		else if (m.type == RLS_PDU_TRANSMISSION && m.pdu_type == RLS_PDU_RRC)
 			count(&u->n->rrc_received);
 		else if (m.type == RLS_PDU_TRANSMISSION && m.pdu_type == RLS_PDU_DATA)
-			ue_data_received(u);
+			ue_data_received(u, &m);
 	}
 	return NULL;
 }
@@ -144,7 +167,7 @@ static void *ue_uplink(void *arg)
 	for (;;) {
 		if (u->rate ? !crew_sleep_until(&u->crew, &next) : !ue_window_room(u))
 			break;
-		ping_request(ip, u->index, (uint16_t)++pdu_id);
+		ping_request(ip, u->index, (uint16_t)++pdu_id, now_ns());
 		size_t len = rls_pdu(pkt, u->sti, RLS_PDU_DATA, pdu_id, PSI, ip, INNER_LEN);
 		send_to(u->fd, pkt, len, &u->gnb, "nr-ue uplink");
 		count(&u->n->data_sent);
@@ -164,6 +187,7 @@ int ue_main(struct run *r, unsigned index, bool idle)
 	u.idle = idle;
 	u.rate = r->o.rate;
 	u.window = r->o.window;
+	u.warmup_s = r->o.warmup_s;
 	u.gnb = r->gnb_rls;
 	u.n = &r->counts->ue[index];
 	u.sti = ((uint64_t)getpid() << 32) ^ (0x75650000ULL + index);
