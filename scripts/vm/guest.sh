@@ -83,13 +83,21 @@ cargo_tests() {
 	return $rc
 }
 
+# A real gtp5g forwards only what a session's rules match; the stand-in
+# matches every TEID. The session's uplink TEIDs: gtpu-traffic's two
+# threads and ran-sim's two UEs (0x1000, 0x1001), and the one the tracer
+# tests' byte-for-byte record sends (0x7e50, tests/tracer.rs); downlink to
+# the UE goes to the gNB on 127.0.0.1 with TEID 1, as the stand-in's does.
+SESSION="-t 0x1000 -t 0x1001 -t 0x7e50 -d $UE,127.0.0.1,1"
+
 # The command that loads gtp5g (its dependencies are loaded once, by
 # load_module); the tracer tests run it again after an unload. The stand-in
 # makes its N3 socket and device itself; a real gtp5g makes neither: as a
-# UPF does, gtp5g-link binds the socket and creates the link with it.
+# UPF does, gtp5g-link binds the socket, creates the link with it and
+# installs the session.
 insmod_cmd() {
 	local load="insmod $KO n3_addr=$N3 && ip link set upfgtp up"
-	[ "$KO_IS_STANDIN" = 1 ] || load="insmod $KO && $LINK_TOOL $N3 upfgtp"
+	[ "$KO_IS_STANDIN" = 1 ] || load="insmod $KO && $LINK_TOOL $SESSION $N3 upfgtp"
 	echo "$load && ip addr add $UE_NET dev upfgtp"
 }
 
@@ -264,11 +272,10 @@ ran_sim_through_gtp5g() {
 	[ "$n_gnb" -gt 0 ] && [ "$n_ue" -gt 0 ] && [ "$n_idle" = 0 ]
 }
 
-# What differs from a UPF with sessions: the link has no PDR or FAR.
+# What the real module was given, for the report.
 real_gtp5g_session() {
-	echo "real gtp5g $(modinfo -F version "$KO"): N3 socket $N3:2152 and link upfgtp from gtp5g-link;" \
-		"no PDR/FAR installed, so uplink G-PDUs are dropped after the PDR lookup and downlink" \
-		"packets after gtp5g_handle_skb_ipv4's (no policer, route, GTP-U header)"
+	echo "real gtp5g $(modinfo -F version "$KO"): N3 socket $N3:2152, link upfgtp and session" \
+		"from gtp5g-link ($SESSION; one QER, MBR 1 Gbit/s, QoS on)"
 }
 
 # Without module BTF (before 5.11), fentry on gtp5g cannot work: what the
