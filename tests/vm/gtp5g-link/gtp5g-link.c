@@ -123,6 +123,13 @@ static void put_u8(struct msg *m, unsigned short type, __u8 v) { put(m, type, &v
 static void put_u16(struct msg *m, unsigned short type, __u16 v) { put(m, type, &v, sizeof(v)); }
 static void put_u32(struct msg *m, unsigned short type, __u32 v) { put(m, type, &v, sizeof(v)); }
 
+/* gtp5g parses its nests strictly (nla_parse_nested): without the flag
+ * they are refused (EINVAL) or, in a QER, silently ignored. */
+static struct rtattr *nest(struct msg *m, unsigned short type)
+{
+	return put(m, type | NLA_F_NESTED, NULL, 0);
+}
+
 /* A nest's length covers what was put after it. */
 static void end_nest(struct msg *m, struct rtattr *nest)
 {
@@ -196,9 +203,9 @@ static void new_link(int rtnl, const char *ifname, int n3)
 
 	start(&m, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, &ifi, sizeof(ifi));
 	put(&m, IFLA_IFNAME, ifname, strlen(ifname) + 1);
-	info = put(&m, IFLA_LINKINFO, NULL, 0);
+	info = nest(&m, IFLA_LINKINFO);
 	put(&m, IFLA_INFO_KIND, "gtp5g", sizeof("gtp5g"));
-	data = put(&m, IFLA_INFO_DATA, NULL, 0);
+	data = nest(&m, IFLA_INFO_DATA);
 	put_u32(&m, IFLA_GTP5G_FD1, n3);
 	put_u32(&m, IFLA_GTP5G_ROLE, GTP5G_ROLE_UPF);
 	end_nest(&m, data);
@@ -253,7 +260,7 @@ static void add_qer(int genl, int ifindex)
 	 * halves as kbit/s in 32 bits (HIGH32 << 8 | LOW8), and its policer
 	 * multiplies the byte rate by the nanoseconds since the last packet:
 	 * a higher rate would overflow both. */
-	mbr = put(&m, QER_MBR, NULL, 0);
+	mbr = nest(&m, QER_MBR);
 	put_u32(&m, MBR_UL_HIGH32, MBR_KBPS >> 8);
 	put_u8(&m, MBR_UL_LOW8, MBR_KBPS & 0xff);
 	put_u32(&m, MBR_DL_HIGH32, MBR_KBPS >> 8);
@@ -272,8 +279,8 @@ static void add_far(int genl, int ifindex, __u32 id, const struct in_addr *peer,
 	start_rule(&m, CMD_ADD_FAR, ifindex, id);
 	put_u8(&m, FAR_APPLY_ACTION, FAR_ACTION_FORW);
 	if (peer) {
-		fwd = put(&m, FAR_FORWARDING_PARAMETER, NULL, 0);
-		ohc = put(&m, FWD_OUTER_HEADER_CREATION, NULL, 0);
+		fwd = nest(&m, FAR_FORWARDING_PARAMETER);
+		ohc = nest(&m, FWD_OUTER_HEADER_CREATION);
 		put_u16(&m, OHC_DESCRIPTION, OHC_GTPU_UDP_IPV4);
 		put_u32(&m, OHC_O_TEID, teid);
 		put(&m, OHC_PEER_ADDR_IPV4, peer, sizeof(*peer));
@@ -293,9 +300,9 @@ static void add_uplink(int genl, int ifindex, __u32 id, struct in_addr n3, __u32
 	add_far(genl, ifindex, id, NULL, 0);
 	start_rule(&m, CMD_ADD_PDR, ifindex, id);
 	put_u32(&m, PDR_PRECEDENCE, 255);
-	pdi = put(&m, PDR_PDI, NULL, 0);
+	pdi = nest(&m, PDR_PDI);
 	put_u8(&m, PDI_SRC_INTF, SRC_INTF_ACCESS);
-	fteid = put(&m, PDI_F_TEID, NULL, 0);
+	fteid = nest(&m, PDI_F_TEID);
 	put_u32(&m, F_TEID_I_TEID, teid);
 	put(&m, F_TEID_GTPU_ADDR_IPV4, &n3, sizeof(n3));
 	end_nest(&m, fteid);
@@ -314,7 +321,7 @@ static void add_downlink(int genl, int ifindex, __u32 id, struct in_addr ue, str
 	add_far(genl, ifindex, id, &gnb, teid);
 	start_rule(&m, CMD_ADD_PDR, ifindex, id);
 	put_u32(&m, PDR_PRECEDENCE, 255);
-	pdi = put(&m, PDR_PDI, NULL, 0);
+	pdi = nest(&m, PDR_PDI);
 	put_u8(&m, PDI_SRC_INTF, SRC_INTF_CORE);
 	put(&m, PDI_UE_ADDR_IPV4, &ue, sizeof(ue));
 	end_nest(&m, pdi);
