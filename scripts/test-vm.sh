@@ -14,7 +14,9 @@
 # Environment:
 #   GTP5G_VM_CACHE     kernels, packages, lists (default /var/cache/gtp5g-operator/vm)
 #   GTP5G_KO=FILE      load this gtp5g module (a real one, built with module
-#                      BTF for the kernel it names) instead of the stand-in
+#                      BTF for the kernel it names) instead of the stand-in;
+#                      tests/vm/gtp5g-link gives it a UPF's N3 socket, link
+#                      and session
 #   GTP5G_VM_ACCEL     auto (default: KVM when a guest really boots), kvm or tcg
 #   GTP5G_VM_TIMEOUT_S one guest's limit (default 900)
 #   GTP5G_REQUIRE_LIVE=1  a missing tool, kernel or module build fails
