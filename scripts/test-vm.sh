@@ -14,7 +14,9 @@
 # Environment:
 #   GTP5G_VM_CACHE     kernels, packages, lists (default /var/cache/gtp5g-operator/vm)
 #   GTP5G_KO=FILE      load this gtp5g module (a real one, built with module
-#                      BTF for the kernel it names) instead of the stand-in
+#                      BTF for the kernel it names) instead of the stand-in;
+#                      tests/vm/gtp5g-link gives it a UPF's N3 socket, link
+#                      and session
 #   GTP5G_VM_ACCEL     auto (default: KVM when a guest really boots), kvm or tcg
 #   GTP5G_VM_TIMEOUT_S one guest's limit (default 900)
 #   GTP5G_REQUIRE_LIVE=1  a missing tool, kernel or module build fails
@@ -120,6 +122,18 @@ build_standin() {
 	echo "$out/standin/gtp5g.ko"
 }
 
+# A real gtp5g gets its N3 socket and link from a UPF: the test tool that
+# plays that part, built per run next to the module it serves (the guest
+# runs it; the host only compiles).
+build_link_tool() {
+	local out=$1
+	make -s -C tests/vm/gtp5g-link O="$out" >"$out/gtp5g-link.log" 2>&1 || {
+		cat "$out/gtp5g-link.log" >&2
+		return 1
+	}
+	echo "$out/gtp5g-link"
+}
+
 # KVM only when a guest really boots with it: here /dev/kvm exists, yet a
 # KVM guest hangs at kernel entry. The answer is kept per host kernel and
 # qemu (a probe costs its whole timeout when KVM hangs).
@@ -185,15 +199,15 @@ check_guest() {
 }
 
 guest_env() {
-	local series=$1 ko=$2 standin=$3 bins=
+	local series=$1 ko=$2 standin=$3 link_tool=$4 bins=
 	case " $CARGO_TESTS_ON " in *" $series "*) bins=$TEST_BINS ;; esac
-	printf 'REPO=%q\nTRACER_BUILD=%q\nTEST_BINS=%q\nKO=%q\nKO_IS_STANDIN=%q\n' \
-		"$REPO" "$REPO/tracer-c/build" "$bins" "$ko" "$standin"
+	printf 'REPO=%q\nTRACER_BUILD=%q\nTEST_BINS=%q\nKO=%q\nKO_IS_STANDIN=%q\nLINK_TOOL=%q\n' \
+		"$REPO" "$REPO/tracer-c/build" "$bins" "$ko" "$standin" "$link_tool"
 }
 
 # One kernel of the matrix: fetch, module, boot, check. Appends to SUMMARY.
 run_series() {
-	local series=$1 rel root work ko='' standin=0 start boot_s guest_s verdict=pass
+	local series=$1 rel root work ko='' standin=0 link_tool='' start boot_s guest_s verdict=pass
 	rel=$(newest_release "$(series_pattern "$series")")
 	if [ -z "$rel" ]; then
 		skip_or_fail "no $series kernel in the package lists"
@@ -209,6 +223,7 @@ run_series() {
 	if [ -n "${GTP5G_KO:-}" ]; then
 		cp "$GTP5G_KO" "$work/gtp5g.ko"
 		ko=$work/gtp5g.ko
+		link_tool=$(build_link_tool "$work") || { echo "test-vm: error: the gtp5g-link tool does not build" >&2; exit 1; }
 	elif ko=$(build_standin "$root" "$rel" "$work"); then
 		standin=1
 	else
@@ -218,7 +233,7 @@ run_series() {
 			*) say "$series: the stand-in does not build for $rel: no fentry tests (see $work/standin.log)" ;;
 		esac
 	fi
-	guest_env "$series" "$ko" "$standin" >"$work/env.sh"
+	guest_env "$series" "$ko" "$standin" "$link_tool" >"$work/env.sh"
 	ACCEL=${ACCEL:-$(probe_accel "$root" "$rel")}
 	say "$series: booting $rel ($ACCEL)"
 	start=$(date +%s.%N)

@@ -17,12 +17,12 @@ WORK=$1
 export PATH=/usr/sbin:/sbin:$PATH
 # shellcheck source=/dev/null
 . "$WORK/env.sh"
-: "${REPO:?}" "${TRACER_BUILD:?}" "${TEST_BINS:=}" "${KO:=}" "${KO_IS_STANDIN:=0}"
+: "${REPO:?}" "${TRACER_BUILD:?}" "${TEST_BINS:=}" "${KO:=}" "${KO_IS_STANDIN:=0}" "${LINK_TOOL:=}"
 
 STATUS=$WORK/status
 RESULTS=$WORK/results
 TRACING=/sys/kernel/tracing
-# The stand-in's N3 address: 127.0.0.1:2152 stays free for ran-sim's UPF echo.
+# gtp5g's N3 address: 127.0.0.1:2152 stays free for ran-sim's UPF echo.
 N3=127.0.0.2
 UE_NET=10.60.0.254/16
 UE=10.60.0.1
@@ -83,14 +83,22 @@ cargo_tests() {
 	return $rc
 }
 
+# A real gtp5g forwards only what a session's rules match; the stand-in
+# matches every TEID. The session's uplink TEIDs: gtpu-traffic's two
+# threads and ran-sim's two UEs (0x1000, 0x1001), and the one the tracer
+# tests' byte-for-byte record sends (0x7e50, tests/tracer.rs); downlink to
+# the UE goes to the gNB on 127.0.0.1 with TEID 1, as the stand-in's does.
+SESSION="-t 0x1000 -t 0x1001 -t 0x7e50 -d $UE,127.0.0.1,1"
+
 # The command that loads gtp5g (its dependencies are loaded once, by
-# load_module); the tracer tests run it again after an unload.
+# load_module); the tracer tests run it again after an unload. The stand-in
+# makes its N3 socket and device itself; a real gtp5g makes neither: as a
+# UPF does, gtp5g-link binds the socket, creates the link with it and
+# installs the session.
 insmod_cmd() {
-	if [ "$KO_IS_STANDIN" = 1 ]; then
-		echo "insmod $KO n3_addr=$N3 && ip link set upfgtp up && ip addr add $UE_NET dev upfgtp"
-	else
-		echo "insmod $KO"
-	fi
+	local load="insmod $KO n3_addr=$N3 && ip link set upfgtp up"
+	[ "$KO_IS_STANDIN" = 1 ] || load="insmod $KO && $LINK_TOOL $SESSION $N3 upfgtp"
+	echo "$load && ip addr add $UE_NET dev upfgtp"
 }
 
 load_module() {
@@ -197,11 +205,11 @@ attach_report() {
 }
 
 # The default start (no options) on a gtp5g host, against the module:
-# fentry+rls; uplink G-PDUs to the stand-in's N3 socket, ran-sim's nr-gnb
-# and active nr-ue seen (the idle UE not); the UPF upgrade's unload with
-# the tracer running and the reload traced without a restart. Then the
-# full probe set (--every-event): downlink IP packets into the stand-in's
-# device too. Asserted; each set's program runs per packet recorded.
+# fentry+rls; uplink G-PDUs to its N3 socket, ran-sim's nr-gnb and active
+# nr-ue seen (the idle UE not); the UPF upgrade's unload with the tracer
+# running and the reload traced without a restart. Then the full probe set
+# (--every-event): downlink IP packets into its device too. Asserted; each
+# set's program runs per packet recorded.
 fentry_mode() {
 	local trace_pid rc=0
 	cat $TRACING/trace_pipe >"$WORK/trace" &
@@ -210,21 +218,17 @@ fentry_mode() {
 	note "default start (no options), gtp5g loaded:"
 	attach_report "$WORK/tracer.out"
 	grep -q "mode fentry+rls" "$WORK/tracer.out" || { echo "the default start did not pick fentry+rls"; rc=1; }
-	if [ "$KO_IS_STANDIN" = 1 ]; then
-		fentry_traffic uplink $N3 2152 fentry/gtp5g_encap_recv || rc=1
-		ran_sim_through_standin || rc=1
-	fi
+	fentry_traffic uplink $N3 2152 fentry/gtp5g_encap_recv || rc=1
+	ran_sim_through_gtp5g || rc=1
 	unload_and_reload || rc=1
-	[ "$KO_IS_STANDIN" = 1 ] && { fentry_traffic reloaded $N3 2152 fentry/gtp5g_encap_recv || rc=1; }
+	fentry_traffic reloaded $N3 2152 fentry/gtp5g_encap_recv || rc=1
 	tracer_stop
-	if [ "$KO_IS_STANDIN" = 1 ]; then
-		tracer_start "$WORK/tracer-every.out" --every-event || { kill $trace_pid; return 1; }
-		note "--every-event (all 13 programs):"
-		attach_report "$WORK/tracer-every.out"
-		fentry_traffic every-uplink $N3 2152 fentry/gtp5g_encap_recv || rc=1
-		fentry_traffic every-downlink $UE 9 fentry/gtp5g_handle_skb_ipv4 || rc=1
-		tracer_stop
-	fi
+	tracer_start "$WORK/tracer-every.out" --every-event || { kill $trace_pid; return 1; }
+	note "--every-event (all 13 programs):"
+	attach_report "$WORK/tracer-every.out"
+	fentry_traffic every-uplink $N3 2152 fentry/gtp5g_encap_recv || rc=1
+	fentry_traffic every-downlink $UE 9 fentry/gtp5g_handle_skb_ipv4 || rc=1
+	tracer_stop
 	kill $trace_pid
 	return $rc
 }
@@ -249,9 +253,9 @@ unload_and_reload() {
 }
 
 # ran-sim's UPF echo keeps 127.0.0.1:2152; a DNAT sends nr-gnb's G-PDUs to
-# the stand-in's socket instead. nr-gnb (fentry) and the active nr-ue (RLS
+# gtp5g's N3 socket instead. nr-gnb (fentry) and the active nr-ue (RLS
 # at egress) must be seen, the idle nr-ue not.
-ran_sim_through_standin() {
+ran_sim_through_gtp5g() {
 	local gnb ue idle n_gnb n_ue n_idle
 	iptables -t nat -A OUTPUT -p udp -d 127.0.0.1 --dport 2152 \
 		-j DNAT --to-destination $N3:2152 || return 1
@@ -266,6 +270,12 @@ ran_sim_through_standin() {
 	n_idle=$(grep -c "TGID=$idle\b" "$WORK/trace")
 	note "ran-sim: nr-gnb (pid $gnb) $n_gnb probe lines; active nr-ue (pid $ue) $n_ue; idle nr-ue (pid $idle) $n_idle"
 	[ "$n_gnb" -gt 0 ] && [ "$n_ue" -gt 0 ] && [ "$n_idle" = 0 ]
+}
+
+# What the real module was given, for the report.
+real_gtp5g_session() {
+	echo "real gtp5g $(modinfo -F version "$KO"): N3 socket $N3:2152, link upfgtp and session" \
+		"from gtp5g-link ($SESSION; one QER, MBR 1 Gbit/s, QoS on)"
 }
 
 # Without module BTF (before 5.11), fentry on gtp5g cannot work: what the
@@ -296,6 +306,7 @@ main() {
 	if [ -n "$KO" ]; then
 		if step load-module load_module; then
 			note "gtp5g loaded: $(modinfo -F description "$KO")"
+			[ "$KO_IS_STANDIN" = 1 ] || note "$(real_gtp5g_session)"
 			if [ -e /sys/kernel/btf/gtp5g ]; then
 				step fentry fentry_mode
 				[ -z "$TEST_BINS" ] || step fentry-tests fentry_tests
