@@ -3,13 +3,15 @@
 #
 #   scripts/bench-overhead.sh [ROUNDS=11] [SECONDS=3] [FLOOD_SECONDS=60]
 #   scripts/bench-overhead.sh startup [RUNS=11] [TRACER_BINARY...]
-#   (environment: SENDERS="gtpu ran-sim", SENDER_CPU=1, FLOOD_THREADS=4,
+#   (environment: SENDERS="gtpu ran-sim", SENDER_CPU=1, BATCH=32 packets
+#   per sendmmsg() for the line-rate sender, FLOOD_THREADS=4,
 #   BUFFER_KB=1408 per-CPU ring buffer, RANSIM_ARGS= extra ran-sim
 #   arguments, e.g. "--gnb ::1 --upf ::1"; FLOOD_SECONDS 0 skips the flood)
 #
-# Rate at line rate: a one-thread sender doing plain sendto() of 72-byte
-# GTP-U G-PDUs to a socket of its own on 127.0.0.3:2152 (`gtpu-traffic
-# --interval-ms 0 --inner-len 64 --sink`, so no ICMP error path is timed),
+# Rate at line rate: a one-thread sender handing 72-byte GTP-U G-PDUs, 32
+# per sendmmsg() call, to a socket of its own on 127.0.0.3:2152 (`gtpu-traffic
+# --interval-ms 0 --inner-len 64 --sink --batch 32`, so no ICMP error path
+# is timed, and the system call's cost is paid once per 32 packets),
 # pinned to CPU SENDER_CPU, counting its own packets over SECONDS; and
 # round trips/s of the UERANSIM stand-in (`ran-sim --ues 1 --rate 0`, four
 # traced UDP hops each). Four modes: no tracer; the floor, an empty
@@ -108,7 +110,7 @@ gtpu_run() {
 	local ns0 ns1 out
 	ns0=$(bpf_ns)
 	out=$("$TRACER_BUILD/gtpu-traffic" --name nr-gnb --threads 1 --interval-ms 0 --inner-len 64 \
-		--dest 127.0.0.3 --sink --cpu "$SENDER_CPU" --seconds "$SECS" | tail -1)
+		--dest 127.0.0.3 --sink --cpu "$SENDER_CPU" --batch "${BATCH:-32}" --seconds "$SECS" | tail -1)
 	ns1=$(bpf_ns)
 	jq -r --argjson ns $((ns1 - ns0)) '"\(.pps | floor) \($ns / .sent)"' <<<"$out"
 }

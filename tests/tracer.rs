@@ -500,9 +500,13 @@ fn small_lru_map_keeps_working_when_more_threads_pass_than_it_holds() {
         "steady thread {steady_tid}: {steady_records} records in 2.6 s at refresh 500 ms; \
          tracer counts printed={printed} suppressed={suppressed}"
     );
-    // About 6: a thread evicted by the churn prints early once more, but
-    // a map that stopped working would print each of its ~500 packets.
-    assert!((5..=12).contains(&steady_records), "steady records: {steady_records}");
+    // About 6, one per refresh period: a thread evicted by the churn prints
+    // early once more, at most once per wave of it (17 seen once under
+    // emulation, where the waves stretch over more of the steady thread's
+    // periods); a map that stopped working would print each of its ~500
+    // packets.
+    let most = 6 + threads as usize / 4;
+    assert!((5..=most).contains(&steady_records), "steady records: {steady_records} (5..={most})");
     assert!(suppressed > 0);
 }
 

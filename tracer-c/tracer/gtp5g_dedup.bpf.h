@@ -63,14 +63,13 @@ static __always_inline bool cached(const struct dedup_cpu *c, __u32 tid, __u64 n
 	return tid == c->tid && now - c->last < dedup_period;
 }
 
-/* The per-CPU cache alone, before anything else is looked at, with no
- * helper call: a call costs more than all the rest (30 ns here, with the
- * kernel's return-thunk mitigations). The thread is told by its task
- * pointer, which bpf_get_current_task() gives as one per-CPU load where the
- * kernel inlines it (x86-64; 6.18 does, older kernels make it a call); the
- * lookup and jiffies are inlined too. A thread that exits and whose task_struct a new thread reuses
- * within the period on this CPU is printed one period late. A hit counts
- * as suppressed. */
+/* The per-CPU cache alone, before anything else is looked at. The thread
+ * is told by its task pointer: bpf_get_current_task() is the cheapest way
+ * to it (about 8 ns on the development host, against 30 for
+ * bpf_get_current_pid_tgid() with the kernel's return-thunk mitigations);
+ * the lookup and jiffies are inlined. A thread that exits and whose
+ * task_struct a new thread reuses within the period on this CPU is printed
+ * one period late. A hit counts as suppressed. */
 static __always_inline bool printed_recently(void)
 {
 	__u32 zero = 0;
