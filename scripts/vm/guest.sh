@@ -154,13 +154,15 @@ tracer_stop() {
 	return 1
 }
 
-# "NAME RUN_CNT" of each of the tracer's programs: run_cnt from its
-# descriptors' fdinfo (Debian's bpftool shows no pids), names from bpftool.
+# "NAME RUN_CNT" of each of the tracer's programs on a hook: run_cnt from
+# its descriptors' fdinfo (Debian's bpftool shows no pids), names from
+# bpftool. The heartbeat's program, run by the tracer itself every few
+# seconds and attached to nothing, is no per-packet cost.
 run_counts() {
 	local f
 	for f in /proc/"$TRACER_PID"/fdinfo/*; do
 		awk '/^prog_id:/ { id = $2 } /^run_cnt:/ { print id, $2 }' "$f"
-	done | sort -u | join - <(prog_names | sort) | awk '{ print $3, $2 }'
+	done | sort -u | join - <(prog_names | sort) | awk '$3 != "gtp5g_heartbeat" { print $3, $2 }'
 }
 
 prog_names() {
