@@ -166,7 +166,7 @@ boot_guest() {
 }
 
 # What a guest that did not finish was doing: its steps so far, the
-# unfinished one's output, the console.
+# unfinished one's output, the kernel's log, the console.
 stalled_guest() {
 	local work=$1 last
 	echo "test-vm: the guest did not finish in ${TIMEOUT_S} s; its steps (NAME RC SECONDS):"
@@ -176,6 +176,8 @@ stalled_guest() {
 		echo "test-vm: step $last did not end; the end of its output:"
 		tail -n 60 "$work/$last.log"
 	fi
+	echo "test-vm: the end of the guest's kernel log:"
+	tail -n 40 "$work/dmesg.log" 2>/dev/null
 	echo "test-vm: the end of the console:"
 	tail -n 30 "$work/console.log"
 }

@@ -55,6 +55,12 @@ setup() {
 	[ -e $TRACING/trace_pipe ] || mount -t tracefs nodev $TRACING
 	ip link set lo up
 	sysctl -qw kernel.bpf_stats_enabled=1
+	# The kernel's own account (a task blocked in a module's exit, a device
+	# still referenced at unregister), kept where the host reads it even
+	# when the guest never finishes. Hung tasks are reported after 60 s.
+	sysctl -qw kernel.hung_task_timeout_secs=60 2>/dev/null
+	dmesg -w >"$WORK/dmesg.log" 2>&1 &
+	DMESG_PID=$!
 }
 
 # A test binary that hangs fails alone, with its output so far, instead of
@@ -318,6 +324,7 @@ main() {
 		fi
 	fi
 	echo "guest-seconds 0 $(since "$start")" >>"$STATUS"
+	kill "$DMESG_PID" 2>/dev/null
 	echo 'done' >>"$STATUS"
 }
 
