@@ -3,16 +3,23 @@
 #
 #   scripts/bench-overhead.sh [ROUNDS=11] [SECONDS=3] [FLOOD_SECONDS=60]
 #   scripts/bench-overhead.sh startup [RUNS=11] [TRACER_BINARY...]
-#   (environment: SENDERS="gtpu ran-sim", SENDER_CPU=1, BATCH=32 packets
-#   per sendmmsg() for the line-rate sender, FLOOD_THREADS=4,
+#   (environment: SENDERS="gtpu ran-sim", SINK=tun or socket,
+#   SENDER_THREADS=2 pinned from SENDER_CPU=0 on, BATCH=32 packets per
+#   sendmmsg() for the line-rate sender, FLOOD_THREADS=4,
 #   BUFFER_KB=1408 per-CPU ring buffer, RANSIM_ARGS= extra ran-sim
 #   arguments, e.g. "--gnb ::1 --upf ::1"; FLOOD_SECONDS 0 skips the flood)
 #
-# Rate at line rate: a one-thread sender handing 72-byte GTP-U G-PDUs, 32
-# per sendmmsg() call, to a socket of its own on 127.0.0.3:2152 (`gtpu-traffic
-# --interval-ms 0 --inner-len 64 --sink --batch 32`, so no ICMP error path
-# is timed, and the system call's cost is paid once per 32 packets),
-# pinned to CPU SENDER_CPU, counting its own packets over SECONDS; and
+# Rate at line rate: SENDER_THREADS threads, each on a CPU of its own,
+# handing 72-byte GTP-U G-PDUs, 32 per sendmmsg() call (`gtpu-traffic
+# --interval-ms 0 --inner-len 64 --batch 32 --cpu N`, so the system call's
+# cost is paid once per 32 packets), counting their own packets over
+# SECONDS. SINK=tun (the default) sends them to a TUN device of the
+# bench's own that nobody reads (198.18.0.2, RFC 2544's range): each packet
+# takes the whole sending path through net_dev_queue, the tracer's hook, as
+# onto a NIC, and is dropped at the device, so neither a receive path nor
+# an ICMP error is timed. SINK=socket sends to a socket of the sender's own
+# on 127.0.0.3:2152 (`--sink`), which adds loopback's receive path (about
+# 3 us a packet here) to every packet and so hides a cost per packet. And
 # round trips/s of the UERANSIM stand-in (`ran-sim --ues 1 --rate 0`, four
 # traced UDP hops each). Four modes: no tracer; the floor, an empty
 # tp_btf/net_dev_queue program of our own (`gtp5g-floor`: what any program
@@ -73,9 +80,11 @@ tracer_on() {
 
 # Nanoseconds run so far by the programs of any mode (one is attached at
 # a time: the trace_pipe lock keeps other tracers out).
+# The default's context-switch hook is in its figure: what it costs is part
+# of what the default mode costs, whatever switches happened in the run.
 bpf_ns() {
 	bpftool prog show -j | jq '[.[] | select(.name == "tp_net_dev_queue" or .name == "tp_netif_receive_skb"
-		or .name == "floor_net_dev_queue") | .run_time_ns // 0] | add // 0'
+		or .name == "gtp5g_sched_switch" or .name == "floor_net_dev_queue") | .run_time_ns // 0] | add // 0'
 }
 
 # Detaches it; sets COUNTS to the tracer's exit counts
@@ -105,12 +114,28 @@ daemon_idle() {
 
 ring_empty() { [ "$(ring_stat entries)" = 0 ]; }
 
+TUN_DEV=gtp5g-bench0
+
+# A TUN device with an address and nobody reading it: a packet routed to
+# its peer passes net_dev_queue and is dropped at the device (no carrier).
+make_tun_sink() {
+	ip link del "$TUN_DEV" 2>/dev/null || true
+	ip tuntap add dev "$TUN_DEV" mode tun || die "cannot create the TUN device $TUN_DEV (SINK=socket needs none)"
+	ip addr add 198.18.0.1/30 dev "$TUN_DEV"
+	ip link set "$TUN_DEV" up
+}
+
+sink_args() {
+	if [ "$SINK" = tun ]; then echo --dest 198.18.0.2; else echo --dest 127.0.0.3 --sink; fi
+}
+
 # One run of the line-rate sender: "PKTS/S BPF-NS-PER-PACKET".
 gtpu_run() {
 	local ns0 ns1 out
 	ns0=$(bpf_ns)
-	out=$("$TRACER_BUILD/gtpu-traffic" --name nr-gnb --threads 1 --interval-ms 0 --inner-len 64 \
-		--dest 127.0.0.3 --sink --cpu "$SENDER_CPU" --batch "${BATCH:-32}" --seconds "$SECS" | tail -1)
+	# shellcheck disable=SC2046 # sink_args is a list of words
+	out=$("$TRACER_BUILD/gtpu-traffic" --name nr-gnb --threads "$SENDER_THREADS" --interval-ms 0 \
+		--inner-len 64 $(sink_args) --cpu "$SENDER_CPU" --batch "${BATCH:-32}" --seconds "$SECS" | tail -1)
 	ns1=$(bpf_ns)
 	jq -r --argjson ns $((ns1 - ns0)) '"\(.pps | floor) \($ns / .sent)"' <<<"$out"
 }
@@ -129,7 +154,7 @@ ransim_run() {
 
 rates() {
 	local round i mode sender run
-	echo "rate: $SECS s per run, $ROUNDS rounds, senders: $SENDERS; line-rate sender on CPU $SENDER_CPU"
+	echo "rate: $SECS s per run, $ROUNDS rounds, senders: $SENDERS; line-rate sender: $SENDER_THREADS threads from CPU $SENDER_CPU on, batch ${BATCH:-32}, sink $SINK ($(sink_args))"
 	printf '%-8s %-12s %5s %9s %8s %5s  %s\n' sender mode round pkts/s bpf_ns load "tracer's counts" |
 		tee "$WORK/rows"
 	for round in $(seq "$ROUNDS"); do
@@ -274,7 +299,10 @@ SECS=${2:-3}
 FLOOD_SECS=${3:-60}
 FLOOD_THREADS=${FLOOD_THREADS:-4}
 SENDERS=${SENDERS:-gtpu ran-sim}
-SENDER_CPU=${SENDER_CPU:-1}
+SENDER_CPU=${SENDER_CPU:-0}
+SENDER_THREADS=${SENDER_THREADS:-2}
+SINK=${SINK:-tun}
+case $SINK in tun | socket) ;; *) echo "SINK=$SINK: expected tun or socket" >&2; exit 2 ;; esac
 bench_init
 require_tools gtp5g-tracer gtp5g-floor gtpu-traffic ran-sim
 command -v jq >/dev/null || die "needs jq"
@@ -284,7 +312,8 @@ set_ring_buffer_kb "${BUFFER_KB:-1408}"
 start_local_api "$WORK"
 bench_daemon "$TRACEFS/trace_pipe" "$WORK/daemon.log"
 BPF_STATS_WAS=$(sysctl -n kernel.bpf_stats_enabled)
-trap 'sysctl -qw kernel.bpf_stats_enabled="$BPF_STATS_WAS"; bench_cleanup' EXIT
+trap 'sysctl -qw kernel.bpf_stats_enabled="$BPF_STATS_WAS"; [ "$SINK" != tun ] || ip link del "$TUN_DEV" 2>/dev/null; bench_cleanup' EXIT
+[ "$SINK" != tun ] || make_tun_sink
 sysctl -qw kernel.bpf_stats_enabled=1
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 rates

@@ -160,15 +160,16 @@ tracer_stop() {
 	return 1
 }
 
-# "NAME RUN_CNT" of each of the tracer's programs on a hook: run_cnt from
-# its descriptors' fdinfo (Debian's bpftool shows no pids), names from
-# bpftool. The heartbeat's program, run by the tracer itself every few
-# seconds and attached to nothing, is no per-packet cost.
+# "NAME RUN_CNT" of each of the tracer's programs on a packet's path:
+# run_cnt from its descriptors' fdinfo (Debian's bpftool shows no pids),
+# names from bpftool. The tracer's own housekeeping programs are named
+# gtp5g_* and run on no packet: the heartbeat (run by the tracer every few
+# seconds) and the context-switch hook.
 run_counts() {
 	local f
 	for f in /proc/"$TRACER_PID"/fdinfo/*; do
 		awk '/^prog_id:/ { id = $2 } /^run_cnt:/ { print id, $2 }' "$f"
-	done | sort -u | join - <(prog_names | sort) | awk '$3 != "gtp5g_heartbeat" { print $3, $2 }'
+	done | sort -u | join - <(prog_names | sort) | awk '$3 !~ /^gtp5g_/ { print $3, $2 }'
 }
 
 prog_names() {

@@ -12,10 +12,11 @@
  *                     [--port P] [--dest ADDR] [--teid BASE] [--linger]
  *                     [--inner-len N] [--sink] [--cpu N] [--seconds S] [--batch N]
  *
- * At line rate (--interval-ms 0 --sink --cpu N --seconds S --batch N, the
- * overhead benchmark's sender) the packets go to a socket of this process
- * bound on --dest, so no ICMP error path is timed, and a JSON summary gives
- * the rate. --batch hands N packets to the kernel per sendmmsg() call: each
+ * At line rate (--interval-ms 0 --cpu N --seconds S --batch N, the overhead
+ * benchmark's sender) a JSON summary gives the rate. The packets must go
+ * where no ICMP error path is timed: to a device that takes them and
+ * receives nothing (the benchmark's TUN device), or, with --sink, to a
+ * socket of this process bound on --dest. --batch hands N packets to the kernel per sendmmsg() call: each
  * still takes the whole per-packet path (UDP, IP, the device, the tracer's
  * hook), but the system call's own entry and exit, which the CPU's
  * mitigations make dear, are paid once per batch, as a UPF's batching
@@ -97,18 +98,21 @@ static size_t build_packet(uint8_t *pkt, uint32_t teid, unsigned index, unsigned
 	return GTPU_HDR_LEN + inner_len;
 }
 
-/* --cpu: the thread runs there only, so runs compare like with like. */
+/* --cpu N: thread i runs on CPU N + i (modulo the CPUs online) only, so
+ * runs compare like with like and threads do not share a CPU while there
+ * are CPUs to spare. */
 static void pin(const struct worker *w)
 {
+	long ncpus = sysconf(_SC_NPROCESSORS_ONLN);
+	int cpu = (int)((w->o->cpu + w->index) % (ncpus > 0 ? ncpus : 1));
 	cpu_set_t set;
 	int err;
 
 	CPU_ZERO(&set);
-	CPU_SET(w->o->cpu, &set);
+	CPU_SET(cpu, &set);
 	err = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
 	if (err)
-		fprintf(stderr, PROG ": thread %u: --cpu %d: %s\n", w->index, w->o->cpu,
-			strerror(err));
+		fprintf(stderr, PROG ": thread %u: CPU %d: %s\n", w->index, cpu, strerror(err));
 }
 
 static void *worker_main(void *arg)
