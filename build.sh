@@ -107,11 +107,12 @@ cmd_test() {
 	scripts/test-systemd-container.sh
 	# Stock Debian kernels in virtme-ng guests: the live and tracer tests,
 	# and fentry against a gtp5g module (skips, saying why, without qemu
-	# or virtme-ng; fails instead under GTP5G_REQUIRE_LIVE=1). The whole
-	# matrix (about 10 minutes here, quiet); GTP5G_VM_SERIES="6.1" picks
-	# fewer series.
+	# or virtme-ng; fails instead under GTP5G_REQUIRE_LIVE=1). Emulated
+	# guests are slow: by default the one series a free5gc lab runs most,
+	# 6.1, every check on it; GTP5G_VM_SERIES="6.1 6.12 newest 5.10" is
+	# the whole matrix (about 20 minutes more here).
 	local series
-	read -ra series <<<"${GTP5G_VM_SERIES:-6.1 6.12 newest 5.10}"
+	read -ra series <<<"${GTP5G_VM_SERIES:-6.1}"
 	say "scripts/test-vm.sh ${series[*]}"
 	scripts/test-vm.sh "${series[@]}"
 }

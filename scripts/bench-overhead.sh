@@ -21,9 +21,9 @@
 # on 127.0.0.3:2152 (`--sink`), which adds loopback's receive path (about
 # 3 us a packet here) to every packet and so hides a cost per packet. And
 # round trips/s of the UERANSIM stand-in (`ran-sim --ues 1 --rate 0`, four
-# traced UDP hops each). Four modes: no tracer; the floor, empty
-# tp_btf/net_dev_queue and tp_btf/sched_switch programs of our own
-# (`gtp5g-floor`: what any program on the default's two hooks costs); `gtp5g-tracer --every-event`; and the default
+# traced UDP hops each). Four modes: no tracer; the floor, an empty
+# tp_btf/net_dev_queue program of our own (`gtp5g-floor`: what any program
+# on that hook costs); `gtp5g-tracer --every-event`; and the default
 # (de-duplicated). The daemon reads trace_pipe throughout. Each round runs
 # the modes in a rotated order, so drift in the machine's load favours
 # none of them; the machine's rate swings by several percent from round to
@@ -80,13 +80,9 @@ tracer_on() {
 
 # Nanoseconds run so far by the programs of any mode (one is attached at
 # a time: the trace_pipe lock keeps other tracers out).
-# The context-switch hooks are in the figures (the default's, and the
-# floor's empty one): what they cost is part of what a mode costs, however
-# many switches the run had.
 bpf_ns() {
 	bpftool prog show -j | jq '[.[] | select(.name == "tp_net_dev_queue" or .name == "tp_netif_receive_skb"
-		or .name == "gtp5g_sched_switch" or .name == "floor_net_dev_queue" or .name == "floor_sched_switch")
-		| .run_time_ns // 0] | add // 0'
+		or .name == "floor_net_dev_queue") | .run_time_ns // 0] | add // 0'
 }
 
 # Detaches it; sets COUNTS to the tracer's exit counts

@@ -163,8 +163,8 @@ tracer_stop() {
 # "NAME RUN_CNT" of each of the tracer's programs on a packet's path:
 # run_cnt from its descriptors' fdinfo (Debian's bpftool shows no pids),
 # names from bpftool. The tracer's own housekeeping programs are named
-# gtp5g_* and run on no packet: the heartbeat (run by the tracer every few
-# seconds) and the context-switch hook.
+# gtp5g_* and run on no packet, e.g. the heartbeat (run by the tracer every
+# few seconds, attached to nothing).
 run_counts() {
 	local f
 	for f in /proc/"$TRACER_PID"/fdinfo/*; do

@@ -1,10 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * gtp5g-floor: attaches gtp5g_floor.bpf.c (empty tp_btf/net_dev_queue and
- * tp_btf/sched_switch programs) until SIGINT/SIGTERM, for
- * scripts/bench-overhead.sh, which finds them, and their bpf_stats, as
- * floor_* in `bpftool prog show` and knows they attached when `bpftool link
- * show` lists a link to floor_net_dev_queue (attached last).
+ * gtp5g-floor: attaches gtp5g_floor.bpf.c (an empty tp_btf/net_dev_queue
+ * program) until SIGINT/SIGTERM, for scripts/bench-overhead.sh, which finds
+ * it, and its bpf_stats, as floor_net_dev_queue in `bpftool prog show` and
+ * knows it attached when `bpftool link show` lists a link to it.
  */
 #include <errno.h>
 #include <signal.h>
@@ -34,7 +33,7 @@ int main(int argc, char **argv)
 	skel = gtp5g_floor__open_and_load();
 	err = skel ? gtp5g_floor__attach(skel) : -errno;
 	if (err) {
-		fprintf(stderr, PROG ": load/attach tp_btf/net_dev_queue and sched_switch: %s%s\n", strerror(-err),
+		fprintf(stderr, PROG ": load/attach tp_btf/net_dev_queue: %s%s\n", strerror(-err),
 			(err == -EPERM || err == -EACCES) ? " (needs root)" : "");
 		gtp5g_floor__destroy(skel);
 		return 1;

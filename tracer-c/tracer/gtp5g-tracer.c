@@ -40,7 +40,6 @@
 #include "gtp5g_netdev.skel.h"
 #include "gtp5g_unload.skel.h"
 #include "gtp5g_heartbeat.skel.h"
-#include "gtp5g_switch.skel.h"
 #include "gtp5g_dedup.h"
 #include "gtp5g_heartbeat.h"
 #include "wire.h"
@@ -485,8 +484,6 @@ struct config {
 	unsigned long refresh_ms;
 	unsigned long map_size;
 	bool every_event;
-	/* gtp5g_sched_switch attached: the packet path needs no call */
-	bool switch_hooked;
 	/* netdev matches GTP-U too; not beside gtp5g's own uplink probe */
 	bool gtpu_on_wire;
 };
@@ -553,7 +550,6 @@ static __u64 dedup_period(const struct config *c)
 		(skel)->rodata->every_event = (c)->every_event;     \
 		(skel)->rodata->dedup_period = dedup_period(c);     \
 		(skel)->rodata->kernel_hz = (c)->kernel_hz;         \
-		(skel)->rodata->switch_hooked = (c)->switch_hooked; \
 	} while (0)
 
 /* Configuration goes into .rodata before load, so the verifier sees
@@ -706,41 +702,6 @@ static int load_one_by_one(enum mode mode, const bool *want, const struct config
 	return attached;
 }
 
-static struct gtp5g_switch *switcher;
-
-/* The context-switch hook (gtp5g_switch.bpf.c), loaded before any other
- * object so that its maps are the shared ones, and attached before any
- * packet program can trust the cache it keeps. Without it the tracer still
- * works, at the cost of a helper call per packet. */
-static void hook_switches(struct config *c)
-{
-	char why[1024];
-	int err;
-
-	if (c->every_event)
-		return;
-	reset_warn();
-	switcher = gtp5g_switch__open();
-	err = switcher ? size_and_share_maps(switcher->obj, c) : -errno;
-	if (!err)
-		err = gtp5g_switch__load(switcher);
-	if (!err)
-		err = keep_shared_maps(switcher->obj);
-	if (!err)
-		err = gtp5g_switch__attach(switcher);
-	if (err) {
-		failure_reason(why, sizeof(why), "tp/sched_switch", err);
-		printf(PROG ": warning: %s; each packet pays a helper call to tell its thread\n", why);
-		gtp5g_switch__destroy(switcher);
-		switcher = NULL;
-		return;
-	}
-	c->switch_hooked = true;
-	if (verbose)
-		printf(PROG ": tp/sched_switch: attached (the de-duplication's cache learns there "
-		       "that the running thread changed)\n");
-}
-
 /* The pre-checks decide which programs are worth loading; then one load
  * (kernel BTF parsed once, not once per probe). */
 static int attach_mode(enum mode mode, char *only, const struct config *c, int *wanted)
@@ -818,7 +779,6 @@ static void release_all(void)
 		bpf_link__destroy(links[i]);
 	for (int i = 0; i < nobjects; i++)
 		close_object(&objects[i]);
-	gtp5g_switch__destroy(switcher);
 	for (size_t i = 0; i < NSHARED; i++)
 		if (shared_fd[i] >= 0)
 			close(shared_fd[i]);
@@ -1496,7 +1456,6 @@ static int attach_start(enum mode *mode, enum mode asked, struct follow *f, stru
 	int n = 0, wanted;
 
 	f->state = GTP5G_WAITING;
-	hook_switches(c);
 	if (follows_gtp5g(*mode))
 		n = attach_gtp5g(f, false);
 	if (*mode == MODE_FENTRY_RLS && !n && asked == MODE_AUTO) {

@@ -63,53 +63,22 @@ static __always_inline bool cached(const struct dedup_cpu *c, __u32 tid, __u64 n
 	return tid == c->tid && now - c->last < dedup_period;
 }
 
-/* Whether gtp5g_sched_switch (gtp5g_switch.bpf.c) runs on every context
- * switch; the loader attaches it before any packet program, or says why
- * not and leaves this false. */
-const volatile bool switch_hooked = false;
-
-/* What the per-CPU cache stores for the running thread. With the switch
- * hook any non-zero value will do: the hook zeroes it when the thread
- * leaves the CPU. Without it, the thread's task pointer:
- * bpf_get_current_task() is the cheapest way to it (a call of about 8 ns on
- * the development host, against 30 for bpf_get_current_pid_tgid() with the
- * kernel's return-thunk mitigations). A thread that exits and whose
- * task_struct a new thread reuses within the period on this CPU is then
- * printed one period late. */
-static __always_inline __u64 this_thread(void)
-{
-	return switch_hooked ? 1 : bpf_get_current_task();
-}
-
-static __always_inline void forget_thread(void)
+/* The per-CPU cache alone, before anything else is looked at. The thread
+ * is told by its task pointer: bpf_get_current_task() is the cheapest way
+ * to it (about 8 ns on the development host, against 30 for
+ * bpf_get_current_pid_tgid() with the kernel's return-thunk mitigations);
+ * the lookup and jiffies are inlined. A thread that exits and whose
+ * task_struct a new thread reuses within the period on this CPU is printed
+ * one period late. A hit counts as suppressed. */
+static __always_inline bool printed_recently(void)
 {
 	__u32 zero = 0;
 	struct dedup_cpu *c = bpf_map_lookup_elem(&per_cpu, &zero);
 
-	if (c)
-		c->task = 0;
-}
-
-/* Whether the running thread printed on this CPU less than a period ago,
- * from the per-CPU cache alone: no hash lookup, no formatting, and with
- * the switch hook not even a call. The cached time is always that of a
- * real print, so the cache can only suppress what the LRU map would. A hit
- * counts as suppressed. */
-static __always_inline bool printed_recently(struct dedup_cpu *c, __u64 now)
-{
-	if (!c->task || c->task != this_thread() || now - c->last >= dedup_period)
+	if (!c || c->task != bpf_get_current_task() || dedup_now() - c->last >= dedup_period)
 		return false;
 	c->suppressed++;
 	return true;
-}
-
-/* The first thing every packet program asks, before the packet is read. */
-static __always_inline bool seen_recently(void)
-{
-	__u32 zero = 0;
-	struct dedup_cpu *c = bpf_map_lookup_elem(&per_cpu, &zero);
-
-	return !every_event && c && printed_recently(c, dedup_now());
 }
 
 /* Whether the current thread's event is to be printed now; called before
@@ -128,16 +97,14 @@ static __always_inline bool should_print(void)
 		c->printed++;
 		return true;
 	}
-	now = dedup_now();
-	if (printed_recently(c, now))
-		return false;
 	tid = (__u32)bpf_get_current_pid_tgid();
-	c->task = this_thread();
+	now = dedup_now();
 	if (cached(c, tid, now)) {
 		c->suppressed++;
 		return false;
 	}
 	c->tid = tid;
+	c->task = bpf_get_current_task();
 	last = bpf_map_lookup_elem(&last_printed, &tid);
 	if (last && now - *last < dedup_period) {
 		c->last = *last;

@@ -8,7 +8,7 @@ struct dedup_cpu {
 	__u64 printed;
 	__u64 suppressed;
 	__u64 last; /* dedup_now() of tid's last print */
-	__u64 task; /* tid still running here: see this_thread(); 0: unknown */
+	__u64 task; /* tid's task_struct, for the check without a helper call */
 	__u32 tid;
 	__u32 pad;
 };

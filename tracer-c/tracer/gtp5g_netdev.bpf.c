@@ -247,7 +247,7 @@ int BPF_PROG(tp_net_dev_queue, struct sk_buff *skb)
 
 	/* Before the packet is touched: a thread that printed a moment ago
 	 * has nothing to add, whatever it sends. */
-	if (seen_recently())
+	if (!every_event && printed_recently())
 		return 0;
 	if (!skb || !parse_pkt(skb, true, &info) || !should_print())
 		return 0;
