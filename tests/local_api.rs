@@ -12,7 +12,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
-use gtp5g_operator::api::{Strategy, HEALTH_PATH, STRATEGIES_PATH, TOKEN_PATH};
+use gtp5g_operator::api::{Strategy, HEALTH_PATH, METRICS_PATH, STRATEGIES_PATH, TOKEN_PATH};
 use gtp5g_operator::local_api::{run, LocalApi, LocalApiError, LocalApiOptions, Schema};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use reqwest::{Method, StatusCode};
@@ -166,7 +166,16 @@ impl Server {
         auth: Option<&str>,
         body: impl Into<reqwest::Body>,
     ) -> (StatusCode, Value) {
-        let mut request = self.client.post(self.url(STRATEGIES_PATH)).body(body);
+        self.post_raw_to(STRATEGIES_PATH, auth, body).await
+    }
+
+    async fn post_raw_to(
+        &self,
+        path: &str,
+        auth: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.client.post(self.url(path)).body(body);
         if let Some(auth) = auth {
             request = request.header("Authorization", auth);
         }
@@ -512,8 +521,11 @@ async fn oversized_body_is_413(schema: Schema) {
     let server = start(schema).await;
     let auth = format!("Bearer {}", server.token().await);
     let huge = format!(r#"{{"strategies":[],"pad":"{}"}}"#, "x".repeat(5 * 1024 * 1024));
-    let (status, body) = server.post_raw(Some(&auth), huge).await;
-    assert_failure(status, &body, StatusCode::PAYLOAD_TOO_LARGE, "");
+    // Every route that reads a body answers in the API's shape.
+    for path in [TOKEN_PATH, STRATEGIES_PATH, METRICS_PATH] {
+        let (status, body) = server.post_raw_to(path, Some(&auth), huge.clone()).await;
+        assert_failure(status, &body, StatusCode::PAYLOAD_TOO_LARGE, "Invalid request body: ");
+    }
 }
 
 // ---- other paths and methods ----

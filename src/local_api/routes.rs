@@ -3,7 +3,7 @@
 
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -123,15 +123,21 @@ fn decode_first<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
     }
 }
 
-fn body_error(rejection: &BytesRejection) -> Response {
-    failure(rejection.status(), format!("Invalid request body: {rejection}"))
+/// A request's body, or the API's own answer when it cannot be read (too
+/// long, cut off): axum's rejection text would not be in the API's shape.
+struct RequestBody(Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RequestBody {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        Bytes::from_request(req, state).await.map(Self).map_err(|rejection: BytesRejection| {
+            failure(rejection.status(), format!("Invalid request body: {rejection}"))
+        })
+    }
 }
 
-async fn token(State(api): State<LocalApi>, body: Result<Bytes, BytesRejection>) -> Response {
-    let body = match body {
-        Ok(body) => body,
-        Err(rejection) => return body_error(&rejection),
-    };
+async fn token(State(api): State<LocalApi>, RequestBody(body): RequestBody) -> Response {
     let request: TokenRequest = match decode_first(&body) {
         Ok(request) => request,
         Err(detail) => {
@@ -207,14 +213,7 @@ async fn require_token(State(api): State<LocalApi>, req: Request, next: Next) ->
     }
 }
 
-async fn post_strategies(
-    State(api): State<LocalApi>,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let body = match body {
-        Ok(body) => body,
-        Err(rejection) => return body_error(&rejection),
-    };
+async fn post_strategies(State(api): State<LocalApi>, RequestBody(body): RequestBody) -> Response {
     let request: StrategiesRequest = match decode_first(&body)
         .and_then(|r: StrategiesRequest| api.check_priorities(&r.strategies).map(|()| r))
     {
@@ -261,14 +260,7 @@ async fn get_strategies(State(api): State<LocalApi>) -> Response {
 /// The scheduler's report, kept until the next: each generation's answers
 /// (v0.1: "Invalid JSON format", "Metrics saved successfully"; current:
 /// "Invalid request payload", a bare success).
-async fn post_metrics(
-    State(api): State<LocalApi>,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let body = match body {
-        Ok(body) => body,
-        Err(rejection) => return body_error(&rejection),
-    };
+async fn post_metrics(State(api): State<LocalApi>, RequestBody(body): RequestBody) -> Response {
     let (bad, saved) = match api.schema() {
         Schema::V0 => ("Invalid JSON format", Some("Metrics saved successfully")),
         Schema::Current { .. } => ("Invalid request payload", None),
