@@ -18,7 +18,7 @@
 #                      tests/vm/gtp5g-link gives it a UPF's N3 socket, link
 #                      and session
 #   GTP5G_VM_ACCEL     auto (default: KVM when a guest really boots), kvm or tcg
-#   GTP5G_VM_TIMEOUT_S one guest's limit (default 900)
+#   GTP5G_VM_TIMEOUT_S one guest's limit (default 1800)
 #   GTP5G_REQUIRE_LIVE=1  a missing tool, kernel or module build fails
 #                      (naming it) instead of skipping
 set -euo pipefail
@@ -156,13 +156,24 @@ probe_accel() {
 }
 
 # Boots REL with WORK writable; the guest writes WORK/status itself
-# (virtme-ng exits 255 under TCG whatever the command did).
+# (virtme-ng exits 255 under TCG whatever the command did). QEMU's monitor
+# listens on WORK/monitor.sock, so that shortly before the limit a guest
+# still running has its CPUs sampled (WORK/cpus.txt).
 boot_guest() {
-	local root=$1 rel=$2 work=$3 accel=$4 opts=(--cpus 2 --memory 2G)
+	local root=$1 rel=$2 work=$3 accel=$4 sampler opts
+	opts=(--cpus 2 --memory 2G "--qemu-opts=-monitor unix:$work/monitor.sock,server,nowait")
 	[ "$accel" = tcg ] && opts+=(--disable-kvm)
+	(
+		sleep $((TIMEOUT_S > 60 ? TIMEOUT_S - 30 : TIMEOUT_S / 2))
+		python3 "$REPO/scripts/vm/cpu-samples.py" "$work/monitor.sock" "$work/kallsyms" \
+			>"$work/cpus.txt" 2>&1
+	) &
+	sampler=$!
 	timeout -k 10 "$TIMEOUT_S" vng -r "$(kernel_image "$root" "$rel")" "${opts[@]}" \
 		--rodir "$root/lib/modules" --rwdir "$work" \
 		-- "$REPO/scripts/vm/guest.sh $work" >"$work/console.log" 2>&1 </dev/null || true
+	kill "$sampler" 2>/dev/null || true
+	wait "$sampler" 2>/dev/null || true
 }
 
 # What a guest that did not finish was doing: its steps so far, the
@@ -178,6 +189,8 @@ stalled_guest() {
 	fi
 	echo "test-vm: the end of the guest's kernel log:"
 	tail -n 40 "$work/dmesg.log" 2>/dev/null
+	echo "test-vm: where its CPUs were, 30 s before the limit (kernel functions):"
+	cat "$work/cpus.txt" 2>/dev/null
 	echo "test-vm: the end of the console:"
 	tail -n 30 "$work/console.log"
 }

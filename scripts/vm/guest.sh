@@ -61,6 +61,13 @@ setup() {
 	sysctl -qw kernel.hung_task_timeout_secs=60 2>/dev/null
 	dmesg -w >"$WORK/dmesg.log" 2>&1 &
 	DMESG_PID=$!
+	save_symbols
+}
+
+# The kernel's symbols where the host can name a stalled guest's CPUs
+# (scripts/vm/cpu-samples.py); again once gtp5g is loaded, for its own.
+save_symbols() {
+	cat /proc/kallsyms >"$WORK/kallsyms"
 }
 
 # A test binary that hangs fails alone, with its output so far, instead of
@@ -112,7 +119,7 @@ load_module() {
 	for dep in $(modinfo -F depends "$KO" | tr ',' ' '); do
 		modprobe "$dep" || return 1
 	done
-	sh -c "$(insmod_cmd)"
+	sh -c "$(insmod_cmd)" && save_symbols
 }
 
 # The tracer tests again, in fentry mode against the loaded module,
