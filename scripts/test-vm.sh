@@ -163,11 +163,10 @@ boot_guest() {
 	local root=$1 rel=$2 work=$3 accel=$4 sampler opts
 	opts=(--cpus 2 --memory 2G "--qemu-opts=-monitor unix:$work/monitor.sock,server,nowait")
 	[ "$accel" = tcg ] && opts+=(--disable-kvm)
-	(
-		sleep $((TIMEOUT_S > 60 ? TIMEOUT_S - 30 : TIMEOUT_S / 2))
-		python3 "$REPO/scripts/vm/cpu-samples.py" "$work/monitor.sock" "$work/kallsyms" \
-			>"$work/cpus.txt" 2>&1
-	) &
+	# One process, its output in a file: killed when the guest ends, it
+	# leaves no sleeping child holding this script's output open.
+	python3 "$REPO/scripts/vm/cpu-samples.py" "$work/monitor.sock" "$work/kallsyms" \
+		$((TIMEOUT_S > 60 ? TIMEOUT_S - 30 : TIMEOUT_S / 2)) >"$work/cpus.txt" 2>&1 &
 	sampler=$!
 	timeout -k 10 "$TIMEOUT_S" vng -r "$(kernel_image "$root" "$rel")" "${opts[@]}" \
 		--rodir "$root/lib/modules" --rwdir "$work" \

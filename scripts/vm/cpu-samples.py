@@ -7,7 +7,8 @@ For a guest that stopped making progress: a kernel spinning shows the same
 few functions in every sample, an idle one the idle loop, when nothing
 inside the guest can report.
 
-usage: cpu-samples.py MONITOR_SOCKET KALLSYMS [SAMPLES=5]
+usage: cpu-samples.py MONITOR_SOCKET KALLSYMS DELAY_S [SAMPLES=5]
+(DELAY_S: seconds to sleep first, so that the caller's one kill ends it)
 """
 import bisect
 import re
@@ -61,8 +62,9 @@ def monitor(path, command):
 
 
 def main():
-    sock, kallsyms = sys.argv[1], sys.argv[2]
-    samples = int(sys.argv[3]) if len(sys.argv) > 3 else 5
+    sock, kallsyms, delay = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    samples = int(sys.argv[4]) if len(sys.argv) > 4 else 5
+    time.sleep(delay)
     addrs, names = load_map(kallsyms)
     for n in range(1, samples + 1):
         text = monitor(sock, "info registers -a")
