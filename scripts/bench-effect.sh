@@ -74,7 +74,9 @@ next_tick() {
 	TICK_US=$(now_us)
 }
 
-counter() {
+# target_value NAME COUNTERS: NAME's value in a "NAME VALUE" listing (not
+# bench-lib's counter, which reads the daemon's log).
+target_value() {
 	awk -v n="$1" '$1 == n {print $2}' <<<"$2"
 }
 
@@ -172,7 +174,7 @@ run() {
 	fi
 	row="$config $round"
 	for name in nr-gnb nr-ue; do
-		row+=" $(ms_per_s "$(counter "$name" "$c0")" "$(counter "$name" "$c1")" "$us")"
+		row+=" $(ms_per_s "$(target_value "$name" "$c0")" "$(target_value "$name" "$c1")" "$us")"
 	done
 	row+=" $(ms_per_s "$upf0" "$(schedstat_sum 2 "$UPF")" "$us" 1e-9)"
 	stop_pid "$RAN_PID"
@@ -195,8 +197,8 @@ api_empty() {
 # NAME beside the kernel's schedstat sum over PID's threads, from KERNEL0 ns
 # (read just after the first tick) to now (just after the second).
 cross_check() {
-	awk -v n="$1" -v pid="$2" -v k0="$3" -v k1="$(schedstat_sum 2 "$2")" -v a="$(counter "$1" "$4")" \
-		-v b="$(counter "$1" "$5")" 'BEGIN {
+	awk -v n="$1" -v pid="$2" -v k0="$3" -v k1="$(schedstat_sum 2 "$2")" -v a="$(target_value "$1" "$4")" \
+		-v b="$(target_value "$1" "$5")" 'BEGIN {
 			printf "  %-6s daemon %9.1f   sum of /proc/%s/task/*/schedstat %9.1f\n", n, (b - a) * 1e3, pid, (k1 - k0) / 1e6
 		}'
 }
