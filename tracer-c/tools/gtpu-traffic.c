@@ -16,7 +16,9 @@
  * benchmark's sender) a JSON summary gives the rate. The packets must go
  * where no ICMP error path is timed: to a device that takes them and
  * receives nothing (the benchmark's TUN device), or, with --sink, to a
- * socket of this process bound on --dest. --batch hands N packets to the kernel per sendmmsg() call: each
+ * socket of this process bound on --dest.
+ *
+ * --batch hands N packets to the kernel per sendmmsg() call: each packet
  * still takes the whole per-packet path (UDP, IP, the device, the tracer's
  * hook), but the system call's own entry and exit, which the CPU's
  * mitigations make dear, are paid once per batch, as a UPF's batching
