@@ -18,7 +18,7 @@
 #                      tests/vm/gtp5g-link gives it a UPF's N3 socket, link
 #                      and session
 #   GTP5G_VM_ACCEL     auto (default: KVM when a guest really boots), kvm or tcg
-#   GTP5G_VM_TIMEOUT_S one guest's limit (default 1800)
+#   GTP5G_VM_TIMEOUT_S one guest's limit (default 900)
 #   GTP5G_REQUIRE_LIVE=1  a missing tool, kernel or module build fails
 #                      (naming it) instead of skipping
 set -euo pipefail
@@ -29,8 +29,9 @@ VM_CACHE=${GTP5G_VM_CACHE:-/var/cache/gtp5g-operator/vm}
 # One guest's last-resort limit: inside, every test binary, tracer start
 # and stop is bounded (scripts/vm/guest.sh), so a hang ends as a failed step
 # with its output well before this; a slow, loaded host (a quiet 6.1 guest
-# takes under 4 minutes, twice that at load 6) still finishes.
-TIMEOUT_S=${GTP5G_VM_TIMEOUT_S:-1800}
+# takes 2-4 minutes, twice that at load 6) still finishes, and a guest
+# spinning in its kernel leaves .ci/run time to report it.
+TIMEOUT_S=${GTP5G_VM_TIMEOUT_S:-900}
 RUNS=${CARGO_TARGET_DIR:-$REPO/target}/vm-test
 # Where the stand-in must build: the kernels the fentry tests need.
 STANDIN_REQUIRED="6.1 6.12"

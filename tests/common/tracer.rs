@@ -89,8 +89,8 @@ impl Tracer {
         self.child.id()
     }
 
-    /// Stops the tracer; returns its final (printed, suppressed) counts.
-    pub fn stop(mut self) -> (u64, u64) {
+    /// Stops the tracer; returns its final counts.
+    pub fn stop(mut self) -> Counts {
         self.signal_and_wait();
         let mut rest = String::new();
         self.out.take().unwrap().read_to_string(&mut rest).unwrap();
@@ -99,7 +99,11 @@ impl Tracer {
             .lines()
             .rfind(|l| l.contains("events printed="))
             .unwrap_or_else(|| panic!("no counts in the tracer's exit output: {rest:?}"));
-        (field(line, "printed="), field(line, "suppressed="))
+        Counts {
+            printed: field(line, "printed="),
+            suppressed: field(line, "suppressed="),
+            cache_hits: field(line, "cache_hits="),
+        }
     }
 
     fn signal_and_wait(&mut self) {
@@ -129,6 +133,15 @@ impl Drop for Tracer {
             let _ = self.child.wait();
         }
     }
+}
+
+/// The tracer's event counts at exit: `cache_hits` are the suppressed
+/// events netdev's per-CPU cache answered without a helper call.
+#[derive(Debug)]
+pub struct Counts {
+    pub printed: u64,
+    pub suppressed: u64,
+    pub cache_hits: u64,
 }
 
 fn field(line: &str, key: &str) -> u64 {

@@ -63,29 +63,70 @@ static __always_inline bool cached(const struct dedup_cpu *c, __u32 tid, __u64 n
 	return tid == c->tid && now - c->last < dedup_period;
 }
 
-/* The per-CPU cache alone, before anything else is looked at. The thread
- * is told by its task pointer: bpf_get_current_task() is the cheapest way
- * to it (about 8 ns on the development host, against 30 for
- * bpf_get_current_pid_tgid() with the kernel's return-thunk mitigations);
- * the lookup and jiffies are inlined. A thread that exits and whose
- * task_struct a new thread reuses within the period on this CPU is printed
- * one period late. A hit counts as suppressed. */
-static __always_inline bool printed_recently(void)
+/*
+ * Which thread is running, told without a helper call. A helper call is
+ * most of what a suppressed packet costs where the kernel's return thunks
+ * mitigate SRSO (about 8 ns a call on the development host), yet the
+ * thread only changes at a context switch. Every thread runs on a kernel
+ * stack of its own, and a program's context lies on the stack it runs on:
+ * tp_btf's argument array is in the tracepoint's frame, fentry's in the
+ * trampoline's. So "the context lies within the kernel stack of the thread
+ * this CPU last decided about" means "that thread is running". (The BPF
+ * frame pointer would not do: from 6.13 a program with a large frame runs
+ * on a per-CPU stack of its own.)
+ *
+ * The window is the smallest kernel stack (THREAD_SIZE) of the
+ * architectures built for; a larger real stack (KASAN's) only makes the
+ * check miss, never match another thread, as the window starts at the
+ * thread's own task->stack. A softirq on the interrupt stack misses and
+ * takes the full path. A thread that exits and whose stack a new thread
+ * reuses within the period on this CPU is printed one period late.
+ */
+#if defined(__TARGET_ARCH_x86) || defined(__TARGET_ARCH_arm64)
+#define STACK_WINDOW 16384ULL
+#else
+#define STACK_WINDOW 0ULL /* unknown: the check always misses */
+#endif
+
+/* The context's address as a number: the verifier allows no arithmetic on
+ * a context pointer, but (CAP_PERFMON) lets it pass through memory. */
+static __always_inline __u64 ctx_addr(struct dedup_cpu *c, void *ctx)
+{
+	*(volatile __u64 *)&c->here = (__u64)ctx;
+	return *(volatile __u64 *)&c->here;
+}
+
+/* The per-CPU cache alone, before anything else is looked at: no call, no
+ * hash lookup (the map lookup and jiffies are inlined). The cached time is
+ * always that of a real print, so the cache can only suppress what the LRU
+ * map would. A hit is counted apart (cache_hits), as suppressed. */
+static __always_inline bool printed_recently(void *ctx)
 {
 	__u32 zero = 0;
 	struct dedup_cpu *c = bpf_map_lookup_elem(&per_cpu, &zero);
 
-	if (!c || c->task != bpf_get_current_task() || dedup_now() - c->last >= dedup_period)
+	if (!c || ctx_addr(c, ctx) - c->stack >= STACK_WINDOW ||
+	    dedup_now() - c->last >= dedup_period)
 		return false;
-	c->suppressed++;
+	c->cache_hits++;
 	return true;
+}
+
+/* The running thread's kernel stack, or 0 when ctx is not on it (a softirq
+ * on the interrupt stack), which printed_recently() never matches. */
+static __always_inline __u64 running_stack(struct dedup_cpu *c, void *ctx)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	__u64 base = (__u64)BPF_CORE_READ(task, stack);
+
+	return ctx_addr(c, ctx) - base < STACK_WINDOW ? base : 0;
 }
 
 /* Whether the current thread's event is to be printed now; called before
  * any formatting, so that a suppressed event costs the per-CPU cache and,
  * when that misses, one LRU lookup. A failed update of the LRU map prints
  * rather than loses the thread. */
-static __always_inline bool should_print(void)
+static __always_inline bool should_print(void *ctx)
 {
 	__u32 zero = 0, tid;
 	__u64 now, *last;
@@ -104,7 +145,7 @@ static __always_inline bool should_print(void)
 		return false;
 	}
 	c->tid = tid;
-	c->task = bpf_get_current_task();
+	c->stack = running_stack(c, ctx);
 	last = bpf_map_lookup_elem(&last_printed, &tid);
 	if (last && now - *last < dedup_period) {
 		c->last = *last;

@@ -6,9 +6,11 @@
 
 struct dedup_cpu {
 	__u64 printed;
-	__u64 suppressed;
+	__u64 suppressed; /* by the LRU map or the tid check */
+	__u64 cache_hits; /* suppressed by printed_recently() alone */
 	__u64 last; /* dedup_now() of tid's last print */
-	__u64 task; /* tid's task_struct, for the check without a helper call */
+	__u64 stack; /* tid's kernel stack (task->stack), 0 if unknown */
+	__u64 here; /* scratch: a context's address (ctx_addr()) */
 	__u32 tid;
 	__u32 pad;
 };

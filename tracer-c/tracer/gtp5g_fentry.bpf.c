@@ -44,7 +44,7 @@ static __always_inline bool ptr_ok(const void *p)
 SEC("fentry/gtp5g_encap_recv")
 int BPF_PROG(fentry_gtp5g_encap_recv, struct sock *sk, struct sk_buff *skb)
 {
-	if (!should_print())
+	if (!should_print(ctx))
 		return 0;
 	__u32 len = 0;
 
@@ -69,7 +69,7 @@ SEC("fexit/gtp5g_encap_recv")
 int BPF_PROG(fexit_gtp5g_encap_recv, struct sock *sk, struct sk_buff *skb,
 	     int ret)
 {
-	if (!should_print())
+	if (!should_print(ctx))
 		return 0;
 	EMIT_PID_TGID_CPU("fexit/gtp5g_encap_recv");
 	/* The skb may already be freed (dropped or consumed) when the function
@@ -86,7 +86,7 @@ SEC("fentry/gtp5g_handle_skb_ipv4")
 int BPF_PROG(fentry_gtp5g_handle_skb_ipv4, struct sk_buff *skb,
 	     struct net_device *dev, struct gtp5g_pktinfo *pktinfo)
 {
-	if (!should_print())
+	if (!should_print(ctx))
 		return 0;
 	EMIT_PID_TGID_CPU("fentry/gtp5g_handle_skb_ipv4");
 	if (dev)
@@ -99,7 +99,7 @@ SEC("fexit/gtp5g_handle_skb_ipv4")
 int BPF_PROG(fexit_gtp5g_handle_skb_ipv4, struct sk_buff *skb,
 	     struct net_device *dev, struct gtp5g_pktinfo *pktinfo, int ret)
 {
-	if (!should_print())
+	if (!should_print(ctx))
 		return 0;
 	__u64 id = bpf_get_current_pid_tgid();
 
@@ -116,7 +116,7 @@ SEC("fentry/gtp5g_xmit_skb_ipv4")
 int BPF_PROG(fentry_gtp5g_xmit_skb_ipv4, struct sk_buff *skb,
 	     struct gtp5g_pktinfo *pktinfo)
 {
-	if (!should_print())
+	if (!should_print(ctx))
 		return 0;
 	struct net_device *dev = NULL;
 
@@ -141,7 +141,7 @@ SEC("fexit/gtp5g_xmit_skb_ipv4")
 int BPF_PROG(fexit_gtp5g_xmit_skb_ipv4, struct sk_buff *skb,
 	     struct gtp5g_pktinfo *pktinfo)
 {
-	if (!should_print())
+	if (!should_print(ctx))
 		return 0;
 	/* udp_tunnel_xmit_skb() consumed the skb: only task facts are safe. */
 	EMIT_PID_TGID_CPU("fexit/gtp5g_xmit_skb_ipv4");
@@ -154,7 +154,7 @@ SEC("fentry/gtp5g_push_header")
 int BPF_PROG(fentry_gtp5g_push_header, struct sk_buff *skb,
 	     struct gtp5g_pktinfo *pktinfo)
 {
-	if (!should_print())
+	if (!should_print(ctx))
 		return 0;
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 len = skb ? skb->len : 0;
@@ -171,7 +171,7 @@ SEC("fexit/gtp5g_push_header")
 int BPF_PROG(fexit_gtp5g_push_header, struct sk_buff *skb,
 	     struct gtp5g_pktinfo *pktinfo)
 {
-	if (!should_print())
+	if (!should_print(ctx))
 		return 0;
 	/* The function returns void; Step 11 printed a RET field anyway, so it
 	 * stays (always 0) for format compatibility. LEN now includes the pushed
@@ -192,7 +192,7 @@ SEC("fentry/pdr_find_by_gtp1u")
 int BPF_PROG(fentry_pdr_find_by_gtp1u, struct gtp5g_dev *gtp,
 	     struct sk_buff *skb, unsigned int hdrlen, __u32 teid, __u8 type)
 {
-	if (!should_print())
+	if (!should_print(ctx))
 		return 0;
 	__u64 id = bpf_get_current_pid_tgid();
 
@@ -207,7 +207,7 @@ int BPF_PROG(fexit_pdr_find_by_gtp1u, struct gtp5g_dev *gtp,
 	     struct sk_buff *skb, unsigned int hdrlen, __u32 teid, __u8 type,
 	     struct pdr *ret)
 {
-	if (!should_print())
+	if (!should_print(ctx))
 		return 0;
 	__u64 id = bpf_get_current_pid_tgid();
 
@@ -223,7 +223,7 @@ int BPF_PROG(fexit_pdr_find_by_gtp1u, struct gtp5g_dev *gtp,
 SEC("fentry/policePacket")
 int BPF_PROG(fentry_policePacket, struct TrafficPolicer *p, int pkt_len)
 {
-	if (!should_print())
+	if (!should_print(ctx))
 		return 0;
 	EMIT_PID_TGID_CPU("fentry/policePacket");
 	EMIT_COMM("fentry/policePacket");
@@ -240,7 +240,7 @@ int BPF_PROG(fentry_ip4_find_route, struct sk_buff *skb, struct iphdr *iph,
 	     struct sock *sk, struct net_device *gtp_dev, __be32 saddr,
 	     __be32 daddr, struct flowi4 *fl4)
 {
-	if (!should_print())
+	if (!should_print(ctx))
 		return 0;
 	EMIT_PID_TGID_CPU("fentry/ip4_find_route");
 	EMIT_COMM("fentry/ip4_find_route");
@@ -252,7 +252,7 @@ int BPF_PROG(fexit_ip4_find_route, struct sk_buff *skb, struct iphdr *iph,
 	     struct sock *sk, struct net_device *gtp_dev, __be32 saddr,
 	     __be32 daddr, struct flowi4 *fl4, struct rtable *ret)
 {
-	if (!should_print())
+	if (!should_print(ctx))
 		return 0;
 	__u64 id = bpf_get_current_pid_tgid();
 

@@ -15,7 +15,7 @@
  *   RLS=DATA, PSI=<pdu session id>, LEN=<pdu length>   (RLS)
  *   PID=<tid>, TGID=<pid>, CPU=<cpu>
  *   COMM=<current comm>
- * Which events are printed: see should_print() (gtp5g_dedup.bpf.h).
+ * Which events are printed: see should_print(ctx) (gtp5g_dedup.bpf.h).
  */
 #include "gtp5g_dedup.bpf.h"
 #include "wire.h"
@@ -247,9 +247,9 @@ int BPF_PROG(tp_net_dev_queue, struct sk_buff *skb)
 
 	/* Before the packet is touched: a thread that printed a moment ago
 	 * has nothing to add, whatever it sends. */
-	if (!every_event && printed_recently())
+	if (!every_event && printed_recently(ctx))
 		return 0;
-	if (!skb || !parse_pkt(skb, true, &info) || !should_print())
+	if (!skb || !parse_pkt(skb, true, &info) || !should_print(ctx))
 		return 0;
 	EMIT_EVENT("tp/net_dev_queue", skb, info);
 	return 0;
@@ -263,7 +263,7 @@ int BPF_PROG(tp_netif_receive_skb, struct sk_buff *skb)
 {
 	struct pkt_info info = {};
 
-	if (!skb || !parse_pkt(skb, false, &info) || !should_print())
+	if (!skb || !parse_pkt(skb, false, &info) || !should_print(ctx))
 		return 0;
 	EMIT_EVENT("tp/netif_receive_skb", skb, info);
 	return 0;
