@@ -45,6 +45,14 @@
 /* 3GPP TS 29.244 apply action: what gtp5g_handle_skb_ipv4 returns. */
 #define FAR_ACTION_FORW 0x02
 
+/* The UDP tunnel API takes the struct sock from 7.1 on, the struct socket
+ * before. */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(7, 1, 0)
+#define TUNNEL_SOCK(sk) (sk)
+#else
+#define TUNNEL_SOCK(sk) ((sk)->sk_socket)
+#endif
+
 struct gtp1_hdr {
 	u8 flags;
 	u8 type;
@@ -323,11 +331,11 @@ static int __init gtp5g_standin_init(void)
 		return err;
 	}
 	tcfg.sk_user_data = gtp;
-	setup_udp_tunnel_sock(&init_net, sock, &tcfg);
+	setup_udp_tunnel_sock(&init_net, TUNNEL_SOCK(sock->sk), &tcfg);
 	gtp->sk1u = sock->sk;
 	err = register_netdev(dev);
 	if (err) {
-		udp_tunnel_sock_release(sock);
+		udp_tunnel_sock_release(TUNNEL_SOCK(sock->sk));
 		free_netdev(dev);
 		return err;
 	}
@@ -343,7 +351,7 @@ static void __exit gtp5g_standin_exit(void)
 
 	/* The socket first, so no packet reaches a device being freed;
 	 * unregistering waits for the receivers still running. */
-	udp_tunnel_sock_release(gtp->sk1u->sk_socket);
+	udp_tunnel_sock_release(TUNNEL_SOCK(gtp->sk1u));
 	unregister_netdev(standin_dev);
 }
 
