@@ -216,8 +216,8 @@ check_guest() {
 guest_env() {
 	local series=$1 ko=$2 standin=$3 link_tool=$4 bins=
 	case " $CARGO_TESTS_ON " in *" $series "*) bins=$TEST_BINS ;; esac
-	printf 'REPO=%q\nTRACER_BUILD=%q\nTEST_BINS=%q\nKO=%q\nKO_IS_STANDIN=%q\nLINK_TOOL=%q\n' \
-		"$REPO" "$REPO/tracer-c/build" "$bins" "$ko" "$standin" "$link_tool"
+	printf 'REPO=%q\nTRACER_BUILD=%q\nOPERATOR=%q\nTEST_BINS=%q\nKO=%q\nKO_IS_STANDIN=%q\nLINK_TOOL=%q\n' \
+		"$REPO" "$REPO/tracer-c/build" "$OPERATOR" "$bins" "$ko" "$standin" "$link_tool"
 }
 
 # One kernel of the matrix: fetch, module, boot, check. Appends to SUMMARY.
@@ -280,6 +280,9 @@ main() {
 	make -s -C tracer-c
 	TEST_BINS=$(test_binaries | tr '\n' ' ')
 	[ -n "$TEST_BINS" ] || { echo "test-vm: error: cargo test --no-run built no test binary" >&2; exit 1; }
+	# The daemon the guest runs on a gtp5g host: the build the tests used.
+	OPERATOR=${CARGO_TARGET_DIR:-$REPO/target}/debug/gtp5g-operator
+	[ -x "$OPERATOR" ] || { echo "test-vm: error: no $OPERATOR after cargo test --no-run" >&2; exit 1; }
 	SUMMARY=()
 	ACCEL=
 	for series in "${matrix[@]}"; do

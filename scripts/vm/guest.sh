@@ -17,7 +17,10 @@ WORK=$1
 export PATH=/usr/sbin:/sbin:$PATH
 # shellcheck source=/dev/null
 . "$WORK/env.sh"
-: "${REPO:?}" "${TRACER_BUILD:?}" "${TEST_BINS:=}" "${KO:=}" "${KO_IS_STANDIN:=0}" "${LINK_TOOL:=}"
+: "${REPO:?}" "${TRACER_BUILD:?}" "${OPERATOR:?}" "${TEST_BINS:=}" "${KO:=}" "${KO_IS_STANDIN:=0}" "${LINK_TOOL:=}"
+# start_local_api, start_daemon, api_strategies (with env.sh's OPERATOR).
+# shellcheck source=scripts/lib.sh
+. "$REPO/scripts/lib.sh"
 
 STATUS=$WORK/status
 RESULTS=$WORK/results
@@ -222,7 +225,7 @@ attach_report() {
 
 # The default start (no options) on a gtp5g host, against the module:
 # fentry+rls; uplink G-PDUs to its N3 socket, ran-sim's nr-gnb and active
-# nr-ue seen (the idle UE not); the UPF upgrade's unload with the tracer
+# nr-ue boosted by the daemon (the idle UE not); the UPF upgrade's unload with the tracer
 # running and the reload traced without a restart. Then the full probe set
 # (--every-event): downlink IP packets into its device too. Asserted; each
 # set's program runs per packet recorded.
@@ -235,7 +238,11 @@ fentry_mode() {
 	attach_report "$WORK/tracer.out"
 	grep -q "mode fentry+rls" "$WORK/tracer.out" || { echo "the default start did not pick fentry+rls"; rc=1; }
 	fentry_traffic uplink $N3 2152 fentry/gtp5g_encap_recv || rc=1
+	# trace_pipe is one consumer queue: the daemon reads it alone.
+	kill $trace_pid
 	ran_sim_through_gtp5g || rc=1
+	cat $TRACING/trace_pipe >>"$WORK/trace" &
+	trace_pid=$!
 	unload_and_reload || rc=1
 	fentry_traffic reloaded $N3 2152 fentry/gtp5g_encap_recv || rc=1
 	tracer_stop
@@ -269,23 +276,58 @@ unload_and_reload() {
 }
 
 # ran-sim's UPF echo keeps 127.0.0.1:2152; a DNAT sends nr-gnb's G-PDUs to
-# gtp5g's N3 socket instead. nr-gnb (fentry) and the active nr-ue (RLS
-# at egress) must be seen, the idle nr-ue not.
+# gtp5g's N3 socket instead. The daemon, on the default tracer's output,
+# must boost every thread of nr-gnb (seen by fentry in gtp5g) and of the
+# active nr-ue (RLS at egress) and nothing else: not the idle nr-ue, not
+# ran-sim's UPF.
 ran_sim_through_gtp5g() {
-	local gnb ue idle n_gnb n_ue n_idle
+	local sim want held rc=0 start
+	if ! { start_local_api "$WORK" && start_daemon "$WORK/daemon.log"; }; then
+		stop_started
+		return 1
+	fi
 	iptables -t nat -A OUTPUT -p udp -d 127.0.0.1 --dport 2152 \
-		-j DNAT --to-destination $N3:2152 || return 1
-	"$TRACER_BUILD/ran-sim" --ues 1 --idle-ues 1 --rate 20 --duration 4 >"$WORK/ran-sim.out" 2>&1
+		-j DNAT --to-destination $N3:2152 || { stop_started; return 1; }
+	start=$(now)
+	"$TRACER_BUILD/ran-sim" --ues 1 --idle-ues 1 --rate 20 --duration 120 >"$WORK/ran-sim.out" 2>&1 &
+	sim=$!
+	wait_until 60 "ran-sim's processes" sim_roles 4 || rc=1
+	want=$(sim_tids gnb false; sim_tids ue false)
+	want=$(echo "$want" | sort -n)
+	POLL_S=0.5 wait_until 60 "the API holding nr-gnb's and the active nr-ue's threads" api_holds "$want" || rc=1
+	# Heartbeats (one a second) and acks from and to the idle UE go on.
+	sleep 5
+	held=$(api_strategies | sort -n)
+	kill $sim
+	wait $sim
 	iptables -t nat -F OUTPUT
-	sleep 1
-	gnb=$(grep '"role":"gnb"' "$WORK/ran-sim.out" | json_pid)
-	ue=$(grep '"role":"ue"' "$WORK/ran-sim.out" | grep -v '"idle":true' | json_pid)
-	idle=$(grep '"role":"ue"' "$WORK/ran-sim.out" | grep '"idle":true' | json_pid)
-	n_gnb=$(grep -c "TGID=$gnb\b" "$WORK/trace")
-	n_ue=$(grep -c "TGID=$ue\b" "$WORK/trace")
-	n_idle=$(grep -c "TGID=$idle\b" "$WORK/trace")
-	note "ran-sim: nr-gnb (pid $gnb) $n_gnb probe lines; active nr-ue (pid $ue) $n_ue; idle nr-ue (pid $idle) $n_idle"
-	[ "$n_gnb" -gt 0 ] && [ "$n_ue" -gt 0 ] && [ "$n_idle" = 0 ]
+	stop_started
+	note "daemon on the default tracer: the API holds $(echo "$held" | wc -l) ids" \
+		"$(since "$start") s after ran-sim started: $(echo "$held" | paste -sd ' ')"
+	note "  want nr-gnb's and the active nr-ue's threads: $(echo "$want" | paste -sd ' ')" \
+		"(idle nr-ue: $(sim_tids ue true | paste -sd ' '), UPF: $(sim_tids upf false | paste -sd ' '))"
+	[ "$held" = "$want" ] || { echo "the API holds other ids than nr-gnb's and the active nr-ue's"; rc=1; }
+	return $rc
+}
+
+# The role lines ran-sim printed: at least $1.
+sim_roles() {
+	[ "$(grep -c '"role":"[a-z]*","name"' "$WORK/ran-sim.out")" -ge "$1" ]
+}
+
+# sim_tids ROLE IDLE: the thread ids of ran-sim's ROLE process, one a line.
+sim_tids() {
+	python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    m = json.loads(line)
+    if m.get("role") == sys.argv[2] and str(m.get("idle", False)).lower() == sys.argv[3]:
+        print("\n".join(map(str, m["tids"])))
+' "$WORK/ran-sim.out" "$1" "$2"
+}
+
+api_holds() {
+	[ "$(api_strategies | sort -n)" = "$1" ]
 }
 
 # What the real module was given, for the report.
