@@ -89,7 +89,10 @@ static __always_inline bool cached(const struct dedup_cpu *c, __u32 tid, __u64 n
 #endif
 
 /* The context's address as a number: the verifier allows no arithmetic on
- * a context pointer, but (CAP_PERFMON) lets it pass through memory. */
+ * a context pointer, but (CAP_PERFMON) lets it pass through memory. A
+ * program of an interrupt nesting between the store and the load leaves
+ * its own context there, on the interrupt's stack or on this same thread's:
+ * the check can then only miss, or still be right. */
 static __always_inline __u64 ctx_addr(struct dedup_cpu *c, void *ctx)
 {
 	*(volatile __u64 *)&c->here = (__u64)ctx;
