@@ -161,7 +161,7 @@ probe_accel() {
 # listens on WORK/monitor.sock, so that shortly before the limit a guest
 # still running has its CPUs sampled (WORK/cpus.txt).
 boot_guest() {
-	local root=$1 rel=$2 work=$3 accel=$4 sampler opts
+	local root=$1 rel=$2 work=$3 accel=$4 sampler opts rc=0
 	opts=(--cpus 2 --memory 2G "--qemu-opts=-monitor unix:$work/monitor.sock,server,nowait")
 	[ "$accel" = tcg ] && opts+=(--disable-kvm)
 	# One process, its output in a file: killed when the guest ends, it
@@ -171,7 +171,8 @@ boot_guest() {
 	sampler=$!
 	timeout -k 10 "$TIMEOUT_S" vng -r "$(kernel_image "$root" "$rel")" "${opts[@]}" \
 		--rodir "$root/lib/modules" --rwdir "$work" \
-		-- "$REPO/scripts/vm/guest.sh $work" >"$work/console.log" 2>&1 </dev/null || true
+		-- "$REPO/scripts/vm/guest.sh $work" >"$work/console.log" 2>&1 </dev/null || rc=$?
+	echo "$rc" >"$work/vng.rc"
 	kill "$sampler" 2>/dev/null || true
 	wait "$sampler" 2>/dev/null || true
 }
@@ -180,7 +181,7 @@ boot_guest() {
 # unfinished one's output, the kernel's log, the console.
 stalled_guest() {
 	local work=$1 last
-	echo "test-vm: the guest did not finish in ${TIMEOUT_S} s; its steps (NAME RC SECONDS):"
+	echo "test-vm: the guest did not finish (virtme-ng exit $(cat "$work/vng.rc" 2>/dev/null), 124: the ${TIMEOUT_S} s limit); its steps (NAME RC SECONDS):"
 	sed 's/^/    /' "$work/status" 2>/dev/null
 	last=$(awk '$2 == "start" { s = $1 } $2 != "start" && $1 == s { s = "" } END { print s }' "$work/status" 2>/dev/null)
 	if [ -n "$last" ]; then
@@ -220,6 +221,11 @@ guest_env() {
 		"$REPO" "$REPO/tracer-c/build" "$OPERATOR" "$bins" "$ko" "$standin" "$link_tool"
 }
 
+# Seconds (to the tenth) since START, a `date +%s.%N`.
+seconds_since() {
+	awk -v a="$(date +%s.%N)" -v b="$1" 'BEGIN { printf "%.1f", a - b }'
+}
+
 # One kernel of the matrix: fetch, module, boot, check. Appends to SUMMARY.
 run_series() {
 	local series=$1 rel root work ko='' standin=0 link_tool='' start boot_s guest_s verdict=pass
@@ -253,8 +259,16 @@ run_series() {
 	say "$series: booting $rel ($ACCEL)"
 	start=$(date +%s.%N)
 	boot_guest "$root" "$rel" "$work" "$ACCEL"
+	# Once in 15 boots here (2026-12-02) virtme-ng returned within seconds having
+	# printed nothing at all, not even the kernel's first line: nothing ran,
+	# so the guest is booted again, once, saying so.
+	if [ ! -s "$work/status" ] && [ ! -s "$work/console.log" ]; then
+		say "$series: the guest never started (virtme-ng exit $(cat "$work/vng.rc"), no output at all, $(seconds_since "$start") s): booting it again"
+		start=$(date +%s.%N)
+		boot_guest "$root" "$rel" "$work" "$ACCEL"
+	fi
 	guest_s=$(awk '$1 == "guest-seconds" { print $3 }' "$work/status" 2>/dev/null)
-	boot_s=$(awk -v a="$(date +%s.%N)" -v b="$start" -v g="${guest_s:-0}" 'BEGIN { printf "%.0f", a - b - g }')
+	boot_s=$(awk -v t="$(seconds_since "$start")" -v g="${guest_s:-0}" 'BEGIN { printf "%.0f", t - g }')
 	check_guest "$work" || verdict=FAIL
 	sed 's/^/    /' "$work/results" 2>/dev/null || true
 	SUMMARY+=("$(printf '%-7s %-24s %-4s boot %4ss  tests %5ss  %s' "$series" "$rel" "$ACCEL" \
