@@ -160,10 +160,23 @@ probe_accel() {
 # (virtme-ng exits 255 under TCG whatever the command did). QEMU's monitor
 # listens on WORK/monitor.sock, so that shortly before the limit a guest
 # still running has its CPUs sampled (WORK/cpus.txt).
+#
+# TCG runs both virtual CPUs on one host thread (thread=single): with a
+# thread per CPU, guests here livelocked while the kernel patched a hot
+# tracepoint's jump (text_poke's int3 protocol), both CPUs sampled at the
+# patched site or in exc_int3 for minutes (sys_enter as the tracer's unload
+# watch attached, 6.1, 2026-12-02; sched_switch in an earlier trial; about
+# one guest in 13). No tracer is needed: two `dd bs=1` loops and a syscall
+# event switched on and off through tracefs stopped a 6.1 guest dead after
+# 256 switches, where with thread=single it kept going, only slower. Real
+# CPUs patch such sites under load all the time; emulating the two CPUs in
+# turn costs the guests some speed, not behaviour.
 boot_guest() {
-	local root=$1 rel=$2 work=$3 accel=$4 sampler opts rc=0
-	opts=(--cpus 2 --memory 2G "--qemu-opts=-monitor unix:$work/monitor.sock,server,nowait")
-	[ "$accel" = tcg ] && opts+=(--disable-kvm)
+	local root=$1 rel=$2 work=$3 accel=$4 sampler opts qemu rc=0
+	qemu="-monitor unix:$work/monitor.sock,server,nowait"
+	opts=(--cpus 2 --memory 2G)
+	[ "$accel" = tcg ] && opts+=(--disable-kvm) && qemu+=" -accel tcg,thread=single"
+	opts+=("--qemu-opts=$qemu")
 	# One process, its output in a file: killed when the guest ends, it
 	# leaves no sleeping child holding this script's output open.
 	python3 "$REPO/scripts/vm/cpu-samples.py" "$work/monitor.sock" "$work/kallsyms" \
