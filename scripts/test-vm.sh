@@ -241,7 +241,7 @@ seconds_since() {
 
 # One kernel of the matrix: fetch, module, boot, check. Appends to SUMMARY.
 run_series() {
-	local series=$1 rel root work ko='' standin=0 link_tool='' start boot_s guest_s verdict=pass
+	local series=$1 rel root work ko='' standin=0 link_tool='' start boot_s guest_s verdict=pass attempt
 	rel=$(newest_release "$(series_pattern "$series")")
 	if [ -z "$rel" ]; then
 		skip_or_fail "no $series kernel in the package lists"
@@ -270,16 +270,17 @@ run_series() {
 	guest_env "$series" "$ko" "$standin" "$link_tool" >"$work/env.sh"
 	ACCEL=${ACCEL:-$(probe_accel "$root" "$rel")}
 	say "$series: booting $rel ($ACCEL)"
-	start=$(date +%s.%N)
-	boot_guest "$root" "$rel" "$work" "$ACCEL"
-	# Once in 15 boots here (2026-12-02) virtme-ng returned within seconds having
-	# printed nothing at all, not even the kernel's first line: nothing ran,
-	# so the guest is booted again, once, saying so.
-	if [ ! -s "$work/status" ] && [ ! -s "$work/console.log" ]; then
-		say "$series: the guest never started (virtme-ng exit $(cat "$work/vng.rc"), no output at all, $(seconds_since "$start") s): booting it again"
+	# Once in 15 boots here (2026-12-02) virtme-ng returned within seconds
+	# having printed nothing at all, not even the kernel's first line:
+	# nothing ran, so such a guest is booted again, once, saying so.
+	for attempt in 1 2; do
 		start=$(date +%s.%N)
 		boot_guest "$root" "$rel" "$work" "$ACCEL"
-	fi
+		if [ "$attempt" = 2 ] || [ -s "$work/status" ] || [ -s "$work/console.log" ]; then
+			break
+		fi
+		say "$series: the guest never started (virtme-ng exit $(cat "$work/vng.rc"), no output at all, $(seconds_since "$start") s): booting it again"
+	done
 	guest_s=$(awk '$1 == "guest-seconds" { print $3 }' "$work/status" 2>/dev/null)
 	boot_s=$(awk -v t="$(seconds_since "$start")" -v g="${guest_s:-0}" 'BEGIN { printf "%.0f", t - g }')
 	check_guest "$work" || verdict=FAIL

@@ -15,7 +15,7 @@
  *   RLS=DATA, PSI=<pdu session id>, LEN=<pdu length>   (RLS)
  *   PID=<tid>, TGID=<pid>, CPU=<cpu>
  *   COMM=<current comm>
- * Which events are printed: see should_print(ctx) (gtp5g_dedup.bpf.h).
+ * Which events are printed: see should_print() (gtp5g_dedup.bpf.h).
  */
 #include "gtp5g_dedup.bpf.h"
 #include "wire.h"
